@@ -1,0 +1,98 @@
+//! The command: settings in, actions out, errors mapped to exit codes.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use crate::cli::Cli;
+use crate::error::{Error, Result};
+use crate::listing;
+use crate::prepare::prepare;
+use crate::selection::Status;
+use crate::settings::Settings;
+use crate::workdir;
+
+/// Runs kolla-build with parsed arguments; prints errors and returns the exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    match Settings::resolve(cli).and_then(|settings| execute(&settings)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("{}", error_text(&err));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn error_text(err: &Error) -> String {
+    let text = err.to_string();
+    if matches!(err, Error::Template(_) | Error::Templates { .. }) {
+        text.trim_end().to_string()
+    } else {
+        format!("error: {}", text.trim_end())
+    }
+}
+
+fn execute(settings: &Settings) -> Result<ExitCode> {
+    let prepared = prepare(settings)?;
+    let (graph, selection) = (&prepared.graph, &prepared.selection);
+    let actions = &settings.actions;
+    let stdout_err = |source| Error::Write { path: "<stdout>".into(), source };
+    let mut stdout = std::io::stdout().lock();
+
+    if actions.template_only {
+        let work_dir = settings.work_dir.clone().ok_or_else(|| Error::Setting {
+            key: "work-dir".into(),
+            message: "`--template-only` needs `--work-dir DIR` to write into".into(),
+        })?;
+        let images: Vec<_> = selection
+            .ids_with(Status::Matched)
+            .map(|id| {
+                let name = graph.name(id);
+                (
+                    prepared.tree.image(name).expect("graph images come from the tree"),
+                    prepared.dockerfiles[name].as_str(),
+                )
+            })
+            .collect();
+        let dir = workdir::write_tree(&work_dir, &prepared.tree, &images)?;
+        if !settings.quiet {
+            eprintln!(
+                "Rendered {} images for {} {} in {} ms into {}",
+                images.len(),
+                settings.naming.base,
+                settings.naming.install_type,
+                prepared.render_time.as_millis(),
+                dir.display()
+            );
+        }
+    }
+    if let Some(path) = &actions.save_dependency {
+        write_atomically(path, listing::dot(graph, selection).as_bytes())?;
+    }
+    if actions.list_images {
+        stdout.write_all(listing::image_list(graph, selection).as_bytes()).map_err(stdout_err)?;
+    }
+    if actions.list_dependencies {
+        let json = serde_json::to_string_pretty(&listing::dependency_tree(graph, selection))
+            .expect("JSON values serialize");
+        writeln!(stdout, "{json}").map_err(stdout_err)?;
+    }
+    if actions.builds() {
+        return Err(Error::Setting {
+            key: "action".into(),
+            message: "building images through the engine is not implemented yet; use \
+                      `--template-only --work-dir DIR`, `--list-images` or `--list-dependencies`"
+                .into(),
+        });
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a whole file or nothing: a temporary file beside it, renamed into place.
+pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let err = |source| Error::Write { path: path.to_path_buf(), source };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+    file.write_all(bytes).map_err(err)?;
+    file.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
+}

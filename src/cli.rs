@@ -1,0 +1,123 @@
+//! The command line, as close to the flags as possible (the "low level" arguments). Options shared
+//! with the Python kolla-build keep its names and short forms; `settings` resolves them.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::types::{BaseDistro, InstallType, UndefinedMode};
+
+#[derive(Debug, Default, Parser)]
+#[command(
+    name = "kolla-build",
+    version,
+    about = "Build OpenStack container images from kolla-dialect Dockerfile templates",
+    long_about = "Build OpenStack container images from kolla-dialect Dockerfile templates.\n\n\
+        Templates under base/ and images/ are rendered for one base distro and install type, \
+        ordered by the parent named in each FROM line, and built in dependency order.\n\
+        Settings come from build.toml (or --config-file); flags override it.",
+    after_help = "Examples:\n  \
+        kolla-build --base debian -t binary --template-only --work-dir out keystone\n  \
+        kolla-build --profile default --list-images\n  \
+        kolla-build -b ubuntu --list-dependencies '^nova'"
+)]
+pub struct Cli {
+    /// Regexes selecting images by name (searched anywhere in the name, as kolla does); their
+    /// ancestors are selected too. No regex and no profile selects every buildable image.
+    #[arg(value_name = "REGEX")]
+    pub regex: Vec<String>,
+
+    /// A TOML configuration file to use instead of the tree's build.toml.
+    #[arg(long, value_name = "PATH", help_heading = "Configuration")]
+    pub config_file: Option<PathBuf>,
+
+    /// The base distro.
+    #[arg(short = 'b', long, value_enum, help_heading = "Naming")]
+    pub base: Option<BaseDistro>,
+    /// The base image `base` is built FROM [default: per distro: debian, ubuntu, quay.io/...].
+    #[arg(long, value_name = "IMAGE", help_heading = "Naming")]
+    pub base_image: Option<String>,
+    /// The tag of the base image [default: per distro: bookworm, 22.04, stream9, 9].
+    #[arg(long, value_name = "TAG", help_heading = "Naming")]
+    pub base_tag: Option<String>,
+    /// The target architecture [default: the host's].
+    #[arg(long, value_name = "ARCH", help_heading = "Naming")]
+    pub base_arch: Option<String>,
+    /// How OpenStack is installed: distro packages or PyPI sources in a virtualenv.
+    #[arg(short = 't', long, value_enum, help_heading = "Naming")]
+    pub install_type: Option<InstallType>,
+    /// The image namespace [default: kolla].
+    #[arg(short = 'n', long, help_heading = "Naming")]
+    pub namespace: Option<String>,
+    /// The registry (HOST:PORT) prepended to the namespace.
+    #[arg(long, value_name = "HOST:PORT", help_heading = "Naming")]
+    pub registry: Option<String>,
+    /// The image tag [default: the OpenStack release].
+    #[arg(long, help_heading = "Naming")]
+    pub tag: Option<String>,
+    /// Prefix of every image name; `{base}` and `{install_type}` are replaced
+    /// [default: {base}-{install_type}-].
+    #[arg(long, value_name = "PREFIX", help_heading = "Naming")]
+    pub image_name_prefix: Option<String>,
+    /// The OpenStack release [default: 2024.1].
+    #[arg(long, value_name = "RELEASE", help_heading = "Naming")]
+    pub openstack_release: Option<String>,
+    /// The OpenStack release's codename [default: caracal].
+    #[arg(long, value_name = "NAME", help_heading = "Naming")]
+    pub openstack_release_codename: Option<String>,
+    /// The maintainer label of every image.
+    #[arg(long, help_heading = "Naming")]
+    pub maintainer: Option<String>,
+
+    /// A named selection from profiles/ (repeatable); ignored when regexes are given, as in kolla.
+    #[arg(short = 'p', long = "profile", value_name = "NAME", help_heading = "Selection")]
+    pub profile: Vec<String>,
+    /// Do not build the ancestors of the selected images (they must already exist).
+    #[arg(long, help_heading = "Selection")]
+    pub skip_parents: bool,
+    /// Also select images listed as unbuildable for this base and install type.
+    #[arg(long, help_heading = "Selection")]
+    pub enable_unbuildable: bool,
+    /// Print `N : name` for each selected image and exit.
+    #[arg(long, help_heading = "Selection")]
+    pub list_images: bool,
+    /// Print the dependency tree of the selected images as JSON and exit.
+    #[arg(short = 'l', long, help_heading = "Selection")]
+    pub list_dependencies: bool,
+    /// Write the dependency graph of the selected images as Graphviz dot to FILE.
+    #[arg(long, value_name = "FILE", help_heading = "Selection")]
+    pub save_dependency: Option<PathBuf>,
+
+    /// Render the Dockerfiles and their context files into WORK_DIR/docker/ and exit.
+    #[arg(long, help_heading = "Templates")]
+    pub template_only: bool,
+    /// Where rendered Dockerfiles and build contexts are written [default: a temporary dir].
+    #[arg(long, value_name = "DIR", help_heading = "Templates")]
+    pub work_dir: Option<PathBuf>,
+    /// The template tree to use instead of this project's base/ and images/ (ours, or a tree laid
+    /// out like kolla's docker/ folder).
+    #[arg(long, value_name = "DIR", help_heading = "Templates")]
+    pub images_dir: Option<PathBuf>,
+    /// A template tree laid over the main one (repeatable; later trees win, file by file).
+    #[arg(short = 'D', long = "docker-dir", value_name = "DIR", help_heading = "Templates")]
+    pub docker_dir: Vec<PathBuf>,
+    /// A template that `{% extends parent_template %}` and replaces blocks of every image
+    /// (repeatable; later files win).
+    #[arg(long = "template-override", value_name = "FILE", help_heading = "Templates")]
+    pub template_override: Vec<PathBuf>,
+    /// What an undefined template variable does: `strict` fails with its location, `lenient`
+    /// renders it empty as Jinja2 does.
+    #[arg(long, value_enum, value_name = "MODE", help_heading = "Templates")]
+    pub undefined: Option<UndefinedMode>,
+
+    /// Build threads (also render threads) [default: 8].
+    #[arg(short = 'T', long, value_name = "N", help_heading = "Build")]
+    pub threads: Option<usize>,
+
+    /// Print errors only.
+    #[arg(short = 'q', long, help_heading = "Output")]
+    pub quiet: bool,
+    /// Print debugging detail (template error internals).
+    #[arg(short = 'd', long, help_heading = "Output")]
+    pub debug: bool,
+}

@@ -1,0 +1,21 @@
+//! kolla-build: renders kolla-dialect Dockerfile templates for a base distro and install type,
+//! orders the images by the parent in each `FROM` line, and builds them.
+//!
+//! Data flows one way: settings → tree → render → graph → selection → actions.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod dockerfile;
+pub mod error;
+pub mod graph;
+pub mod listing;
+pub mod prepare;
+pub mod render;
+pub mod repos;
+pub mod selection;
+pub mod settings;
+pub mod tree;
+pub mod types;
+pub mod users;
+pub mod workdir;

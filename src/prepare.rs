@@ -1,0 +1,125 @@
+//! From settings to a checked plan: read the tree, render every image, build the graph and
+//! select. Everything before the engine is touched.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result, TemplateError};
+use crate::graph::ImageGraph;
+use crate::render::{Override, Renderer, Variables};
+use crate::repos::Repos;
+use crate::selection::{Filter, Profiles, Selection, select, unbuildable_for};
+use crate::settings::Settings;
+use crate::tree::Tree;
+use crate::types::{BaseDistro, InstallType};
+use crate::users::Users;
+
+/// The users table shipped with the tool, used when a tree has none (kolla's tree keeps its
+/// table in Python code).
+const BUILTIN_USERS: &str = include_str!("../base/users.toml");
+const ARCHES: [&str; 2] = ["x86_64", "aarch64"];
+
+/// A rendered and checked tree, ready to list, write or build.
+pub struct Prepared {
+    pub tree: Tree,
+    /// Rendered Dockerfiles by image name.
+    pub dockerfiles: BTreeMap<String, String>,
+    pub graph: ImageGraph,
+    pub selection: Selection,
+    pub render_time: Duration,
+}
+
+pub fn prepare(settings: &Settings) -> Result<Prepared> {
+    let tree = Tree::load(&settings.images_dir, &settings.docker_dirs)?;
+    let users = match tree.read_data(&["base/users.toml"])? {
+        Some((path, text)) => Users::parse(&text).map_err(|message| Error::Config { path, message })?,
+        None => Users::parse(BUILTIN_USERS).expect("the built-in users table parses"),
+    };
+    let repos = match tree.read_data(&["base/repos.yaml", "repos.yaml"])? {
+        Some((path, text)) => Some(Repos::parse(&text).map_err(|message| Error::Config { path, message })?),
+        None => None,
+    };
+    let overrides = settings
+        .template_overrides
+        .iter()
+        .map(|path| {
+            let source = std::fs::read_to_string(path).map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
+            Ok(Override { path: path.display().to_string(), source })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let variables = Variables {
+        naming: settings.naming.clone(),
+        users,
+        clean_package_cache: settings.clean_package_cache,
+        use_dumb_init: settings.use_dumb_init,
+        docker_healthchecks: settings.docker_healthchecks,
+        kolla_version: env!("CARGO_PKG_VERSION").to_string(),
+        env: settings.env.clone(),
+    };
+
+    let started = Instant::now();
+    let renderer = Renderer::new(&tree, &variables, repos, &overrides, settings.undefined);
+    let images: Vec<_> = tree.images.iter().collect();
+    let mut dockerfiles = BTreeMap::new();
+    let mut errors: Vec<TemplateError> = Vec::new();
+    for (image, rendered) in renderer.render_all(&images) {
+        match rendered {
+            Ok(text) => {
+                dockerfiles.insert(image.name.clone(), text);
+            }
+            Err(err) => errors.push(err),
+        }
+    }
+    let render_time = started.elapsed();
+    if !errors.is_empty() {
+        // One broken shared file breaks many images: show each distinct place once.
+        let mut seen = BTreeSet::new();
+        errors.retain(|e| seen.insert((e.path.clone(), e.line, e.column, e.message.clone())));
+        return Err(if errors.len() == 1 {
+            errors.remove(0).into()
+        } else {
+            Error::Templates { count: errors.len(), errors }
+        });
+    }
+
+    let naming = &settings.naming;
+    let ours_prefix = format!("{}/{}", naming.full_namespace(), naming.image_prefix);
+    let graph = ImageGraph::build(&dockerfiles, |n| naming.reference(n), &ours_prefix, &BTreeMap::new())?;
+
+    let profiles = Profiles::load(
+        settings.data_dir.as_deref().map(|d| d.join("profiles")).as_deref(),
+        &settings.selection.extra_profiles,
+    )?;
+    let patterns = if settings.selection.regexes.is_empty() {
+        profiles.patterns(&settings.selection.profiles)?
+    } else {
+        settings.selection.regexes.clone()
+    };
+    let unbuildable = if settings.selection.enable_unbuildable {
+        BTreeSet::new()
+    } else {
+        match tree.read_data(&["images/unbuildable.toml", "unbuildable.toml"])? {
+            Some((path, text)) => {
+                let facts = [naming.base.as_str(), naming.install_type.as_str(), naming.base_arch.as_str()];
+                let known: Vec<&str> = BaseDistro::ALL
+                    .iter()
+                    .map(|b| b.as_str())
+                    .chain(InstallType::ALL.iter().map(|t| t.as_str()))
+                    .chain(ARCHES)
+                    .collect();
+                unbuildable_for(&text, &path, &facts, &known)?
+            }
+            None => BTreeSet::new(),
+        }
+    };
+    let filter = Filter {
+        patterns,
+        skip_parents: settings.selection.skip_parents,
+        unbuildable,
+    };
+    let selection = select(&graph, &filter)?;
+    Ok(Prepared { tree, dockerfiles, graph, selection, render_time })
+}

@@ -1,0 +1,331 @@
+//! Settings resolved once: CLI over `build.toml` (or `--config-file`) over defaults. This is the
+//! only module that reads the process environment or looks for the project's data directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::cli::Cli;
+use crate::config::FileConfig;
+use crate::error::{Error, Result};
+use crate::types::{BaseDistro, InstallType, UndefinedMode};
+
+pub const DEFAULT_OPENSTACK_RELEASE: &str = "2024.1";
+pub const DEFAULT_OPENSTACK_CODENAME: &str = "caracal";
+pub const DEFAULT_NAMESPACE: &str = "kolla";
+pub const DEFAULT_PREFIX: &str = "{base}-{install_type}-";
+pub const DEFAULT_MAINTAINER: &str = "kolla-build (https://opendev.org/openstack/kolla)";
+
+/// Everything that decides which images are rendered and how they are named.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the project's `profiles/` live (a checkout or the installed data), if found.
+    pub data_dir: Option<PathBuf>,
+    /// The main template tree and the trees laid over it, in order.
+    pub images_dir: PathBuf,
+    pub docker_dirs: Vec<PathBuf>,
+    pub template_overrides: Vec<PathBuf>,
+    pub naming: Naming,
+    pub selection: SelectionSettings,
+    pub undefined: UndefinedMode,
+    pub clean_package_cache: bool,
+    pub use_dumb_init: bool,
+    pub docker_healthchecks: bool,
+    pub threads: usize,
+    pub work_dir: Option<PathBuf>,
+    pub actions: Actions,
+    pub quiet: bool,
+    pub debug: bool,
+    /// The process environment, handed to templates as `env`.
+    pub env: BTreeMap<String, String>,
+}
+
+/// Base, install type and the parts of an image reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Naming {
+    pub base: BaseDistro,
+    pub base_image: String,
+    pub base_tag: String,
+    pub base_arch: String,
+    pub install_type: InstallType,
+    pub registry: Option<String>,
+    pub namespace: String,
+    pub image_prefix: String,
+    pub tag: String,
+    pub openstack_release: String,
+    pub openstack_release_codename: String,
+    pub maintainer: String,
+}
+
+impl Naming {
+    /// The namespace as templates see it: the registry is part of it, as in kolla.
+    pub fn full_namespace(&self) -> String {
+        match &self.registry {
+            Some(registry) => format!("{registry}/{}", self.namespace),
+            None => self.namespace.clone(),
+        }
+    }
+
+    /// `{registry}/{namespace}/{prefix}{name}:{tag}`.
+    pub fn reference(&self, image: &str) -> String {
+        format!("{}/{}{image}:{}", self.full_namespace(), self.image_prefix, self.tag)
+    }
+
+    pub fn debian_arch(&self) -> &str {
+        match self.base_arch.as_str() {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SelectionSettings {
+    pub regexes: Vec<String>,
+    pub profiles: Vec<String>,
+    pub skip_parents: bool,
+    pub enable_unbuildable: bool,
+    /// Profiles defined in the config file, on top of `profiles/`.
+    pub extra_profiles: BTreeMap<String, Vec<String>>,
+}
+
+/// What the run is asked to do; several may be combined.
+#[derive(Debug, Clone, Default)]
+pub struct Actions {
+    pub template_only: bool,
+    pub list_images: bool,
+    pub list_dependencies: bool,
+    pub save_dependency: Option<PathBuf>,
+}
+
+impl Actions {
+    pub fn builds(&self) -> bool {
+        !(self.template_only
+            || self.list_images
+            || self.list_dependencies
+            || self.save_dependency.is_some())
+    }
+}
+
+impl Settings {
+    /// Resolves the settings for this process: finds the data directory from the current
+    /// directory (or the installed data) and reads the default `build.toml` there.
+    pub fn resolve(cli: Cli) -> Result<Settings> {
+        let cwd = std::env::current_dir().map_err(|source| Error::Read {
+            path: PathBuf::from("."),
+            source,
+        })?;
+        let data_dir = find_data_dir(&cwd);
+        let config = match (&cli.config_file, &data_dir) {
+            (Some(path), _) => FileConfig::load(path)?,
+            (None, Some(dir)) if dir.join("build.toml").is_file() => {
+                FileConfig::load(&dir.join("build.toml"))?
+            }
+            _ => FileConfig::default(),
+        };
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        Self::merge(cli, config, data_dir, env, &cwd)
+    }
+
+    /// The pure part of `resolve`: CLI over file over defaults.
+    pub fn merge(
+        cli: Cli,
+        file: FileConfig,
+        data_dir: Option<PathBuf>,
+        env: BTreeMap<String, String>,
+        cwd: &Path,
+    ) -> Result<Settings> {
+        let base = cli.base.or(file.base).unwrap_or(BaseDistro::Debian);
+        let install_type = cli.install_type.or(file.install_type).unwrap_or(InstallType::Binary);
+        let openstack_release = cli
+            .openstack_release
+            .or(file.openstack_release)
+            .unwrap_or_else(|| DEFAULT_OPENSTACK_RELEASE.to_string());
+        let prefix_template = cli
+            .image_name_prefix
+            .or(file.image_name_prefix)
+            .unwrap_or_else(|| DEFAULT_PREFIX.to_string());
+        let registry = cli.registry.or(file.registry).filter(|r| !r.is_empty());
+        let naming = Naming {
+            base,
+            base_image: cli
+                .base_image
+                .or(file.base_image)
+                .unwrap_or_else(|| base.default_image().to_string()),
+            base_tag: cli
+                .base_tag
+                .or(file.base_tag)
+                .unwrap_or_else(|| base.default_tag().to_string()),
+            base_arch: cli
+                .base_arch
+                .or(file.base_arch)
+                .unwrap_or_else(|| std::env::consts::ARCH.to_string()),
+            install_type,
+            registry,
+            namespace: cli
+                .namespace
+                .or(file.namespace)
+                .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string()),
+            image_prefix: prefix_template
+                .replace("{base}", base.as_str())
+                .replace("{install_type}", install_type.as_str()),
+            tag: cli.tag.or(file.tag).unwrap_or_else(|| openstack_release.clone()),
+            openstack_release_codename: cli
+                .openstack_release_codename
+                .or(file.openstack_release_codename)
+                .unwrap_or_else(|| DEFAULT_OPENSTACK_CODENAME.to_string()),
+            openstack_release,
+            maintainer: cli
+                .maintainer
+                .or(file.maintainer)
+                .unwrap_or_else(|| DEFAULT_MAINTAINER.to_string()),
+        };
+        validate_naming(&naming)?;
+
+        let images_dir = match cli.images_dir.or(file.images_dir) {
+            Some(dir) => cwd.join(dir),
+            None => data_dir.clone().ok_or_else(|| Error::NoTree {
+                searched: format!("`{}` and its parents, and the installed data", cwd.display()),
+            })?,
+        };
+        let mut docker_dirs = file.docker_dir.unwrap_or_default();
+        docker_dirs.extend(cli.docker_dir.into_iter().map(|d| cwd.join(d)));
+        let mut template_overrides = file.template_override.unwrap_or_default();
+        template_overrides.extend(cli.template_override.into_iter().map(|f| cwd.join(f)));
+
+        let threads = cli.threads.or(file.threads).unwrap_or(8);
+        if threads == 0 {
+            return Err(Error::Setting {
+                key: "threads".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        let profiles = if cli.profile.is_empty() {
+            file.profile.unwrap_or_default()
+        } else {
+            cli.profile
+        };
+        Ok(Settings {
+            data_dir,
+            images_dir,
+            docker_dirs,
+            template_overrides,
+            naming,
+            selection: SelectionSettings {
+                regexes: cli.regex,
+                profiles,
+                skip_parents: cli.skip_parents || file.skip_parents.unwrap_or(false),
+                enable_unbuildable: cli.enable_unbuildable
+                    || file.enable_unbuildable.unwrap_or(false),
+                extra_profiles: file.profiles.unwrap_or_default(),
+            },
+            undefined: cli.undefined.or(file.undefined).unwrap_or_default(),
+            clean_package_cache: file.clean_package_cache.unwrap_or(true),
+            use_dumb_init: file.use_dumb_init.unwrap_or(true),
+            docker_healthchecks: file.docker_healthchecks.unwrap_or(true),
+            threads,
+            work_dir: cli.work_dir.map(|d| cwd.join(d)).or(file.work_dir),
+            actions: Actions {
+                template_only: cli.template_only,
+                list_images: cli.list_images,
+                list_dependencies: cli.list_dependencies,
+                save_dependency: cli.save_dependency.map(|f| cwd.join(f)),
+            },
+            quiet: cli.quiet,
+            debug: cli.debug,
+            env,
+        })
+    }
+}
+
+fn validate_naming(naming: &Naming) -> Result<()> {
+    let bad = |key: &str, message: &str| {
+        Err(Error::Setting {
+            key: key.to_string(),
+            message: message.to_string(),
+        })
+    };
+    if !matches!(naming.base_arch.as_str(), "x86_64" | "aarch64") {
+        return bad("base-arch", "expected `x86_64` or `aarch64`");
+    }
+    if naming.namespace.is_empty() || naming.namespace.contains(char::is_whitespace) {
+        return bad("namespace", "must be a non-empty name without spaces");
+    }
+    let tag_ok = naming.tag.len() <= 128
+        && !naming.tag.starts_with(['.', '-'])
+        && naming
+            .tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !tag_ok || naming.tag.is_empty() {
+        return bad(
+            "tag",
+            "a Docker tag is 1-128 characters of [A-Za-z0-9_.-], not starting with `.` or `-`",
+        );
+    }
+    Ok(())
+}
+
+/// The project's data directory: a checkout found from `cwd` upwards, else the data installed
+/// beside the binary (`<prefix>/share/kolla-build`), else the checkout the binary was built from.
+fn find_data_dir(cwd: &Path) -> Option<PathBuf> {
+    let is_tree = |dir: &Path| dir.join("base/Dockerfile.j2").is_file() && dir.join("images").is_dir();
+    if let Some(dir) = cwd.ancestors().find(|dir| is_tree(dir)) {
+        return Some(dir.to_path_buf());
+    }
+    let installed = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("share/kolla-build")));
+    let built_from = Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    [installed, built_from].into_iter().flatten().find(|dir| is_tree(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn merge(args: &[&str], file: &str) -> Result<Settings> {
+        let cli = Cli::try_parse_from(std::iter::once("kolla-build").chain(args.iter().copied()))
+            .unwrap();
+        let file = FileConfig::parse(file).unwrap();
+        Settings::merge(cli, file, Some("/data".into()), BTreeMap::new(), Path::new("/cwd"))
+    }
+
+    #[test]
+    fn cli_overrides_file_overrides_defaults() {
+        let s = merge(&["--base", "ubuntu"], "base = \"rocky\"\nnamespace = \"acme\"\n").unwrap();
+        assert_eq!(s.naming.base, BaseDistro::Ubuntu);
+        assert_eq!(s.naming.namespace, "acme");
+        assert_eq!(s.naming.base_tag, "22.04");
+        assert_eq!(s.naming.tag, DEFAULT_OPENSTACK_RELEASE);
+    }
+
+    #[test]
+    fn default_prefix_is_base_and_install_type() {
+        let s = merge(&["-b", "centos", "-t", "source"], "").unwrap();
+        assert_eq!(s.naming.image_prefix, "centos-source-");
+        assert_eq!(s.naming.reference("keystone"), "kolla/centos-source-keystone:2024.1");
+    }
+
+    #[test]
+    fn registry_is_part_of_the_namespace() {
+        let s = merge(&["--registry", "127.0.0.1:4000", "--tag", "nightly"], "").unwrap();
+        assert_eq!(s.naming.full_namespace(), "127.0.0.1:4000/kolla");
+        assert_eq!(s.naming.reference("base"), "127.0.0.1:4000/kolla/debian-binary-base:nightly");
+    }
+
+    #[test]
+    fn bad_tag_is_rejected_with_the_rule() {
+        let err = merge(&["--tag", "no spaces"], "").unwrap_err().to_string();
+        assert!(err.contains("`tag`") && err.contains("[A-Za-z0-9_.-]"), "{err}");
+    }
+
+    #[test]
+    fn profiles_from_cli_replace_the_file_default() {
+        let s = merge(&["-p", "gate"], "profile = [\"default\"]\n").unwrap();
+        assert_eq!(s.selection.profiles, vec!["gate"]);
+        let s = merge(&[], "profile = [\"default\"]\n").unwrap();
+        assert_eq!(s.selection.profiles, vec!["default"]);
+    }
+}

@@ -1,0 +1,116 @@
+//! Small value types shared by the CLI, the config file and the renderer.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+/// The base distribution images are built on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BaseDistro {
+    Centos,
+    Rocky,
+    Debian,
+    Ubuntu,
+}
+
+impl BaseDistro {
+    pub const ALL: [BaseDistro; 4] = [Self::Centos, Self::Rocky, Self::Debian, Self::Ubuntu];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Centos => "centos",
+            Self::Rocky => "rocky",
+            Self::Debian => "debian",
+            Self::Ubuntu => "ubuntu",
+        }
+    }
+
+    /// The image `base` is built FROM when nothing else is configured.
+    pub fn default_image(self) -> &'static str {
+        match self {
+            Self::Centos => "quay.io/centos/centos",
+            Self::Rocky => "quay.io/rockylinux/rockylinux",
+            Self::Debian => "debian",
+            Self::Ubuntu => "ubuntu",
+        }
+    }
+
+    /// The distro release our package lists are written for.
+    pub fn default_tag(self) -> &'static str {
+        match self {
+            Self::Centos => "stream9",
+            Self::Rocky => "9",
+            Self::Debian => "bookworm",
+            Self::Ubuntu => "22.04",
+        }
+    }
+
+    /// What `/etc/os-release` PRETTY_NAME starts with, checked by the base image.
+    pub fn supported_name(self) -> &'static str {
+        match self {
+            Self::Centos => "CentOS Stream",
+            Self::Rocky => "Rocky Linux",
+            Self::Debian => "Debian GNU/Linux",
+            Self::Ubuntu => "Ubuntu",
+        }
+    }
+
+    pub fn package_type(self) -> &'static str {
+        match self {
+            Self::Centos | Self::Rocky => "rpm",
+            Self::Debian | Self::Ubuntu => "deb",
+        }
+    }
+
+    pub fn package_manager(self) -> &'static str {
+        match self {
+            Self::Centos | Self::Rocky => "dnf",
+            Self::Debian | Self::Ubuntu => "apt",
+        }
+    }
+}
+
+impl fmt::Display for BaseDistro {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How OpenStack itself gets into the images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum InstallType {
+    /// The distribution's own OpenStack packages.
+    Binary,
+    /// Upstream Python packages from PyPI in a virtualenv, pinned by the constraints file.
+    Source,
+}
+
+impl InstallType {
+    pub const ALL: [InstallType; 2] = [Self::Binary, Self::Source];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Binary => "binary",
+            Self::Source => "source",
+        }
+    }
+}
+
+impl fmt::Display for InstallType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a template may do with a variable that is not defined.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum UndefinedMode {
+    /// Any use of an undefined variable is an error (ours, and the default).
+    #[default]
+    Strict,
+    /// Jinja2's default: undefined prints as empty and iterates as empty (for kolla's own tree).
+    Lenient,
+}

@@ -1,0 +1,47 @@
+//! Writes rendered Dockerfiles and their build contexts to `WORK_DIR/docker/`, mirroring the
+//! source tree. All or nothing: the tree is staged under a temporary name and renamed at the end.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::tree::{ImageSource, Tree};
+
+/// Writes `images` (with their rendered Dockerfiles) and returns the `docker/` directory.
+pub fn write_tree(work_dir: &Path, tree: &Tree, images: &[(&ImageSource, &str)]) -> Result<PathBuf> {
+    let write_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Write { path, source }
+    };
+    std::fs::create_dir_all(work_dir).map_err(write_err(work_dir))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".docker.partial-")
+        .tempdir_in(work_dir)
+        .map_err(write_err(work_dir))?;
+    for (image, dockerfile) in images {
+        let dir = staging.path().join(&image.dir);
+        std::fs::create_dir_all(&dir).map_err(write_err(&dir))?;
+        std::fs::write(dir.join("Dockerfile"), dockerfile).map_err(write_err(&dir.join("Dockerfile")))?;
+        for rel in &image.context_files {
+            let source = tree
+                .file(&format!("{}/{rel}", image.dir))
+                .expect("context files come from the tree");
+            let target = dir.join(rel);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(write_err(parent))?;
+            }
+            std::fs::copy(source, &target).map_err(write_err(&target))?;
+        }
+    }
+    let final_dir = work_dir.join("docker");
+    // Swap the finished tree in; the old one is removed only once the new one is in place.
+    let old = work_dir.join(format!(".docker.old-{}", std::process::id()));
+    if final_dir.exists() {
+        std::fs::rename(&final_dir, &old).map_err(write_err(&final_dir))?;
+    }
+    let staged = staging.keep();
+    std::fs::rename(&staged, &final_dir).map_err(write_err(&final_dir))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(write_err(&old))?;
+    }
+    Ok(final_dir)
+}
