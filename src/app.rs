@@ -35,7 +35,10 @@ fn execute(settings: &Settings) -> Result<ExitCode> {
     let prepared = prepare(settings)?;
     let (graph, selection) = (&prepared.graph, &prepared.selection);
     let actions = &settings.actions;
-    let stdout_err = |source| Error::Write { path: "<stdout>".into(), source };
+    let stdout_err = |source| Error::Write {
+        path: "<stdout>".into(),
+        source,
+    };
     let mut stdout = std::io::stdout().lock();
 
     if actions.template_only {
@@ -48,7 +51,10 @@ fn execute(settings: &Settings) -> Result<ExitCode> {
             .map(|id| {
                 let name = graph.name(id);
                 (
-                    prepared.tree.image(name).expect("graph images come from the tree"),
+                    prepared
+                        .tree
+                        .image(name)
+                        .expect("graph images come from the tree"),
                     prepared.dockerfiles[name].as_str(),
                 )
             })
@@ -69,7 +75,9 @@ fn execute(settings: &Settings) -> Result<ExitCode> {
         write_atomically(path, listing::dot(graph, selection).as_bytes())?;
     }
     if actions.list_images {
-        stdout.write_all(listing::image_list(graph, selection).as_bytes()).map_err(stdout_err)?;
+        stdout
+            .write_all(listing::image_list(graph, selection).as_bytes())
+            .map_err(stdout_err)?;
     }
     if actions.list_dependencies {
         let json = serde_json::to_string_pretty(&listing::dependency_tree(graph, selection))
@@ -89,8 +97,14 @@ fn execute(settings: &Settings) -> Result<ExitCode> {
 
 /// Writes a whole file or nothing: a temporary file beside it, renamed into place.
 pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let err = |source| Error::Write { path: path.to_path_buf(), source };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let err = |source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
     file.write_all(bytes).map_err(err)?;
     file.persist(path).map_err(|e| err(e.error))?;

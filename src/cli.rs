@@ -70,7 +70,12 @@ pub struct Cli {
     pub maintainer: Option<String>,
 
     /// A named selection from profiles/ (repeatable); ignored when regexes are given, as in kolla.
-    #[arg(short = 'p', long = "profile", value_name = "NAME", help_heading = "Selection")]
+    #[arg(
+        short = 'p',
+        long = "profile",
+        value_name = "NAME",
+        help_heading = "Selection"
+    )]
     pub profile: Vec<String>,
     /// Do not build the ancestors of the selected images (they must already exist).
     #[arg(long, help_heading = "Selection")]
@@ -99,11 +104,20 @@ pub struct Cli {
     #[arg(long, value_name = "DIR", help_heading = "Templates")]
     pub images_dir: Option<PathBuf>,
     /// A template tree laid over the main one (repeatable; later trees win, file by file).
-    #[arg(short = 'D', long = "docker-dir", value_name = "DIR", help_heading = "Templates")]
+    #[arg(
+        short = 'D',
+        long = "docker-dir",
+        value_name = "DIR",
+        help_heading = "Templates"
+    )]
     pub docker_dir: Vec<PathBuf>,
     /// A template that `{% extends parent_template %}` and replaces blocks of every image
     /// (repeatable; later files win).
-    #[arg(long = "template-override", value_name = "FILE", help_heading = "Templates")]
+    #[arg(
+        long = "template-override",
+        value_name = "FILE",
+        help_heading = "Templates"
+    )]
     pub template_override: Vec<PathBuf>,
     /// What an undefined template variable does: `strict` fails with its location, `lenient`
     /// renders it empty as Jinja2 does.

@@ -70,7 +70,10 @@ impl FileConfig {
         self.images_dir.iter_mut().for_each(resolve);
         self.work_dir.iter_mut().for_each(resolve);
         self.docker_dir.iter_mut().flatten().for_each(resolve);
-        self.template_override.iter_mut().flatten().for_each(resolve);
+        self.template_override
+            .iter_mut()
+            .flatten()
+            .for_each(resolve);
     }
 }
 
@@ -102,6 +105,9 @@ mod tests {
     fn relative_paths_resolve_against_the_file() {
         let mut config = FileConfig::parse("images-dir = \"trees/main\"\n").unwrap();
         config.resolve_paths(Path::new("/etc/kolla"));
-        assert_eq!(config.images_dir.unwrap(), Path::new("/etc/kolla/trees/main"));
+        assert_eq!(
+            config.images_dir.unwrap(),
+            Path::new("/etc/kolla/trees/main")
+        );
     }
 }

@@ -21,7 +21,9 @@ pub fn froms(dockerfile: &str, build_args: &BTreeMap<String, String>) -> Vec<Fro
     let mut result = Vec::new();
     for instruction in instructions(dockerfile) {
         let mut words = instruction.split_whitespace();
-        let Some(keyword) = words.next() else { continue };
+        let Some(keyword) = words.next() else {
+            continue;
+        };
         if keyword.eq_ignore_ascii_case("ARG") && result.is_empty() {
             for decl in words {
                 let (name, default) = match decl.split_once('=') {
@@ -85,8 +87,10 @@ fn unquote(value: &str) -> String {
 
 /// `$NAME`, `${NAME}`, `${NAME:-default}` and `${NAME:+alt}` as BuildKit expands them in FROM.
 fn substitute(word: &str, args: &BTreeMap<String, String>) -> String {
-    let re = regex::Regex::new(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::([-+])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
-        .expect("valid regex");
+    let re = regex::Regex::new(
+        r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::([-+])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))",
+    )
+    .expect("valid regex");
     re.replace_all(word, |caps: &regex::Captures<'_>| {
         let name = caps.get(1).or(caps.get(4)).map_or("", |m| m.as_str());
         let value = args.get(name).filter(|v| !v.is_empty());
@@ -105,12 +109,18 @@ mod tests {
     use super::*;
 
     fn images(text: &str) -> Vec<(String, bool)> {
-        froms(text, &BTreeMap::new()).into_iter().map(|f| (f.image, f.is_stage)).collect()
+        froms(text, &BTreeMap::new())
+            .into_iter()
+            .map(|f| (f.image, f.is_stage))
+            .collect()
     }
 
     #[test]
     fn plain_from() {
-        assert_eq!(images("# c\nFROM kolla/base:1\nRUN x\n"), [("kolla/base:1".into(), false)]);
+        assert_eq!(
+            images("# c\nFROM kolla/base:1\nRUN x\n"),
+            [("kolla/base:1".into(), false)]
+        );
     }
 
     #[test]
@@ -123,7 +133,10 @@ mod tests {
 
     #[test]
     fn continuation_and_lowercase_keyword() {
-        assert_eq!(images("from \\\n  kolla/base:1 \\\n  as b\n"), [("kolla/base:1".into(), false)]);
+        assert_eq!(
+            images("from \\\n  kolla/base:1 \\\n  as b\n"),
+            [("kolla/base:1".into(), false)]
+        );
     }
 
     #[test]

@@ -8,10 +8,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read `{path}`: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     #[error("cannot write `{path}`: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     /// A TOML file that does not parse or has unknown keys / wrong types. The toml error already
     /// carries line, column and a snippet.
@@ -22,7 +28,10 @@ pub enum Error {
     Template(Box<TemplateError>),
 
     #[error("{count} template(s) failed to render:\n\n{}", .errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
-    Templates { count: usize, errors: Vec<TemplateError> },
+    Templates {
+        count: usize,
+        errors: Vec<TemplateError>,
+    },
 
     #[error(
         "no image tree found: looked for `base/Dockerfile.j2` and `images/` in {searched}\n\
@@ -33,11 +42,22 @@ pub enum Error {
     #[error("`{path}` is not an image tree: {reason}")]
     BadTree { path: PathBuf, reason: String },
 
-    #[error("image `{name}` is defined twice: `{first}` and `{second}`\nhint: image names are directory names and must be unique across all trees")]
-    DuplicateImage { name: String, first: PathBuf, second: PathBuf },
+    #[error(
+        "image `{name}` is defined twice: `{first}` and `{second}`\nhint: image names are directory names and must be unique across all trees"
+    )]
+    DuplicateImage {
+        name: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
 
     #[error("image `{image}` is built FROM `{reference}`, which looks like one of ours but no image `{parent}` exists{}", suggestion(.did_you_mean))]
-    UnknownParent { image: String, reference: String, parent: String, did_you_mean: Option<String> },
+    UnknownParent {
+        image: String,
+        reference: String,
+        parent: String,
+        did_you_mean: Option<String>,
+    },
 
     #[error("images form a dependency cycle: {}", .path.join(" -> "))]
     Cycle { path: Vec<String> },
@@ -49,10 +69,17 @@ pub enum Error {
     BadRegex { pattern: String, message: String },
 
     #[error("unknown profile `{name}`{}; known profiles: {known}", suggestion(.did_you_mean))]
-    UnknownProfile { name: String, known: String, did_you_mean: Option<String> },
+    UnknownProfile {
+        name: String,
+        known: String,
+        did_you_mean: Option<String>,
+    },
 
     #[error("no image matches {patterns}{}\nhint: `kolla-build --list-images` lists every image", suggestion(.did_you_mean))]
-    NothingMatched { patterns: String, did_you_mean: Option<String> },
+    NothingMatched {
+        patterns: String,
+        did_you_mean: Option<String>,
+    },
 
     #[error("invalid value for `{key}`: {message}")]
     Setting { key: String, message: String },
@@ -66,7 +93,10 @@ fn suggestion(name: &Option<String>) -> String {
 }
 
 /// The closest of `candidates` to `word`, if it is close enough to be a plausible typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(word, c), c))
@@ -118,12 +148,17 @@ impl TemplateError {
         if let (Some(range), Some(source)) = (located.range(), located.template_source()) {
             let start = range.start.min(source.len());
             let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
-            let line_end = source[start..].find('\n').map_or(source.len(), |i| start + i);
+            let line_end = source[start..]
+                .find('\n')
+                .map_or(source.len(), |i| start + i);
             line = Some(source[..start].matches('\n').count() + 1);
             column = Some(source[line_start..start].chars().count() + 1);
             let text = &source[line_start..line_end];
             source_line = Some(text.to_string());
-            width = source[start..range.end.min(line_end).max(start)].chars().count().max(1);
+            width = source[start..range.end.min(line_end).max(start)]
+                .chars()
+                .count()
+                .max(1);
             if located.kind() == minijinja::ErrorKind::UndefinedError && range.end > start {
                 let span = source[start..range.end.min(source.len())].trim();
                 message = format!("undefined variable `{span}`");

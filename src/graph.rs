@@ -36,10 +36,16 @@ impl ImageGraph {
         build_args: &BTreeMap<String, String>,
     ) -> Result<ImageGraph> {
         let names: Vec<String> = dockerfiles.keys().cloned().collect();
-        let index: BTreeMap<String, usize> =
-            names.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
-        let by_reference: BTreeMap<String, usize> =
-            names.iter().enumerate().map(|(i, n)| (reference(n), i)).collect();
+        let index: BTreeMap<String, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect();
+        let by_reference: BTreeMap<String, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (reference(n), i))
+            .collect();
         let mut nodes = Vec::with_capacity(names.len());
         for (name, text) in dockerfiles {
             let froms: Vec<_> = dockerfile::froms(text, build_args)
@@ -47,7 +53,9 @@ impl ImageGraph {
                 .filter(|f| !f.is_stage)
                 .collect();
             if froms.is_empty() {
-                return Err(Error::NoFrom { image: name.clone() });
+                return Err(Error::NoFrom {
+                    image: name.clone(),
+                });
             }
             let mut deps = Vec::new();
             let mut parent = None;
@@ -117,8 +125,10 @@ impl ImageGraph {
                         }
                         Mark::Active => {
                             let from = stack.iter().position(|(n, _)| *n == dep).unwrap_or(0);
-                            let mut path: Vec<String> =
-                                stack[from..].iter().map(|(n, _)| self.nodes[*n].name.clone()).collect();
+                            let mut path: Vec<String> = stack[from..]
+                                .iter()
+                                .map(|(n, _)| self.nodes[*n].name.clone())
+                                .collect();
                             path.push(self.nodes[dep].name.clone());
                             // Show it parent-first: `a -> b` reads "b is built FROM a".
                             path.reverse();
@@ -212,8 +222,16 @@ mod tests {
     use super::*;
 
     fn graph(files: &[(&str, &str)]) -> Result<ImageGraph> {
-        let dockerfiles = files.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
-        ImageGraph::build(&dockerfiles, |n| format!("kolla/{n}:1"), "kolla/", &BTreeMap::new())
+        let dockerfiles = files
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect();
+        ImageGraph::build(
+            &dockerfiles,
+            |n| format!("kolla/{n}:1"),
+            "kolla/",
+            &BTreeMap::new(),
+        )
     }
 
     #[test]
@@ -230,25 +248,42 @@ mod tests {
         assert_eq!(g.node(keystone).parent, g.id("openstack-base"));
         assert_eq!(g.ancestors(keystone).len(), 2);
         assert_eq!(g.descendants(base).len(), 2);
-        let order: Vec<_> = g.topological_order().into_iter().map(|i| g.name(i).to_string()).collect();
+        let order: Vec<_> = g
+            .topological_order()
+            .into_iter()
+            .map(|i| g.name(i).to_string())
+            .collect();
         assert_eq!(order, ["base", "openstack-base", "keystone"]);
     }
 
     #[test]
     fn unknown_parent_names_both_images_and_suggests() {
-        let err = graph(&[("nova-base", "FROM debian:12"), ("nova-api", "FROM kolla/nova-bse:1")])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("`nova-api`") && err.contains("no image `nova-bse`"), "{err}");
+        let err = graph(&[
+            ("nova-base", "FROM debian:12"),
+            ("nova-api", "FROM kolla/nova-bse:1"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`nova-api`") && err.contains("no image `nova-bse`"),
+            "{err}"
+        );
         assert!(err.contains("did you mean `nova-base`?"), "{err}");
     }
 
     #[test]
     fn cycle_is_reported_as_a_path() {
-        let err = graph(&[("a", "FROM kolla/b:1"), ("b", "FROM kolla/a:1"), ("c", "FROM x")])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("a -> b -> a") || err.contains("b -> a -> b"), "{err}");
+        let err = graph(&[
+            ("a", "FROM kolla/b:1"),
+            ("b", "FROM kolla/a:1"),
+            ("c", "FROM x"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("a -> b -> a") || err.contains("b -> a -> b"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -262,18 +297,30 @@ mod tests {
         let g = graph(&[
             ("base", "FROM debian:12"),
             ("builder", "FROM kolla/base:1"),
-            ("app", "FROM kolla/builder:1 AS build\nFROM kolla/base:1\nCOPY --from=build / /\n"),
+            (
+                "app",
+                "FROM kolla/builder:1 AS build\nFROM kolla/base:1\nCOPY --from=build / /\n",
+            ),
         ])
         .unwrap();
         let app = g.id("app").unwrap();
         assert_eq!(g.node(app).parent, g.id("base"));
         assert_eq!(g.node(app).deps.len(), 2);
-        let order: Vec<_> = g.topological_order().into_iter().map(|i| g.name(i).to_string()).collect();
+        let order: Vec<_> = g
+            .topological_order()
+            .into_iter()
+            .map(|i| g.name(i).to_string())
+            .collect();
         assert_eq!(order, ["base", "builder", "app"]);
     }
 
     #[test]
     fn missing_from_is_an_error() {
-        assert!(graph(&[("a", "RUN true")]).unwrap_err().to_string().contains("no FROM"));
+        assert!(
+            graph(&[("a", "RUN true")])
+                .unwrap_err()
+                .to_string()
+                .contains("no FROM")
+        );
     }
 }

@@ -43,9 +43,15 @@ pub fn dependency_tree(graph: &ImageGraph, selection: &Selection) -> Value {
     }
     let mut top = Map::new();
     for id in graph.topological_order() {
-        let parent_selected = graph.node(id).parent.is_some_and(|p| selection.is_matched(p));
+        let parent_selected = graph
+            .node(id)
+            .parent
+            .is_some_and(|p| selection.is_matched(p));
         if selection.is_matched(id) && !parent_selected {
-            top.insert(graph.name(id).to_string(), Value::Array(children(graph, selection, id)));
+            top.insert(
+                graph.name(id).to_string(),
+                Value::Array(children(graph, selection, id)),
+            );
         }
     }
     Value::Object(top)
@@ -63,7 +69,11 @@ pub fn dot(graph: &ImageGraph, selection: &Selection) -> String {
     for &id in &order {
         for &dep in &graph.node(id).deps {
             if selection.is_matched(id) && selection.is_matched(dep) {
-                out.push_str(&format!("    {:?} -> {:?};\n", graph.name(dep), graph.name(id)));
+                out.push_str(&format!(
+                    "    {:?} -> {:?};\n",
+                    graph.name(dep),
+                    graph.name(id)
+                ));
             }
         }
     }
@@ -86,9 +96,16 @@ mod tests {
             ("keystone-ssh", "FROM k/keystone-base"),
             ("cron", "FROM k/base"),
         ];
-        let dockerfiles = files.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
-        let g = ImageGraph::build(&dockerfiles, |n| format!("k/{n}"), "k/", &BTreeMap::new()).unwrap();
-        let filter = Filter { patterns: patterns.iter().map(|p| p.to_string()).collect(), ..Filter::default() };
+        let dockerfiles = files
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect();
+        let g =
+            ImageGraph::build(&dockerfiles, |n| format!("k/{n}"), "k/", &BTreeMap::new()).unwrap();
+        let filter = Filter {
+            patterns: patterns.iter().map(|p| p.to_string()).collect(),
+            ..Filter::default()
+        };
         let s = select(&g, &filter).unwrap();
         (g, s)
     }

@@ -32,11 +32,15 @@ pub struct Prepared {
 pub fn prepare(settings: &Settings) -> Result<Prepared> {
     let tree = Tree::load(&settings.images_dir, &settings.docker_dirs)?;
     let users = match tree.read_data(&["base/users.toml"])? {
-        Some((path, text)) => Users::parse(&text).map_err(|message| Error::Config { path, message })?,
+        Some((path, text)) => {
+            Users::parse(&text).map_err(|message| Error::Config { path, message })?
+        }
         None => Users::parse(BUILTIN_USERS).expect("the built-in users table parses"),
     };
     let repos = match tree.read_data(&["base/repos.yaml", "repos.yaml"])? {
-        Some((path, text)) => Some(Repos::parse(&text).map_err(|message| Error::Config { path, message })?),
+        Some((path, text)) => {
+            Some(Repos::parse(&text).map_err(|message| Error::Config { path, message })?)
+        }
         None => None,
     };
     let overrides = settings
@@ -47,7 +51,10 @@ pub fn prepare(settings: &Settings) -> Result<Prepared> {
                 path: path.clone(),
                 source,
             })?;
-            Ok(Override { path: path.display().to_string(), source })
+            Ok(Override {
+                path: path.display().to_string(),
+                source,
+            })
         })
         .collect::<Result<Vec<_>>>()?;
     let variables = Variables {
@@ -70,7 +77,7 @@ pub fn prepare(settings: &Settings) -> Result<Prepared> {
             Ok(text) => {
                 dockerfiles.insert(image.name.clone(), text);
             }
-            Err(err) => errors.push(err),
+            Err(err) => errors.push(*err),
         }
     }
     let render_time = started.elapsed();
@@ -81,16 +88,28 @@ pub fn prepare(settings: &Settings) -> Result<Prepared> {
         return Err(if errors.len() == 1 {
             errors.remove(0).into()
         } else {
-            Error::Templates { count: errors.len(), errors }
+            Error::Templates {
+                count: errors.len(),
+                errors,
+            }
         });
     }
 
     let naming = &settings.naming;
     let ours_prefix = format!("{}/{}", naming.full_namespace(), naming.image_prefix);
-    let graph = ImageGraph::build(&dockerfiles, |n| naming.reference(n), &ours_prefix, &BTreeMap::new())?;
+    let graph = ImageGraph::build(
+        &dockerfiles,
+        |n| naming.reference(n),
+        &ours_prefix,
+        &BTreeMap::new(),
+    )?;
 
     let profiles = Profiles::load(
-        settings.data_dir.as_deref().map(|d| d.join("profiles")).as_deref(),
+        settings
+            .data_dir
+            .as_deref()
+            .map(|d| d.join("profiles"))
+            .as_deref(),
         &settings.selection.extra_profiles,
     )?;
     let patterns = if settings.selection.regexes.is_empty() {
@@ -103,7 +122,11 @@ pub fn prepare(settings: &Settings) -> Result<Prepared> {
     } else {
         match tree.read_data(&["images/unbuildable.toml", "unbuildable.toml"])? {
             Some((path, text)) => {
-                let facts = [naming.base.as_str(), naming.install_type.as_str(), naming.base_arch.as_str()];
+                let facts = [
+                    naming.base.as_str(),
+                    naming.install_type.as_str(),
+                    naming.base_arch.as_str(),
+                ];
                 let known: Vec<&str> = BaseDistro::ALL
                     .iter()
                     .map(|b| b.as_str())
@@ -121,5 +144,11 @@ pub fn prepare(settings: &Settings) -> Result<Prepared> {
         unbuildable,
     };
     let selection = select(&graph, &filter)?;
-    Ok(Prepared { tree, dockerfiles, graph, selection, render_time })
+    Ok(Prepared {
+        tree,
+        dockerfiles,
+        graph,
+        selection,
+        render_time,
+    })
 }

@@ -53,7 +53,10 @@ impl Variables {
         put("tag", n.tag.clone().into());
         put("maintainer", n.maintainer.clone().into());
         put("openstack_release", n.openstack_release.clone().into());
-        put("openstack_release_codename", n.openstack_release_codename.clone().into());
+        put(
+            "openstack_release_codename",
+            n.openstack_release_codename.clone().into(),
+        );
         put("openstack_branch_slashed", branch.replace('-', "/").into());
         put("openstack_branch", branch.into());
         put("users", Value::from(Serde(&self.users)));
@@ -142,7 +145,7 @@ impl Renderer {
     }
 
     /// Renders one image's Dockerfile.
-    pub fn render(&self, image: &ImageSource) -> Result<String, TemplateError> {
+    pub fn render(&self, image: &ImageSource) -> Result<String, Box<TemplateError>> {
         let entry = self.entry_override.as_deref().unwrap_or(&image.template);
         let context = minijinja::context! {
             image_name => image.name.as_str(),
@@ -153,13 +156,17 @@ impl Renderer {
             .get_template(entry)
             .and_then(|template| template.render(context))
             .map_err(|err| {
-                TemplateError::from_minijinja(Some(&image.name), &err, |name| {
-                    self.display_paths
-                        .get(name)
-                        .or_else(|| self.display_paths.get(&format!("base/{name}")))
-                        .cloned()
-                        .unwrap_or_else(|| name.to_string())
-                })
+                Box::new(TemplateError::from_minijinja(
+                    Some(&image.name),
+                    &err,
+                    |name| {
+                        self.display_paths
+                            .get(name)
+                            .or_else(|| self.display_paths.get(&format!("base/{name}")))
+                            .cloned()
+                            .unwrap_or_else(|| name.to_string())
+                    },
+                ))
             })
     }
 
@@ -167,7 +174,7 @@ impl Renderer {
     pub fn render_all<'a>(
         &self,
         images: &[&'a ImageSource],
-    ) -> Vec<(&'a ImageSource, Result<String, TemplateError>)> {
+    ) -> Vec<(&'a ImageSource, Result<String, Box<TemplateError>>)> {
         images
             .par_iter()
             .map(|image| (*image, self.render(image)))
@@ -228,7 +235,9 @@ fn debian_package_install(
 ) -> Result<String, minijinja::Error> {
     let clean = match clean {
         Some(clean) => clean,
-        None => kwargs.get::<Option<bool>>("clean_package_cache")?.unwrap_or(true),
+        None => kwargs
+            .get::<Option<bool>>("clean_package_cache")?
+            .unwrap_or(true),
     };
     kwargs.assert_all_used()?;
     let mut names = Vec::new();
@@ -244,7 +253,10 @@ fn debian_package_install(
     let mut commands = Vec::new();
     if !names.is_empty() {
         commands.push("apt-get --error-on=any update".to_string());
-        commands.push(format!("apt-get -y install --no-install-recommends {}", names.join(" ")));
+        commands.push(format!(
+            "apt-get -y install --no-install-recommends {}",
+            names.join(" ")
+        ));
         if clean {
             commands.push("apt-get clean".to_string());
             commands.push("rm -rf /var/lib/apt/lists/*".to_string());
@@ -271,14 +283,21 @@ fn handle_repos(
 ) -> Result<String, minijinja::Error> {
     let invalid = |message: String| minijinja::Error::new(ErrorKind::InvalidOperation, message);
     if names.kind() != minijinja::value::ValueKind::Seq {
-        return Err(invalid("First argument should be a list of repositories".into()));
+        return Err(invalid(
+            "First argument should be a list of repositories".into(),
+        ));
     }
     let mode = match mode.unwrap_or("enable") {
         "enable" => Mode::Enable,
         "disable" => Mode::Disable,
-        other => return Err(invalid(format!("mode must be `enable` or `disable`, not `{other}`"))),
+        other => {
+            return Err(invalid(format!(
+                "mode must be `enable` or `disable`, not `{other}`"
+            )));
+        }
     };
-    let repos = repos.ok_or_else(|| invalid("handle_repos() needs a `repos.yaml` in the tree's base/".into()))?;
+    let repos = repos
+        .ok_or_else(|| invalid("handle_repos() needs a `repos.yaml` in the tree's base/".into()))?;
     let var = |name: &str| {
         state
             .lookup(name)
@@ -324,7 +343,11 @@ mod tests {
     }
 
     /// A tree written to a temp dir, loaded and rendered; returns the output or the error.
-    fn render(files: &[(&str, &str)], overrides: &[(&str, &str)], image: &str) -> Result<String, TemplateError> {
+    fn render(
+        files: &[(&str, &str)],
+        overrides: &[(&str, &str)],
+        image: &str,
+    ) -> Result<String, Box<TemplateError>> {
         let dir = tempfile::tempdir().unwrap();
         for (rel, text) in files {
             let path = dir.path().join(rel);
@@ -343,13 +366,19 @@ mod tests {
         };
         let overrides: Vec<Override> = overrides
             .iter()
-            .map(|(p, s)| Override { path: p.to_string(), source: s.to_string() })
+            .map(|(p, s)| Override {
+                path: p.to_string(),
+                source: s.to_string(),
+            })
             .collect();
         let renderer = Renderer::new(&tree, &variables, None, &overrides, UndefinedMode::Strict);
         renderer.render(tree.image(image).unwrap())
     }
 
-    const BASE: (&str, &str) = ("base/Dockerfile.j2", "FROM {{ base_image }}:{{ base_distro_tag }}\n");
+    const BASE: (&str, &str) = (
+        "base/Dockerfile.j2",
+        "FROM {{ base_image }}:{{ base_distro_tag }}\n",
+    );
     const MACROS: (&str, &str) = (
         "base/macros.j2",
         "{% macro install_packages(packages, clean=clean_package_cache) %}{% if packages %}RUN {{ debian_package_install(packages, clean) }}{% endif %}{% endmacro %}",
@@ -368,39 +397,77 @@ mod tests {
                    {% set keystone_packages_remove = ['apache2'] %}\n{% block keystone_header %}RUN echo hi{% endblock %}\n";
         let out = render(&[BASE, MACROS, image], &[("ovr.j2", ovr)], "keystone").unwrap();
         assert!(out.contains("RUN echo hi"), "{out}");
-        assert!(out.contains("apt-get -y install --no-install-recommends keystone vim && apt-get clean"), "{out}");
-        let ovr2 = "{% extends parent_template %}\n{% set keystone_packages_override = ['nginx'] %}\n";
-        let out = render(&[BASE, MACROS, image], &[("a.j2", ovr), ("b.j2", ovr2)], "keystone").unwrap();
+        assert!(
+            out.contains(
+                "apt-get -y install --no-install-recommends keystone vim && apt-get clean"
+            ),
+            "{out}"
+        );
+        let ovr2 =
+            "{% extends parent_template %}\n{% set keystone_packages_override = ['nginx'] %}\n";
+        let out = render(
+            &[BASE, MACROS, image],
+            &[("a.j2", ovr), ("b.j2", ovr2)],
+            "keystone",
+        )
+        .unwrap();
         assert!(out.contains("--no-install-recommends nginx &&"), "{out}");
-        assert!(out.contains("RUN echo hi"), "the earlier override's block stays: {out}");
+        assert!(
+            out.contains("RUN echo hi"),
+            "the earlier override's block stays: {out}"
+        );
     }
 
     #[test]
     fn later_override_block_wins_and_super_reaches_the_earlier() {
-        let image = ("images/nova-api/Dockerfile.j2", "FROM x\n{% block nova_api_footer %}{% endblock %}\n");
+        let image = (
+            "images/nova-api/Dockerfile.j2",
+            "FROM x\n{% block nova_api_footer %}{% endblock %}\n",
+        );
         let first = "{% extends parent_template %}{% block nova_api_footer %}RUN one{% endblock %}";
         let second = "{% extends parent_template %}{% block nova_api_footer %}{{ super() }}\nRUN two{% endblock %}";
-        let out = render(&[BASE, image], &[("1.j2", first), ("2.j2", second)], "nova-api").unwrap();
+        let out = render(
+            &[BASE, image],
+            &[("1.j2", first), ("2.j2", second)],
+            "nova-api",
+        )
+        .unwrap();
         assert_eq!(out, "FROM x\nRUN one\nRUN two");
     }
 
     #[test]
     fn undefined_variable_points_at_file_line_and_column() {
-        let image = ("images/glance-api/Dockerfile.j2", "FROM x\nRUN echo {{ glance_versoin }}\n");
+        let image = (
+            "images/glance-api/Dockerfile.j2",
+            "FROM x\nRUN echo {{ glance_versoin }}\n",
+        );
         let err = render(&[BASE, image], &[], "glance-api").unwrap_err();
         assert_eq!(err.image.as_deref(), Some("glance-api"));
-        assert!(err.path.ends_with("images/glance-api/Dockerfile.j2"), "{}", err.path);
+        assert!(
+            err.path.ends_with("images/glance-api/Dockerfile.j2"),
+            "{}",
+            err.path
+        );
         assert_eq!((err.line, err.column), (Some(2), Some(13)));
         assert!(err.message.contains("`glance_versoin`"), "{}", err.message);
         let shown = err.to_string();
-        assert!(shown.contains("2 | RUN echo {{ glance_versoin }}"), "{shown}");
+        assert!(
+            shown.contains("2 | RUN echo {{ glance_versoin }}"),
+            "{shown}"
+        );
         assert!(shown.contains("  |             ^^^^^^^^^^^^^^"), "{shown}");
     }
 
     #[test]
     fn syntax_error_in_a_macro_file_names_that_file() {
-        let macros = ("base/macros.j2", "{% macro x() %}\n{% if %}{% endif %}{% endmacro %}");
-        let image = ("images/cron/Dockerfile.j2", "FROM x\n{% import \"macros.j2\" as macros with context %}\n");
+        let macros = (
+            "base/macros.j2",
+            "{% macro x() %}\n{% if %}{% endif %}{% endmacro %}",
+        );
+        let image = (
+            "images/cron/Dockerfile.j2",
+            "FROM x\n{% import \"macros.j2\" as macros with context %}\n",
+        );
         let err = render(&[BASE, macros, image], &[], "cron").unwrap_err();
         assert!(err.path.ends_with("base/macros.j2"), "{}", err.path);
         assert_eq!(err.line, Some(2));
@@ -409,9 +476,16 @@ mod tests {
 
     #[test]
     fn raise_error_stops_rendering_with_the_message() {
-        let image = ("images/bad/Dockerfile.j2", "FROM x\n{{ raise_error('user nobody is unknown') }}\n");
+        let image = (
+            "images/bad/Dockerfile.j2",
+            "FROM x\n{{ raise_error('user nobody is unknown') }}\n",
+        );
         let err = render(&[BASE, image], &[], "bad").unwrap_err();
-        assert!(err.message.contains("user nobody is unknown"), "{}", err.message);
+        assert!(
+            err.message.contains("user nobody is unknown"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -430,15 +504,31 @@ mod tests {
 
     #[test]
     fn users_and_context_variables_are_visible_in_imported_macros() {
-        let macros = ("base/macros.j2", "{% macro uid(name) %}{{ users[name].uid }}:{{ image_prefix }}{% endmacro %}");
-        let image = ("images/keystone/Dockerfile.j2", "{% import \"macros.j2\" as macros with context %}{{ macros.uid('keystone') }}");
-        assert_eq!(render(&[BASE, macros, image], &[], "keystone").unwrap(), "42425:debian-binary-");
+        let macros = (
+            "base/macros.j2",
+            "{% macro uid(name) %}{{ users[name].uid }}:{{ image_prefix }}{% endmacro %}",
+        );
+        let image = (
+            "images/keystone/Dockerfile.j2",
+            "{% import \"macros.j2\" as macros with context %}{{ macros.uid('keystone') }}",
+        );
+        assert_eq!(
+            render(&[BASE, macros, image], &[], "keystone").unwrap(),
+            "42425:debian-binary-"
+        );
     }
 
     #[test]
     fn handle_repos_without_a_list_is_an_error() {
-        let image = ("images/x/Dockerfile.j2", "{{ handle_repos('epel', 'enable') }}");
+        let image = (
+            "images/x/Dockerfile.j2",
+            "{{ handle_repos('epel', 'enable') }}",
+        );
         let err = render(&[BASE, image], &[], "x").unwrap_err();
-        assert!(err.message.contains("list of repositories"), "{}", err.message);
+        assert!(
+            err.message.contains("list of repositories"),
+            "{}",
+            err.message
+        );
     }
 }

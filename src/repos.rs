@@ -68,9 +68,10 @@ pub enum Mode {
 
 impl Repos {
     pub fn parse(text: &str) -> Result<Repos, String> {
-        let sections = serde_norway::from_str::<Option<BTreeMap<String, BTreeMap<String, RepoEntry>>>>(text)
-            .map_err(|e| e.to_string())?
-            .unwrap_or_default();
+        let sections =
+            serde_norway::from_str::<Option<BTreeMap<String, BTreeMap<String, RepoEntry>>>>(text)
+                .map_err(|e| e.to_string())?
+                .unwrap_or_default();
         Ok(Repos { sections })
     }
 
@@ -102,7 +103,12 @@ impl Repos {
     }
 
     /// The `RUN` line for `names`, or `""` when nothing needs doing.
-    pub fn handle(&self, target: Target<'_>, names: &[String], mode: Mode) -> Result<String, String> {
+    pub fn handle(
+        &self,
+        target: Target<'_>,
+        names: &[String],
+        mode: Mode,
+    ) -> Result<String, String> {
         let mut commands = Vec::new();
         for name in names {
             let entry = self.resolve(target, name).ok_or_else(|| {
@@ -130,22 +136,43 @@ fn merge_entry(base: &mut RepoEntry, over: &RepoEntry) {
         ($($field:ident),*) => { $( if over.$field.is_some() { base.$field = over.$field.clone(); } )* };
     }
     take!(
-        name, baseurl, metalink, mirrorlist, gpgkey, gpgcheck, repo_gpgcheck, file_group, url,
-        suite, component, gpg_key, arch, trusted, distro
+        name,
+        baseurl,
+        metalink,
+        mirrorlist,
+        gpgkey,
+        gpgcheck,
+        repo_gpgcheck,
+        file_group,
+        url,
+        suite,
+        component,
+        gpg_key,
+        arch,
+        trusted,
+        distro
     );
 }
 
 fn rpm_command(repo: &str, entry: &RepoEntry, mode: Mode) -> Result<Option<String>, String> {
     let name = entry.name.as_deref().unwrap_or(repo);
     if entry.distro == Some(true) {
-        let flag = if mode == Mode::Enable { "--enable" } else { "--disable" };
+        let flag = if mode == Mode::Enable {
+            "--enable"
+        } else {
+            "--disable"
+        };
         return Ok(Some(format!("dnf config-manager {flag} {name} || true")));
     }
     if mode == Mode::Disable {
         return Ok(Some(format!("dnf config-manager --disable {name} || true")));
     }
     let file = format!("/etc/yum.repos.d/{repo}.repo");
-    let mut lines = vec![format!("[{name}]"), format!("name={name}"), "enabled=1".to_string()];
+    let mut lines = vec![
+        format!("[{name}]"),
+        format!("name={name}"),
+        "enabled=1".to_string(),
+    ];
     if let Some(check) = entry.gpgcheck {
         lines.push(format!("gpgcheck={}", u8::from(check)));
     }
@@ -161,7 +188,10 @@ fn rpm_command(repo: &str, entry: &RepoEntry, mode: Mode) -> Result<Option<Strin
     lines.extend(keys.map(|k| format!("       {k}")));
     if let Some(urls) = &entry.baseurl {
         let urls = urls.urls();
-        lines.push(format!("baseurl={}", urls.first().copied().unwrap_or_default()));
+        lines.push(format!(
+            "baseurl={}",
+            urls.first().copied().unwrap_or_default()
+        ));
         lines.extend(urls.iter().skip(1).map(|u| format!("        {u}")));
     } else if let Some(metalink) = &entry.metalink {
         lines.push(format!("metalink={metalink}"));
@@ -194,14 +224,16 @@ fn deb_command(
         .url
         .as_deref()
         .ok_or_else(|| format!("repository `{repo}` in repos.yaml has no `url`"))?;
-    let suite = entry
-        .suite
-        .as_deref()
-        .unwrap_or_default()
-        .replace("{openstack_release_codename}", &target.release_codename.to_lowercase());
+    let suite = entry.suite.as_deref().unwrap_or_default().replace(
+        "{openstack_release_codename}",
+        &target.release_codename.to_lowercase(),
+    );
     let mut fields = vec![
         format!("Uris: {url}"),
-        format!("Components: {}", entry.component.as_deref().unwrap_or("main")),
+        format!(
+            "Components: {}",
+            entry.component.as_deref().unwrap_or("main")
+        ),
         "Types: deb".to_string(),
         format!("Suites: {suite}"),
     ];
@@ -257,7 +289,12 @@ rocky-aarch64:
 "#;
 
     fn target<'a>(package_type: &'a str, distro: &'a str, arch: &'a str) -> Target<'a> {
-        Target { package_type, distro, arch, release_codename: "Caracal" }
+        Target {
+            package_type,
+            distro,
+            arch,
+            release_codename: "Caracal",
+        }
     }
 
     fn names(list: &[&str]) -> Vec<String> {
@@ -268,7 +305,11 @@ rocky-aarch64:
     fn deb_repo_becomes_a_deb822_file_with_the_codename() {
         let repos = Repos::parse(YAML).unwrap();
         let line = repos
-            .handle(target("deb", "ubuntu", "x86_64"), &names(&["cloud-archive"]), Mode::Enable)
+            .handle(
+                target("deb", "ubuntu", "x86_64"),
+                &names(&["cloud-archive"]),
+                Mode::Enable,
+            )
             .unwrap();
         assert_eq!(
             line,
@@ -282,7 +323,12 @@ rocky-aarch64:
     fn deb_disable_is_empty() {
         let repos = Repos::parse(YAML).unwrap();
         let t = target("deb", "debian", "x86_64");
-        assert_eq!(repos.handle(t, &names(&["grafana"]), Mode::Disable).unwrap(), "");
+        assert_eq!(
+            repos
+                .handle(t, &names(&["grafana"]), Mode::Disable)
+                .unwrap(),
+            ""
+        );
     }
 
     #[test]
@@ -299,9 +345,21 @@ rocky-aarch64:
     fn arch_section_wins_and_several_repos_chain() {
         let repos = Repos::parse(YAML).unwrap();
         let t = target("rpm", "rocky", "aarch64");
-        let line = repos.handle(t, &names(&["crb", "grafana"]), Mode::Enable).unwrap();
-        assert!(line.starts_with("RUN dnf config-manager --enable crb || true && grep -rlF '[grafana]'"), "{line}");
-        assert!(line.contains("echo 'baseurl=https://rpm.grafana.com/aarch64' >>/etc/yum.repos.d/grafana.repo"), "{line}");
+        let line = repos
+            .handle(t, &names(&["crb", "grafana"]), Mode::Enable)
+            .unwrap();
+        assert!(
+            line.starts_with(
+                "RUN dnf config-manager --enable crb || true && grep -rlF '[grafana]'"
+            ),
+            "{line}"
+        );
+        assert!(
+            line.contains(
+                "echo 'baseurl=https://rpm.grafana.com/aarch64' >>/etc/yum.repos.d/grafana.repo"
+            ),
+            "{line}"
+        );
         assert!(line.contains("echo 'gpgcheck=1'"), "{line}");
     }
 
@@ -309,7 +367,11 @@ rocky-aarch64:
     fn unknown_repo_is_an_error_naming_it() {
         let repos = Repos::parse(YAML).unwrap();
         let err = repos
-            .handle(target("deb", "debian", "x86_64"), &names(&["nope"]), Mode::Enable)
+            .handle(
+                target("deb", "debian", "x86_64"),
+                &names(&["nope"]),
+                Mode::Enable,
+            )
             .unwrap_err();
         assert!(err.contains("`nope`") && err.contains("debian"), "{err}");
     }

@@ -98,7 +98,12 @@ pub fn select(graph: &ImageGraph, filter: &Filter) -> Result<Selection> {
             });
         }
         return Err(Error::NothingMatched {
-            patterns: filter.patterns.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", "),
+            patterns: filter
+                .patterns
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
             did_you_mean: filter
                 .patterns
                 .first()
@@ -231,7 +236,10 @@ mod tests {
             ("nova-api", "FROM k/nova-base"),
             ("mariadb-server", "FROM k/base"),
         ];
-        let dockerfiles = files.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
+        let dockerfiles = files
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect();
         ImageGraph::build(&dockerfiles, |n| format!("k/{n}"), "k/", &BTreeMap::new()).unwrap()
     }
 
@@ -240,14 +248,20 @@ mod tests {
     }
 
     fn filter(patterns: &[&str]) -> Filter {
-        Filter { patterns: patterns.iter().map(|p| p.to_string()).collect(), ..Filter::default() }
+        Filter {
+            patterns: patterns.iter().map(|p| p.to_string()).collect(),
+            ..Filter::default()
+        }
     }
 
     #[test]
     fn regex_selects_matches_and_their_ancestors() {
         let g = graph();
         let s = select(&g, &filter(&["^keystone$"])).unwrap();
-        assert_eq!(names(&g, &s, Status::Matched), ["base", "keystone", "keystone-base", "openstack-base"]);
+        assert_eq!(
+            names(&g, &s, Status::Matched),
+            ["base", "keystone", "keystone-base", "openstack-base"]
+        );
     }
 
     #[test]
@@ -264,7 +278,10 @@ mod tests {
         let mut f = filter(&[]);
         f.unbuildable = BTreeSet::from(["nova-base".to_string()]);
         let s = select(&g, &f).unwrap();
-        assert_eq!(names(&g, &s, Status::Unbuildable), ["nova-api", "nova-base"]);
+        assert_eq!(
+            names(&g, &s, Status::Unbuildable),
+            ["nova-api", "nova-base"]
+        );
         assert_eq!(s.ids_with(Status::Matched).count(), 6);
     }
 
@@ -274,7 +291,10 @@ mod tests {
         let mut f = filter(&["^keystone-base$", "^keystone$"]);
         f.skip_parents = true;
         let s = select(&g, &f).unwrap();
-        assert_eq!(names(&g, &s, Status::Matched), ["keystone", "keystone-base"]);
+        assert_eq!(
+            names(&g, &s, Status::Matched),
+            ["keystone", "keystone-base"]
+        );
         assert_eq!(names(&g, &s, Status::Skipped), ["base", "openstack-base"]);
     }
 
@@ -284,7 +304,10 @@ mod tests {
         let mut f = filter(&["nova"]);
         f.unbuildable = BTreeSet::from(["nova-base".to_string()]);
         let err = select(&g, &f).unwrap_err().to_string();
-        assert!(err.contains("only unbuildable images match: nova-api, nova-base"), "{err}");
+        assert!(
+            err.contains("only unbuildable images match: nova-api, nova-base"),
+            "{err}"
+        );
         f.patterns.push("mariadb".into());
         let s = select(&g, &f).unwrap();
         assert_eq!(names(&g, &s, Status::Matched), ["base", "mariadb-server"]);
@@ -293,40 +316,60 @@ mod tests {
     #[test]
     fn nothing_matched_is_an_error_with_a_suggestion() {
         let g = graph();
-        let err = select(&g, &filter(&["^keystone-fernett$"])).unwrap_err().to_string();
-        assert!(err.contains("no image matches `^keystone-fernett$`"), "{err}");
+        let err = select(&g, &filter(&["^keystone-fernett$"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no image matches `^keystone-fernett$`"),
+            "{err}"
+        );
         let err = select(&g, &filter(&["novaa-api"])).unwrap_err().to_string();
         assert!(err.contains("did you mean `nova-api`?"), "{err}");
     }
 
     #[test]
     fn bad_regex_names_the_pattern() {
-        let err = select(&graph(), &filter(&["nova("])).unwrap_err().to_string();
+        let err = select(&graph(), &filter(&["nova("]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("invalid regex `nova(`"), "{err}");
     }
 
     #[test]
     fn profiles_resolve_and_unknown_ones_are_errors() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("gate.toml"), "description = \"ci\"\nimages = [\"^keystone$\"]\n").unwrap();
+        std::fs::write(
+            dir.path().join("gate.toml"),
+            "description = \"ci\"\nimages = [\"^keystone$\"]\n",
+        )
+        .unwrap();
         let extra = BTreeMap::from([("mine".to_string(), vec!["^nova-api$".to_string()])]);
         let profiles = Profiles::load(Some(dir.path()), &extra).unwrap();
         let patterns = profiles.patterns(&["gate".into(), "mine".into()]).unwrap();
         assert_eq!(patterns, ["^keystone$", "^nova-api$"]);
         let err = profiles.patterns(&["gat".into()]).unwrap_err().to_string();
-        assert!(err.contains("unknown profile `gat`; did you mean `gate`?; known profiles: gate, mine"), "{err}");
+        assert!(
+            err.contains("unknown profile `gat`; did you mean `gate`?; known profiles: gate, mine"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unbuildable_keys_combine_facts() {
         let known = ["debian", "rocky", "binary", "source", "x86_64", "aarch64"];
-        let text = "\"rocky+binary\" = [\"horizon\"]\naarch64 = [\"nova-compute\"]\nsource = [\"x\"]\n";
+        let text =
+            "\"rocky+binary\" = [\"horizon\"]\naarch64 = [\"nova-compute\"]\nsource = [\"x\"]\n";
         let path = Path::new("unbuildable.toml");
         let got = unbuildable_for(text, path, &["rocky", "binary", "x86_64"], &known).unwrap();
         assert_eq!(got, BTreeSet::from(["horizon".to_string()]));
         let got = unbuildable_for(text, path, &["rocky", "source", "aarch64"], &known).unwrap();
-        assert_eq!(got, BTreeSet::from(["nova-compute".to_string(), "x".to_string()]));
-        let err = unbuildable_for("\"rocky+binray\" = []", path, &[], &known).unwrap_err().to_string();
+        assert_eq!(
+            got,
+            BTreeSet::from(["nova-compute".to_string(), "x".to_string()])
+        );
+        let err = unbuildable_for("\"rocky+binray\" = []", path, &[], &known)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`binray` is not a distro"), "{err}");
     }
 }

@@ -67,7 +67,12 @@ impl Naming {
 
     /// `{registry}/{namespace}/{prefix}{name}:{tag}`.
     pub fn reference(&self, image: &str) -> String {
-        format!("{}/{}{image}:{}", self.full_namespace(), self.image_prefix, self.tag)
+        format!(
+            "{}/{}{image}:{}",
+            self.full_namespace(),
+            self.image_prefix,
+            self.tag
+        )
     }
 
     pub fn debian_arch(&self) -> &str {
@@ -136,7 +141,10 @@ impl Settings {
         cwd: &Path,
     ) -> Result<Settings> {
         let base = cli.base.or(file.base).unwrap_or(BaseDistro::Debian);
-        let install_type = cli.install_type.or(file.install_type).unwrap_or(InstallType::Binary);
+        let install_type = cli
+            .install_type
+            .or(file.install_type)
+            .unwrap_or(InstallType::Binary);
         let openstack_release = cli
             .openstack_release
             .or(file.openstack_release)
@@ -169,7 +177,10 @@ impl Settings {
             image_prefix: prefix_template
                 .replace("{base}", base.as_str())
                 .replace("{install_type}", install_type.as_str()),
-            tag: cli.tag.or(file.tag).unwrap_or_else(|| openstack_release.clone()),
+            tag: cli
+                .tag
+                .or(file.tag)
+                .unwrap_or_else(|| openstack_release.clone()),
             openstack_release_codename: cli
                 .openstack_release_codename
                 .or(file.openstack_release_codename)
@@ -185,7 +196,10 @@ impl Settings {
         let images_dir = match cli.images_dir.or(file.images_dir) {
             Some(dir) => cwd.join(dir),
             None => data_dir.clone().ok_or_else(|| Error::NoTree {
-                searched: format!("`{}` and its parents, and the installed data", cwd.display()),
+                searched: format!(
+                    "`{}` and its parents, and the installed data",
+                    cwd.display()
+                ),
             })?,
         };
         let mut docker_dirs = file.docker_dir.unwrap_or_default();
@@ -269,7 +283,8 @@ fn validate_naming(naming: &Naming) -> Result<()> {
 /// The project's data directory: a checkout found from `cwd` upwards, else the data installed
 /// beside the binary (`<prefix>/share/kolla-build`), else the checkout the binary was built from.
 fn find_data_dir(cwd: &Path) -> Option<PathBuf> {
-    let is_tree = |dir: &Path| dir.join("base/Dockerfile.j2").is_file() && dir.join("images").is_dir();
+    let is_tree =
+        |dir: &Path| dir.join("base/Dockerfile.j2").is_file() && dir.join("images").is_dir();
     if let Some(dir) = cwd.ancestors().find(|dir| is_tree(dir)) {
         return Some(dir.to_path_buf());
     }
@@ -277,7 +292,10 @@ fn find_data_dir(cwd: &Path) -> Option<PathBuf> {
         .ok()
         .and_then(|exe| Some(exe.parent()?.parent()?.join("share/kolla-build")));
     let built_from = Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-    [installed, built_from].into_iter().flatten().find(|dir| is_tree(dir))
+    [installed, built_from]
+        .into_iter()
+        .flatten()
+        .find(|dir| is_tree(dir))
 }
 
 #[cfg(test)]
@@ -289,12 +307,22 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("kolla-build").chain(args.iter().copied()))
             .unwrap();
         let file = FileConfig::parse(file).unwrap();
-        Settings::merge(cli, file, Some("/data".into()), BTreeMap::new(), Path::new("/cwd"))
+        Settings::merge(
+            cli,
+            file,
+            Some("/data".into()),
+            BTreeMap::new(),
+            Path::new("/cwd"),
+        )
     }
 
     #[test]
     fn cli_overrides_file_overrides_defaults() {
-        let s = merge(&["--base", "ubuntu"], "base = \"rocky\"\nnamespace = \"acme\"\n").unwrap();
+        let s = merge(
+            &["--base", "ubuntu"],
+            "base = \"rocky\"\nnamespace = \"acme\"\n",
+        )
+        .unwrap();
         assert_eq!(s.naming.base, BaseDistro::Ubuntu);
         assert_eq!(s.naming.namespace, "acme");
         assert_eq!(s.naming.base_tag, "22.04");
@@ -305,20 +333,29 @@ mod tests {
     fn default_prefix_is_base_and_install_type() {
         let s = merge(&["-b", "centos", "-t", "source"], "").unwrap();
         assert_eq!(s.naming.image_prefix, "centos-source-");
-        assert_eq!(s.naming.reference("keystone"), "kolla/centos-source-keystone:2024.1");
+        assert_eq!(
+            s.naming.reference("keystone"),
+            "kolla/centos-source-keystone:2024.1"
+        );
     }
 
     #[test]
     fn registry_is_part_of_the_namespace() {
         let s = merge(&["--registry", "127.0.0.1:4000", "--tag", "nightly"], "").unwrap();
         assert_eq!(s.naming.full_namespace(), "127.0.0.1:4000/kolla");
-        assert_eq!(s.naming.reference("base"), "127.0.0.1:4000/kolla/debian-binary-base:nightly");
+        assert_eq!(
+            s.naming.reference("base"),
+            "127.0.0.1:4000/kolla/debian-binary-base:nightly"
+        );
     }
 
     #[test]
     fn bad_tag_is_rejected_with_the_rule() {
         let err = merge(&["--tag", "no spaces"], "").unwrap_err().to_string();
-        assert!(err.contains("`tag`") && err.contains("[A-Za-z0-9_.-]"), "{err}");
+        assert!(
+            err.contains("`tag`") && err.contains("[A-Za-z0-9_.-]"),
+            "{err}"
+        );
     }
 
     #[test]

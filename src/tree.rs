@@ -169,7 +169,9 @@ fn collect_files(root: &Path, dir: &Path, files: &mut BTreeMap<String, PathBuf>)
     for entry in walker {
         let entry = entry.map_err(|e| Error::Read {
             path: e.path().unwrap_or(dir).to_path_buf(),
-            source: e.into_io_error().unwrap_or_else(|| std::io::Error::other("walk failed")),
+            source: e
+                .into_io_error()
+                .unwrap_or_else(|| std::io::Error::other("walk failed")),
         })?;
         if entry.file_type().is_dir() {
             continue;
@@ -202,9 +204,10 @@ fn find_images(files: &BTreeMap<String, PathBuf>) -> Result<Vec<ImageSource>> {
             .keys()
             .filter_map(|rel| rel.strip_prefix(&prefix))
             .filter(|inner| {
-                !dirs
-                    .iter()
-                    .any(|other| other.len() > dir.len() && format!("{dir}/{inner}").starts_with(&format!("{other}/")))
+                !dirs.iter().any(|other| {
+                    other.len() > dir.len()
+                        && format!("{dir}/{inner}").starts_with(&format!("{other}/"))
+                })
             })
             .filter(|inner| {
                 let file_name = inner.rsplit('/').next().unwrap_or(inner);
@@ -259,7 +262,10 @@ mod tests {
         assert_eq!(names, ["base", "nova-api", "nova-base"]);
         assert_eq!(tree.image("base").unwrap().context_files, ["start.sh"]);
         assert_eq!(tree.image("nova-base").unwrap().context_files, ["sudoers"]);
-        assert_eq!(tree.image("nova-api").unwrap().context_files, ["extend_start.sh"]);
+        assert_eq!(
+            tree.image("nova-api").unwrap().context_files,
+            ["extend_start.sh"]
+        );
         assert_eq!(tree.template_source("macros.j2"), Some(""));
     }
 
@@ -273,7 +279,10 @@ mod tests {
         write(extra.path(), "custom/Dockerfile.j2", "FROM y");
         let tree = Tree::load(main.path(), &[extra.path().to_path_buf()]).unwrap();
         assert_eq!(tree.layout, Layout::Kolla);
-        assert_eq!(tree.template_source("base/Dockerfile.j2"), Some("FROM extra"));
+        assert_eq!(
+            tree.template_source("base/Dockerfile.j2"),
+            Some("FROM extra")
+        );
         assert!(tree.image("custom").is_some());
     }
 

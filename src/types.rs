@@ -5,7 +5,9 @@ use std::fmt;
 use serde::Deserialize;
 
 /// The base distribution images are built on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum BaseDistro {
     Centos,
@@ -78,7 +80,9 @@ impl fmt::Display for BaseDistro {
 }
 
 /// How OpenStack itself gets into the images.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum InstallType {
     /// The distribution's own OpenStack packages.

@@ -28,13 +28,21 @@ pub struct Users(BTreeMap<String, User>);
 impl Users {
     /// Parses the table; a missing `group` is the user's own name.
     pub fn parse(text: &str) -> Result<Users, String> {
-        let entries: BTreeMap<String, UserEntry> = toml::from_str(text).map_err(|e| e.to_string())?;
+        let entries: BTreeMap<String, UserEntry> =
+            toml::from_str(text).map_err(|e| e.to_string())?;
         Ok(Users(
             entries
                 .into_iter()
                 .map(|(name, e)| {
                     let group = e.group.unwrap_or_else(|| name.clone());
-                    (name, User { uid: e.uid, gid: e.gid, group })
+                    (
+                        name,
+                        User {
+                            uid: e.uid,
+                            gid: e.gid,
+                            group,
+                        },
+                    )
                 })
                 .collect(),
         ))
@@ -66,6 +74,10 @@ mod tests {
 
     #[test]
     fn unknown_field_is_an_error() {
-        assert!(Users::parse("[kolla]\nuid = 1\ngid = 1\nshell = \"x\"\n").unwrap_err().contains("shell"));
+        assert!(
+            Users::parse("[kolla]\nuid = 1\ngid = 1\nshell = \"x\"\n")
+                .unwrap_err()
+                .contains("shell")
+        );
     }
 }

@@ -7,7 +7,11 @@ use crate::error::{Error, Result};
 use crate::tree::{ImageSource, Tree};
 
 /// Writes `images` (with their rendered Dockerfiles) and returns the `docker/` directory.
-pub fn write_tree(work_dir: &Path, tree: &Tree, images: &[(&ImageSource, &str)]) -> Result<PathBuf> {
+pub fn write_tree(
+    work_dir: &Path,
+    tree: &Tree,
+    images: &[(&ImageSource, &str)],
+) -> Result<PathBuf> {
     let write_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| Error::Write { path, source }
@@ -20,7 +24,8 @@ pub fn write_tree(work_dir: &Path, tree: &Tree, images: &[(&ImageSource, &str)])
     for (image, dockerfile) in images {
         let dir = staging.path().join(&image.dir);
         std::fs::create_dir_all(&dir).map_err(write_err(&dir))?;
-        std::fs::write(dir.join("Dockerfile"), dockerfile).map_err(write_err(&dir.join("Dockerfile")))?;
+        std::fs::write(dir.join("Dockerfile"), dockerfile)
+            .map_err(write_err(&dir.join("Dockerfile")))?;
         for rel in &image.context_files {
             let source = tree
                 .file(&format!("{}/{rel}", image.dir))

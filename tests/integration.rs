@@ -1,0 +1,6 @@
+//! One integration test binary (as just and ripgrep do): the real `kolla-build` binary run in
+//! temporary directories, and the project's own template tree rendered for every variant.
+
+mod cli;
+mod real_tree;
+mod support;

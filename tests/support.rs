@@ -1,0 +1,161 @@
+//! A small builder for running the real binary in a temp dir with a fixture tree.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_kolla-build");
+pub(crate) const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+/// A temporary directory holding a template tree and whatever a test writes.
+pub(crate) struct Test {
+    dir: tempfile::TempDir,
+    args: Vec<String>,
+}
+
+/// A minimal tree in this project's layout: base ← openstack-base ← keystone-base ← keystone.
+pub(crate) const SMALL_TREE: &[(&str, &str)] = &[
+    ("build.toml", "base = \"debian\"\n"),
+    (
+        "base/Dockerfile.j2",
+        "FROM {{ base_image }}:{{ base_distro_tag }}\n{% import \"macros.j2\" as macros with context %}\n{% block base_header %}{% endblock %}\nRUN echo base\n",
+    ),
+    (
+        "base/macros.j2",
+        "{% macro install_packages(packages) %}{% if packages %}RUN {{ debian_package_install(packages) }}{% endif %}{% endmacro %}\n",
+    ),
+    ("base/start.sh", "#!/bin/sh\n"),
+    (
+        "images/openstack-base/Dockerfile.j2",
+        "FROM {{ namespace }}/{{ image_prefix }}base:{{ tag }}\n",
+    ),
+    (
+        "images/keystone/keystone-base/Dockerfile.j2",
+        "FROM {{ namespace }}/{{ image_prefix }}openstack-base:{{ tag }}\n{% import \"macros.j2\" as macros with context %}\n{% block keystone_base_header %}{% endblock %}\n{{ macros.install_packages(['keystone'] | customizable('packages')) }}\n",
+    ),
+    (
+        "images/keystone/keystone/Dockerfile.j2",
+        "FROM {{ namespace }}/{{ image_prefix }}keystone-base:{{ tag }}\n{% block keystone_footer %}{% endblock %}\n",
+    ),
+    ("images/keystone/keystone/extend_start.sh", "echo start\n"),
+    (
+        "images/cron/Dockerfile.j2",
+        "FROM {{ namespace }}/{{ image_prefix }}base:{{ tag }}\n",
+    ),
+    (
+        "profiles/gate.toml",
+        "description = \"ci\"\nimages = [\"^keystone$\"]\n",
+    ),
+];
+
+impl Test {
+    pub(crate) fn new() -> Test {
+        Test {
+            dir: tempfile::tempdir().expect("temp dir"),
+            args: Vec::new(),
+        }
+    }
+
+    /// A test whose directory holds `SMALL_TREE`.
+    pub(crate) fn small_tree() -> Test {
+        let test = Test::new();
+        for (rel, text) in SMALL_TREE {
+            test.write(rel, text);
+        }
+        test
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub(crate) fn write(&self, rel: &str, text: &str) -> &Test {
+        let path = self.dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        self
+    }
+
+    pub(crate) fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    pub(crate) fn exists(&self, rel: &str) -> bool {
+        self.dir.path().join(rel).exists()
+    }
+
+    pub(crate) fn args<I: IntoIterator<Item = S>, S: AsRef<str>>(&mut self, args: I) -> &mut Test {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_string()));
+        self
+    }
+
+    /// Runs the binary in the test's directory.
+    pub(crate) fn run(&self) -> Run {
+        let output = Command::new(BIN)
+            .args(&self.args)
+            .current_dir(self.dir.path())
+            .env_remove("DOCKER_HOST")
+            .output()
+            .expect("run kolla-build");
+        Run(output)
+    }
+}
+
+pub(crate) struct Run(pub(crate) Output);
+
+impl Run {
+    pub(crate) fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+
+    pub(crate) fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+
+    #[track_caller]
+    pub(crate) fn success(self) -> Run {
+        assert!(
+            self.0.status.success(),
+            "expected success, got {:?}\nstdout:\n{}\nstderr:\n{}",
+            self.0.status,
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub(crate) fn failure(self) -> Run {
+        assert!(
+            !self.0.status.success(),
+            "expected failure\nstdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        assert_eq!(
+            self.0.status.code(),
+            Some(1),
+            "user errors exit 1\nstderr:\n{}",
+            self.stderr()
+        );
+        self
+    }
+}
+
+/// Every file below `dir`, relative, sorted.
+pub(crate) fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                out.push(path.strip_prefix(dir).unwrap().to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
+}
