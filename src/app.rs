@@ -85,12 +85,8 @@ fn execute(settings: &Settings) -> Result<ExitCode> {
         writeln!(stdout, "{json}").map_err(stdout_err)?;
     }
     if actions.builds() {
-        return Err(Error::Setting {
-            key: "action".into(),
-            message: "building images through the engine is not implemented yet; use \
-                      `--template-only --work-dir DIR`, `--list-images` or `--list-dependencies`"
-                .into(),
-        });
+        drop(stdout);
+        return crate::build::build(settings, &prepared);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::types::{BaseDistro, InstallType, UndefinedMode};
+use crate::types::{BaseDistro, InstallType, SummaryFormat, UndefinedMode};
 
 #[derive(Debug, Default, Parser)]
 #[command(
@@ -19,7 +19,8 @@ use crate::types::{BaseDistro, InstallType, UndefinedMode};
     after_help = "Examples:\n  \
         kolla-build --base debian -t binary --template-only --work-dir out keystone\n  \
         kolla-build --profile default --list-images\n  \
-        kolla-build -b ubuntu --list-dependencies '^nova'"
+        kolla-build -b ubuntu --list-dependencies '^nova'\n  \
+        kolla-build --bootstrap-base --ca-certificate /usr/local/share/ca-certificates/proxy.crt -p gate"
 )]
 pub struct Cli {
     /// Regexes selecting images by name (searched anywhere in the name, as kolla does); their
@@ -124,9 +125,72 @@ pub struct Cli {
     #[arg(long, value_enum, value_name = "MODE", help_heading = "Templates")]
     pub undefined: Option<UndefinedMode>,
 
-    /// Build threads (also render threads) [default: 8].
+    /// How many images build at once [default: 8].
     #[arg(short = 'T', long, value_name = "N", help_heading = "Build")]
     pub threads: Option<usize>,
+    /// The engine API: unix:///path or tcp://host:port [default: DOCKER_HOST, else
+    /// unix:///var/run/docker.sock].
+    #[arg(long, value_name = "URL", help_heading = "Build")]
+    pub engine_url: Option<String>,
+    /// Pull the base image when it is missing (the default).
+    #[arg(long, overrides_with = "no_pull", help_heading = "Build")]
+    pub pull: bool,
+    /// Never pull: a missing base image is an error.
+    #[arg(long, overrides_with = "pull", help_heading = "Build")]
+    pub no_pull: bool,
+    /// The base image is missing and cannot be pulled: make it with debootstrap from a package
+    /// mirror (Debian and Ubuntu) and import it under --base-image:--base-tag.
+    #[arg(long, help_heading = "Build")]
+    pub bootstrap_base: bool,
+    /// The package mirror for --bootstrap-base [default: deb.debian.org / archive.ubuntu.com].
+    #[arg(long, value_name = "URL", help_heading = "Build")]
+    pub bootstrap_mirror: Option<String>,
+    /// A build argument K=V (repeatable; `K=V,K2=V2` and kolla's `K:V` also work).
+    #[arg(long = "build-args", value_name = "K=V", help_heading = "Build")]
+    pub build_args: Vec<String>,
+    /// The network of RUN steps [default: host].
+    #[arg(
+        long,
+        alias = "network_mode",
+        value_name = "MODE",
+        help_heading = "Build"
+    )]
+    pub network_mode: Option<String>,
+    /// Build without the engine's layer cache.
+    #[arg(long, alias = "nocache", help_heading = "Build")]
+    pub no_cache: bool,
+    /// Keep the intermediate containers of failed builds (for debugging).
+    #[arg(long, help_heading = "Build")]
+    pub keep: bool,
+    /// A CA certificate (PEM) every image trusts, installed in `base` (repeatable).
+    #[arg(long = "ca-certificate", value_name = "FILE", help_heading = "Build")]
+    pub ca_certificate: Vec<PathBuf>,
+    /// Retries of a failed build, with exponential backoff [default: 1].
+    #[arg(short = 'r', long, value_name = "N", help_heading = "Build")]
+    pub retries: Option<u32>,
+    /// Seconds one build may take before it is stopped [default: 7200].
+    #[arg(long, value_name = "SECS", help_heading = "Build")]
+    pub timeout: Option<u64>,
+    /// Do not build an image whose tag exists in the engine, whatever its inputs (kolla's
+    /// meaning; images whose inputs are unchanged are skipped anyway, as "fresh").
+    #[arg(long, help_heading = "Build")]
+    pub skip_existing: bool,
+
+    /// Write each image's build log to DIR/<image>.log (created if missing).
+    #[arg(long, value_name = "DIR", help_heading = "Output")]
+    pub logs_dir: Option<PathBuf>,
+    /// Write the JSON summary to FILE (indented) instead of stdout.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub summary_json_file: Option<PathBuf>,
+    /// The summary on stdout: `json` (one line, as kolla) or `none`.
+    #[arg(
+        short = 'f',
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        help_heading = "Output"
+    )]
+    pub format: Option<SummaryFormat>,
 
     /// Print errors only.
     #[arg(short = 'q', long, help_heading = "Output")]

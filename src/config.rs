@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::types::{BaseDistro, InstallType, UndefinedMode};
+use crate::types::{BaseDistro, InstallType, SummaryFormat, UndefinedMode};
 
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -36,6 +36,21 @@ pub struct FileConfig {
     pub use_dumb_init: Option<bool>,
     pub docker_healthchecks: Option<bool>,
     pub threads: Option<usize>,
+    pub engine_url: Option<String>,
+    pub pull: Option<bool>,
+    pub bootstrap_base: Option<bool>,
+    pub bootstrap_mirror: Option<String>,
+    pub build_args: Option<BTreeMap<String, String>>,
+    pub network_mode: Option<String>,
+    pub no_cache: Option<bool>,
+    pub keep: Option<bool>,
+    pub ca_certificates: Option<Vec<PathBuf>>,
+    pub retries: Option<u32>,
+    pub timeout: Option<u64>,
+    pub skip_existing: Option<bool>,
+    pub logs_dir: Option<PathBuf>,
+    pub summary_json_file: Option<PathBuf>,
+    pub format: Option<SummaryFormat>,
     /// Extra named selections, as kolla's `[profiles]` section: name → regexes.
     pub profiles: Option<BTreeMap<String, Vec<String>>>,
 }
@@ -69,6 +84,9 @@ impl FileConfig {
         };
         self.images_dir.iter_mut().for_each(resolve);
         self.work_dir.iter_mut().for_each(resolve);
+        self.logs_dir.iter_mut().for_each(resolve);
+        self.summary_json_file.iter_mut().for_each(resolve);
+        self.ca_certificates.iter_mut().flatten().for_each(resolve);
         self.docker_dir.iter_mut().flatten().for_each(resolve);
         self.template_override
             .iter_mut()

@@ -81,6 +81,10 @@ pub enum Error {
         did_you_mean: Option<String>,
     },
 
+    /// The engine is unreachable or refused something outside a single image's build.
+    #[error("{0}")]
+    Engine(String),
+
     #[error("invalid value for `{key}`: {message}")]
     Setting { key: String, message: String },
 }

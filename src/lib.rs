@@ -4,17 +4,25 @@
 //! Data flows one way: settings → tree → render → graph → selection → actions.
 
 pub mod app;
+pub mod bootstrap;
+pub mod build;
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod dockerfile;
+pub mod engine;
 pub mod error;
 pub mod graph;
 pub mod listing;
+pub mod plan;
 pub mod prepare;
+pub mod progress;
 pub mod render;
 pub mod repos;
+pub mod schedule;
 pub mod selection;
 pub mod settings;
+pub mod summary;
 pub mod tree;
 pub mod types;
 pub mod users;

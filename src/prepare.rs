@@ -64,6 +64,10 @@ pub fn prepare(settings: &Settings) -> Result<Prepared> {
         use_dumb_init: settings.use_dumb_init,
         docker_healthchecks: settings.docker_healthchecks,
         kolla_version: env!("CARGO_PKG_VERSION").to_string(),
+        ca_certificates: ca_certificate_files(&settings.build.ca_certificates)
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect(),
         env: settings.env.clone(),
     };
 
@@ -151,4 +155,27 @@ pub fn prepare(settings: &Settings) -> Result<Prepared> {
         selection,
         render_time,
     })
+}
+
+/// The names the CA certificates get in `base`'s context (`ca-certificates/<name>`): numbered so
+/// equal file names cannot collide, ending in `.crt` as update-ca-certificates wants.
+pub fn ca_certificate_files(paths: &[std::path::PathBuf]) -> Vec<(String, std::path::PathBuf)> {
+    paths
+        .iter()
+        .enumerate()
+        .map(|(i, path)| {
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("ca");
+            let stem: String = stem
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            (format!("kolla-build-{i}-{stem}.crt"), path.clone())
+        })
+        .collect()
 }

@@ -24,6 +24,8 @@ pub struct Variables {
     pub use_dumb_init: bool,
     pub docker_healthchecks: bool,
     pub kolla_version: String,
+    /// Certificate files `base` installs (names inside its `ca-certificates/` folder).
+    pub ca_certificates: Vec<String>,
     pub env: BTreeMap<String, String>,
 }
 
@@ -67,6 +69,7 @@ impl Variables {
         put("rpm_setup", Value::from(Vec::<Value>::new()));
         put("patches_path", "".into());
         put("repos_yaml", "".into());
+        put("ca_certificates", Value::from(Serde(&self.ca_certificates)));
         put("env", Value::from(Serde(&self.env)));
         Value::from(Serde(&map))
     }
@@ -362,6 +365,7 @@ mod tests {
             use_dumb_init: true,
             docker_healthchecks: true,
             kolla_version: "test".into(),
+            ca_certificates: Vec::new(),
             env: BTreeMap::new(),
         };
         let overrides: Vec<Override> = overrides

@@ -3,11 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::cli::Cli;
 use crate::config::FileConfig;
+use crate::engine::DEFAULT_ENGINE_URL;
 use crate::error::{Error, Result};
-use crate::types::{BaseDistro, InstallType, UndefinedMode};
+use crate::types::{BaseDistro, InstallType, SummaryFormat, UndefinedMode};
 
 pub const DEFAULT_OPENSTACK_RELEASE: &str = "2024.1";
 pub const DEFAULT_OPENSTACK_CODENAME: &str = "caracal";
@@ -33,6 +35,7 @@ pub struct Settings {
     pub threads: usize,
     pub work_dir: Option<PathBuf>,
     pub actions: Actions,
+    pub build: BuildSettings,
     pub quiet: bool,
     pub debug: bool,
     /// The process environment, handed to templates as `env`.
@@ -92,6 +95,26 @@ pub struct SelectionSettings {
     pub enable_unbuildable: bool,
     /// Profiles defined in the config file, on top of `profiles/`.
     pub extra_profiles: BTreeMap<String, Vec<String>>,
+}
+
+/// How images are built, once rendered.
+#[derive(Debug, Clone)]
+pub struct BuildSettings {
+    pub engine_url: String,
+    pub pull: bool,
+    pub bootstrap_base: bool,
+    pub bootstrap_mirror: Option<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub network_mode: String,
+    pub no_cache: bool,
+    pub keep: bool,
+    pub ca_certificates: Vec<PathBuf>,
+    pub retries: u32,
+    pub timeout: Duration,
+    pub skip_existing: bool,
+    pub logs_dir: Option<PathBuf>,
+    pub summary_json_file: Option<PathBuf>,
+    pub format: SummaryFormat,
 }
 
 /// What the run is asked to do; several may be combined.
@@ -214,6 +237,43 @@ impl Settings {
                 message: "must be at least 1".into(),
             });
         }
+        let mut build_args = file.build_args.unwrap_or_default();
+        for arg in &cli.build_args {
+            build_args.extend(parse_build_args(arg)?);
+        }
+        let mut ca_certificates = file.ca_certificates.unwrap_or_default();
+        ca_certificates.extend(cli.ca_certificate.iter().map(|f| cwd.join(f)));
+        let build = BuildSettings {
+            engine_url: cli
+                .engine_url
+                .or(file.engine_url)
+                .or_else(|| env.get("DOCKER_HOST").cloned())
+                .unwrap_or_else(|| DEFAULT_ENGINE_URL.to_string()),
+            pull: if cli.no_pull {
+                false
+            } else {
+                cli.pull || file.pull.unwrap_or(true)
+            },
+            bootstrap_base: cli.bootstrap_base || file.bootstrap_base.unwrap_or(false),
+            bootstrap_mirror: cli.bootstrap_mirror.or(file.bootstrap_mirror),
+            build_args,
+            network_mode: cli
+                .network_mode
+                .or(file.network_mode)
+                .unwrap_or_else(|| "host".into()),
+            no_cache: cli.no_cache || file.no_cache.unwrap_or(false),
+            keep: cli.keep || file.keep.unwrap_or(false),
+            ca_certificates,
+            retries: cli.retries.or(file.retries).unwrap_or(1),
+            timeout: Duration::from_secs(cli.timeout.or(file.timeout).unwrap_or(7200)),
+            skip_existing: cli.skip_existing || file.skip_existing.unwrap_or(false),
+            logs_dir: cli.logs_dir.map(|d| cwd.join(d)).or(file.logs_dir),
+            summary_json_file: cli
+                .summary_json_file
+                .map(|f| cwd.join(f))
+                .or(file.summary_json_file),
+            format: cli.format.or(file.format).unwrap_or_default(),
+        };
         let profiles = if cli.profile.is_empty() {
             file.profile.unwrap_or_default()
         } else {
@@ -245,11 +305,29 @@ impl Settings {
                 list_dependencies: cli.list_dependencies,
                 save_dependency: cli.save_dependency.map(|f| cwd.join(f)),
             },
+            build,
             quiet: cli.quiet,
             debug: cli.debug,
             env,
         })
     }
+}
+
+/// `K=V`, `K=V,K2=V2`, or kolla's `K:V`.
+fn parse_build_args(arg: &str) -> Result<Vec<(String, String)>> {
+    arg.split(',')
+        .filter(|pair| !pair.trim().is_empty())
+        .map(|pair| {
+            let (key, value) = pair
+                .split_once('=')
+                .or_else(|| pair.split_once(':'))
+                .ok_or_else(|| Error::Setting {
+                    key: "build-args".into(),
+                    message: format!("`{pair}` is not K=V"),
+                })?;
+            Ok((key.trim().to_string(), value.to_string()))
+        })
+        .collect()
 }
 
 fn validate_naming(naming: &Naming) -> Result<()> {
@@ -356,6 +434,45 @@ mod tests {
             err.contains("`tag`") && err.contains("[A-Za-z0-9_.-]"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn build_args_accept_both_syntaxes_and_engine_url_follows_docker_host() {
+        let cli = Cli::try_parse_from([
+            "kolla-build",
+            "--build-args",
+            "A=1,B:2",
+            "--build-args",
+            "C=x=y",
+        ])
+        .unwrap();
+        let env = BTreeMap::from([(
+            "DOCKER_HOST".to_string(),
+            "tcp://127.0.0.1:2375".to_string(),
+        )]);
+        let s = Settings::merge(
+            cli,
+            FileConfig::default(),
+            Some("/d".into()),
+            env,
+            Path::new("/"),
+        )
+        .unwrap();
+        let args: Vec<_> = s
+            .build
+            .build_args
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        assert_eq!(args, ["A=1", "B=2", "C=x=y"]);
+        assert_eq!(s.build.engine_url, "tcp://127.0.0.1:2375");
+        assert!(merge(&["--build-args", "novalue"], "").is_err());
+    }
+
+    #[test]
+    fn no_pull_wins_over_the_file() {
+        assert!(!merge(&["--no-pull"], "pull = true\n").unwrap().build.pull);
+        assert!(merge(&[], "").unwrap().build.pull);
     }
 
     #[test]

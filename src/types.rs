@@ -118,3 +118,14 @@ pub enum UndefinedMode {
     /// Jinja2's default: undefined prints as empty and iterates as empty (for kolla's own tree).
     Lenient,
 }
+
+/// How the build summary is printed on stdout.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SummaryFormat {
+    /// One line of JSON, kolla's shape.
+    #[default]
+    Json,
+    /// Nothing (the table on stderr still shows).
+    None,
+}

@@ -1,0 +1,202 @@
+//! The end of a run: a table for people and kolla's JSON shape for CI parsers, with true statuses
+//! (`parent_error`, `error` with its cause) and per-image detail.
+
+use serde::Serialize;
+
+use crate::schedule::Outcome;
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Summary {
+    pub built: Vec<Entry>,
+    pub failed: Vec<Entry>,
+    pub not_matched: Vec<Entry>,
+    pub skipped: Vec<Entry>,
+    pub unbuildable: Vec<Entry>,
+    pub allowed_to_fail: Vec<Entry>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Entry {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_hash: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fresh: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+}
+
+impl Entry {
+    pub fn named(name: &str) -> Entry {
+        Entry {
+            name: name.to_string(),
+            ..Entry::default()
+        }
+    }
+}
+
+/// One built-or-not image, as the summary needs it.
+pub struct Row<'a> {
+    pub name: &'a str,
+    pub reference: &'a str,
+    pub input_hash: &'a str,
+    pub outcome: &'a Outcome,
+}
+
+impl Summary {
+    pub fn record(&mut self, row: Row<'_>) {
+        let mut entry = Entry {
+            name: row.name.to_string(),
+            status: Some(row.outcome.status().to_string()),
+            reference: Some(row.reference.to_string()),
+            input_hash: Some(row.input_hash.to_string()),
+            ..Entry::default()
+        };
+        match row.outcome {
+            Outcome::Built {
+                seconds, attempts, ..
+            } => {
+                entry.fresh = Some(false);
+                entry.seconds = Some((seconds * 10.0).round() / 10.0);
+                entry.attempts = Some(*attempts);
+                self.built.push(entry);
+            }
+            Outcome::Fresh => {
+                entry.fresh = Some(true);
+                entry.seconds = Some(0.0);
+                self.built.push(entry);
+            }
+            Outcome::Existing => self.skipped.push(entry),
+            Outcome::Failed {
+                error,
+                seconds,
+                attempts,
+                ..
+            } => {
+                entry.error = Some(error.clone());
+                entry.seconds = Some((seconds * 10.0).round() / 10.0);
+                entry.attempts = Some(*attempts);
+                self.failed.push(entry);
+            }
+            Outcome::ParentFailed { parent } => {
+                entry.parent = Some(parent.clone());
+                self.failed.push(entry);
+            }
+            Outcome::Cancelled => self.failed.push(entry),
+        }
+    }
+
+    pub fn success(&self) -> bool {
+        self.failed.is_empty()
+    }
+
+    /// The table printed at the end of a build.
+    pub fn table(&self, elapsed: f64) -> String {
+        let mut out = String::new();
+        let width = self
+            .built
+            .iter()
+            .chain(&self.failed)
+            .map(|e| e.name.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        out.push_str(&format!(
+            "{:width$}  {:12}  {:>8}  {}\n",
+            "IMAGE", "STATUS", "SECONDS", "DETAIL"
+        ));
+        for entry in self.built.iter().chain(&self.failed) {
+            let status = entry.status.as_deref().unwrap_or("");
+            let seconds = entry.seconds.map(|s| format!("{s:.1}")).unwrap_or_default();
+            let detail = match (&entry.error, &entry.parent) {
+                (Some(error), _) => error.lines().next().unwrap_or_default().to_string(),
+                (None, Some(parent)) => format!("parent `{parent}` failed"),
+                _ => entry.reference.clone().unwrap_or_default(),
+            };
+            out.push_str(&format!(
+                "{:width$}  {status:12}  {seconds:>8}  {detail}\n",
+                entry.name
+            ));
+        }
+        let fresh = self.built.iter().filter(|e| e.fresh == Some(true)).count();
+        out.push_str(&format!(
+            "{} built ({} fresh), {} failed, {} skipped, {} unbuildable, {} not matched in {elapsed:.1}s\n",
+            self.built.len(),
+            fresh,
+            self.failed.len(),
+            self.skipped.len(),
+            self.unbuildable.len(),
+            self.not_matched.len()
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_land_in_kollas_lists_with_detail() {
+        let mut s = Summary::default();
+        let built = Outcome::Built {
+            image_id: "sha256:1".into(),
+            seconds: 12.34,
+            attempts: 1,
+        };
+        let failed = Outcome::Failed {
+            error: "RUN exited 1".into(),
+            attempts: 2,
+            seconds: 3.0,
+            log_tail: vec![],
+        };
+        let parent = Outcome::ParentFailed {
+            parent: "keystone-base".into(),
+        };
+        s.record(Row {
+            name: "base",
+            reference: "k/base:1",
+            input_hash: "aa",
+            outcome: &Outcome::Fresh,
+        });
+        s.record(Row {
+            name: "keystone-base",
+            reference: "k/kb:1",
+            input_hash: "bb",
+            outcome: &failed,
+        });
+        s.record(Row {
+            name: "keystone",
+            reference: "k/k:1",
+            input_hash: "cc",
+            outcome: &parent,
+        });
+        s.record(Row {
+            name: "cron",
+            reference: "k/c:1",
+            input_hash: "dd",
+            outcome: &built,
+        });
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["built"][0]["fresh"], true);
+        assert_eq!(json["built"][1]["seconds"], 12.3);
+        assert_eq!(json["failed"][0]["status"], "error");
+        assert_eq!(json["failed"][0]["error"], "RUN exited 1");
+        assert_eq!(json["failed"][1]["status"], "parent_error");
+        assert_eq!(json["failed"][1]["parent"], "keystone-base");
+        assert!(!s.success());
+        let table = s.table(20.0);
+        assert!(table.contains("2 built (1 fresh), 2 failed"), "{table}");
+        assert!(table.contains("parent `keystone-base` failed"), "{table}");
+    }
+}
