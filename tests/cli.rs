@@ -451,3 +451,30 @@ impl Test {
         );
     }
 }
+
+#[test]
+fn engine_down_is_one_clear_error_before_any_work() {
+    let mut test = Test::small_tree();
+    let run = test
+        .args([
+            "--engine-url",
+            "unix:///nonexistent/docker.sock",
+            "--logs-dir",
+            "logs",
+            "cron",
+        ])
+        .run()
+        .failure();
+    let err = run.stderr();
+    assert!(
+        err.starts_with(
+            "error: cannot reach the container engine at unix:///nonexistent/docker.sock"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint:") && err.contains("setup-engine.sh"),
+        "{err}"
+    );
+    assert!(!test.exists("logs"), "nothing was started");
+}

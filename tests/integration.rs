@@ -2,5 +2,6 @@
 //! temporary directories, and the project's own template tree rendered for every variant.
 
 mod cli;
+mod engine;
 mod real_tree;
 mod support;
