@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The project's test command (README "Tests"; CI runs exactly this): formatting, lints, then the
-# unit and integration tests.
+# The project's test command (README "Tests"; CI runs exactly this): formatting, lints, the
+# engine (installed and started if missing), then the unit, CLI and real-engine tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,5 +8,7 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
+echo "==> engine and registry (scripts/setup-engine.sh)"
+bash scripts/setup-engine.sh
 echo "==> cargo test"
 cargo test --locked
