@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::plan::{ExtraFiles, INPUT_HASH_LABEL, Job, plan};
 use crate::prepare::{Prepared, ca_certificate_files};
 use crate::progress::{Display, Progress};
-use crate::schedule::{self, Options, Outcome, Task};
+use crate::schedule::{self, Options, Outcome, Results, Task};
 use crate::selection::Status;
 use crate::settings::Settings;
 use crate::summary::{Entry, Row, Summary};
@@ -38,11 +38,16 @@ fn engine_error(e: impl std::fmt::Display) -> Error {
 
 async fn build_async(settings: &Settings, prepared: &Prepared) -> Result<ExitCode> {
     let started = Instant::now();
-    let engine = Arc::new(
-        DockerEngine::connect(&settings.build.engine_url)
-            .await
-            .map_err(engine_error)?,
-    );
+    if settings.build.push && settings.naming.registry.is_none() {
+        return Err(Error::Setting {
+            key: "push".into(),
+            message: "`--push` needs `--registry HOST:PORT` to push to".into(),
+        });
+    }
+    let engine = DockerEngine::connect(&settings.build.engine_url)
+        .await
+        .map_err(engine_error)?;
+    let engine = Arc::new(engine.with_credentials(settings.build.credentials.clone()));
     let display = Display::detect(settings.quiet);
     let say = |verb: &str, text: &str| {
         if display != Display::Quiet {
@@ -101,12 +106,13 @@ async fn build_async(settings: &Settings, prepared: &Prepared) -> Result<ExitCod
         retries: settings.build.retries,
         timeout: Some(settings.build.timeout),
         backoff: Duration::from_secs(2),
+        push_threads: settings.build.push_threads,
     };
-    let outcomes = schedule::run(engine.clone(), &tasks, &options, &mut progress, cancel_rx).await;
+    let results = schedule::run(engine.clone(), &tasks, &options, &mut progress, cancel_rx).await;
     progress.finish();
     interrupt.abort();
 
-    let summary = summarize(prepared, &tasks, &outcomes);
+    let summary = summarize(prepared, &tasks, &results);
     if display != Display::Quiet {
         eprint!("\n{}", summary.table(started.elapsed().as_secs_f64()));
     }
@@ -235,6 +241,7 @@ async fn decide(
             deps: job.deps,
             priority: job.priority,
             done,
+            push: settings.build.push,
             request: BuildRequest {
                 image: job.name,
                 reference,
@@ -252,9 +259,9 @@ async fn decide(
     Ok(tasks)
 }
 
-fn summarize(prepared: &Prepared, tasks: &[Task], outcomes: &[Outcome]) -> Summary {
+fn summarize(prepared: &Prepared, tasks: &[Task], results: &Results) -> Summary {
     let mut summary = Summary::default();
-    for (task, outcome) in tasks.iter().zip(outcomes) {
+    for ((task, outcome), push) in tasks.iter().zip(&results.outcomes).zip(&results.pushes) {
         summary.record(Row {
             name: &task.name,
             reference: &task.request.reference,
@@ -264,6 +271,7 @@ fn summarize(prepared: &Prepared, tasks: &[Task], outcomes: &[Outcome]) -> Summa
                 .get(INPUT_HASH_LABEL)
                 .map_or("", String::as_str),
             outcome,
+            push: push.as_ref(),
         });
     }
     let graph = &prepared.graph;

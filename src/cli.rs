@@ -165,6 +165,12 @@ pub struct Cli {
     /// A CA certificate (PEM) every image trusts, installed in `base` (repeatable).
     #[arg(long = "ca-certificate", value_name = "FILE", help_heading = "Build")]
     pub ca_certificate: Vec<PathBuf>,
+    /// Push every built (or fresh) selected image to --registry, as soon as it is built.
+    #[arg(long, help_heading = "Build")]
+    pub push: bool,
+    /// Pushes at once [default: 4].
+    #[arg(long, value_name = "N", help_heading = "Build")]
+    pub push_threads: Option<usize>,
     /// Retries of a failed build, with exponential backoff [default: 1].
     #[arg(short = 'r', long, value_name = "N", help_heading = "Build")]
     pub retries: Option<u32>,

@@ -46,6 +46,8 @@ pub struct FileConfig {
     pub keep: Option<bool>,
     pub ca_certificates: Option<Vec<PathBuf>>,
     pub retries: Option<u32>,
+    pub push: Option<bool>,
+    pub push_threads: Option<usize>,
     pub timeout: Option<u64>,
     pub skip_existing: Option<bool>,
     pub logs_dir: Option<PathBuf>,

@@ -7,9 +7,11 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 use bollard::Docker;
+use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
+    PushImageOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    TagImageOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -53,6 +55,8 @@ pub enum EngineError {
     Build(String),
     #[error("engine error: {0}")]
     Api(String),
+    #[error("push failed: {0}")]
+    Push(String),
 }
 
 /// A line of build output.
@@ -71,6 +75,26 @@ pub trait Engine: Send + Sync + 'static {
         request: BuildRequest,
         log: LogSink,
     ) -> impl Future<Output = Result<String, EngineError>> + Send;
+
+    /// Pushes a tagged image to the registry named in its reference.
+    fn push(
+        &self,
+        reference: &str,
+        log: LogSink,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+}
+
+/// Registry credentials; never printed (Debug is redacted).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials({}, <redacted>)", self.username)
+    }
 }
 
 /// The Docker Engine API over a unix socket or TCP.
@@ -78,6 +102,7 @@ pub trait Engine: Send + Sync + 'static {
 pub struct DockerEngine {
     docker: Docker,
     url: String,
+    credentials: Option<Credentials>,
 }
 
 pub const DEFAULT_ENGINE_URL: &str = "unix:///var/run/docker.sock";
@@ -112,7 +137,14 @@ impl DockerEngine {
         Ok(DockerEngine {
             docker,
             url: url.to_string(),
+            credentials: None,
         })
+    }
+
+    /// Credentials sent with pushes.
+    pub fn with_credentials(mut self, credentials: Option<Credentials>) -> DockerEngine {
+        self.credentials = credentials;
+        self
     }
 
     pub fn url(&self) -> &str {
@@ -195,6 +227,10 @@ impl DockerEngine {
 }
 
 impl Engine for DockerEngine {
+    async fn push(&self, reference: &str, log: LogSink) -> Result<(), EngineError> {
+        self.push_once(reference, &log).await
+    }
+
     async fn inspect(&self, reference: &str) -> Result<Option<ImageFacts>, EngineError> {
         match self.docker.inspect_image(reference).await {
             Ok(image) => Ok(Some(ImageFacts {
@@ -297,6 +333,42 @@ impl Engine for DockerEngine {
                     ))
                 }),
         }
+    }
+}
+
+impl DockerEngine {
+    async fn push_once(&self, reference: &str, log: &LogSink) -> Result<(), EngineError> {
+        let (name, tag) = split_reference(reference);
+        let options = PushImageOptionsBuilder::default().tag(tag).build();
+        let credentials = self.credentials.as_ref().map(|c| DockerCredentials {
+            username: Some(c.username.clone()),
+            password: Some(c.password.clone()),
+            serveraddress: name.split('/').next().map(str::to_string),
+            ..DockerCredentials::default()
+        });
+        let mut stream = self.docker.push_image(name, Some(options), credentials);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(status) = info.status {
+                        let _ = log.send(status);
+                    }
+                }
+                Err(bollard::errors::Error::DockerStreamError { error }) => {
+                    return Err(EngineError::Push(error));
+                }
+                Err(e) => return Err(EngineError::Push(e.to_string())),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `host:port/ns/name:tag` → (`host:port/ns/name`, `tag`); the port's colon is not a tag.
+pub fn split_reference(reference: &str) -> (&str, &str) {
+    match reference.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, tag),
+        _ => (reference, "latest"),
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::schedule::{Event, Outcome, Reporter, Task};
+use crate::schedule::{Event, Outcome, PushOutcome, Reporter, Task};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Display {
@@ -194,6 +194,20 @@ impl Reporter for Progress {
                     }
                 }
             }
+            Event::PushStarted { task } => self.status("Pushing", &tasks[*task].request.reference),
+            Event::Pushed { task, outcome } => match outcome {
+                PushOutcome::Pushed { seconds, .. } => self.status(
+                    "Pushed",
+                    &format!("{} in {seconds:.1}s", tasks[*task].request.reference),
+                ),
+                PushOutcome::Failed { error, .. } => self.error(&format!(
+                    "error: pushing `{}` failed: {error}",
+                    tasks[*task].request.reference
+                )),
+                PushOutcome::Cancelled => {
+                    self.status("Cancelled", &format!("push of {}", tasks[*task].name))
+                }
+            },
             Event::Tick => {
                 let active: Vec<&str> = self
                     .running

@@ -68,6 +68,24 @@ pub struct Task {
     pub request: BuildRequest,
     /// Decided before scheduling (freshness / skip-existing); such tasks finish at once.
     pub done: Option<Outcome>,
+    /// Push the image once it is built (or found fresh).
+    pub push: bool,
+}
+
+/// What happened to an image's push.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PushOutcome {
+    Pushed { seconds: f64, attempts: u32 },
+    Failed { error: String, attempts: u32 },
+    Cancelled,
+}
+
+/// Everything a run produced, one entry per task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Results {
+    pub outcomes: Vec<Outcome>,
+    /// `None` where no push was asked for, or the image was not built.
+    pub pushes: Vec<Option<PushOutcome>>,
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +96,8 @@ pub struct Options {
     pub timeout: Option<Duration>,
     /// Delay before the first retry; doubles each time.
     pub backoff: Duration,
+    /// Pushes at once; pushes run beside builds, off the critical path.
+    pub push_threads: usize,
 }
 
 /// What the coordinator tells the reporter.
@@ -100,6 +120,13 @@ pub enum Event {
         task: usize,
         outcome: Outcome,
     },
+    PushStarted {
+        task: usize,
+    },
+    Pushed {
+        task: usize,
+        outcome: PushOutcome,
+    },
     /// Heartbeat for redrawing progress.
     Tick,
 }
@@ -114,6 +141,8 @@ enum Message {
     Retrying(usize, u32, String),
     Started(usize, u32),
     Done(usize, Outcome),
+    PushStarted(usize),
+    PushDone(usize, PushOutcome),
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -123,15 +152,15 @@ struct Ready {
     order: std::cmp::Reverse<usize>,
 }
 
-/// Runs every task; returns one outcome per task. `cancel` turning true stops new work and
-/// aborts running builds.
+/// Runs every task; returns one outcome (and push outcome) per task. `cancel` turning true stops
+/// new work and aborts running builds and pushes.
 pub async fn run<E: Engine>(
     engine: Arc<E>,
     tasks: &[Task],
     options: &Options,
     reporter: &mut dyn Reporter,
     mut cancel: watch::Receiver<bool>,
-) -> Vec<Outcome> {
+) -> Results {
     let n = tasks.len();
     let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
     let mut waiting_on: Vec<usize> = tasks.iter().map(|t| t.deps.len()).collect();
@@ -144,6 +173,9 @@ pub async fn run<E: Engine>(
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
     let mut ready = BinaryHeap::new();
     let mut running: BTreeMap<usize, JoinHandle<()>> = BTreeMap::new();
+    let mut pushes: Vec<Option<PushOutcome>> = vec![None; n];
+    let mut push_queue: VecDeque<usize> = VecDeque::new();
+    let mut pushing: BTreeMap<usize, JoinHandle<()>> = BTreeMap::new();
     let mut finished_now: VecDeque<(usize, Outcome)> = VecDeque::new();
     let mut cancelled = *cancel.borrow();
 
@@ -175,6 +207,9 @@ pub async fn run<E: Engine>(
                     outcome: outcome.clone(),
                 },
             );
+            if ok && tasks[i].push {
+                push_queue.push_back(i);
+            }
             outcomes[i] = Some(outcome);
             for &child in &children[i] {
                 if outcomes[child].is_some() {
@@ -204,6 +239,23 @@ pub async fn run<E: Engine>(
             while let Some(Ready { order, .. }) = ready.pop() {
                 finished_now.push_back((order.0, Outcome::Cancelled));
             }
+            for i in push_queue.drain(..) {
+                pushes[i] = Some(PushOutcome::Cancelled);
+            }
+        }
+        while !cancelled && pushing.len() < options.push_threads.max(1) {
+            let Some(i) = push_queue.pop_front() else {
+                break;
+            };
+            let reference = tasks[i].request.reference.clone();
+            let handle = tokio::spawn(push_work(
+                engine.clone(),
+                i,
+                reference,
+                options.clone(),
+                tx.clone(),
+            ));
+            pushing.insert(i, handle);
         }
         while !cancelled && running.len() < options.threads.max(1) {
             let Some(Ready { order, .. }) = ready.pop() else {
@@ -222,7 +274,7 @@ pub async fn run<E: Engine>(
         if !finished_now.is_empty() {
             continue;
         }
-        if running.is_empty() {
+        if running.is_empty() && pushing.is_empty() {
             break;
         }
         tokio::select! {
@@ -233,6 +285,12 @@ pub async fn run<E: Engine>(
                 Message::Done(i, outcome) => {
                     running.remove(&i);
                     finished_now.push_back((i, outcome));
+                }
+                Message::PushStarted(i) => reporter.event(tasks, &Event::PushStarted { task: i }),
+                Message::PushDone(i, outcome) => {
+                    pushing.remove(&i);
+                    reporter.event(tasks, &Event::Pushed { task: i, outcome: outcome.clone() });
+                    pushes[i] = Some(outcome);
                 }
             },
             _ = tick.tick() => reporter.event(tasks, &Event::Tick),
@@ -245,15 +303,80 @@ pub async fn run<E: Engine>(
                         let _ = handle.await;
                         finished_now.push_back((i, Outcome::Cancelled));
                     }
+                    for (i, handle) in std::mem::take(&mut pushing) {
+                        handle.abort();
+                        let _ = handle.await;
+                        pushes[i] = Some(PushOutcome::Cancelled);
+                    }
                 }
             }
         }
     }
     // Anything never reached (only possible after cancellation) is cancelled.
-    outcomes
-        .into_iter()
-        .map(|o| o.unwrap_or(Outcome::Cancelled))
-        .collect()
+    Results {
+        outcomes: outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(Outcome::Cancelled))
+            .collect(),
+        pushes,
+    }
+}
+
+/// One image's push, with retries and backoff: registries drop connections under load.
+async fn push_work<E: Engine>(
+    engine: Arc<E>,
+    i: usize,
+    reference: String,
+    options: Options,
+    tx: mpsc::UnboundedSender<Message>,
+) {
+    let started = Instant::now();
+    let _ = tx.send(Message::PushStarted(i));
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (log_tx, mut log_rx) = mpsc::unbounded_channel::<String>();
+        let push = engine.push(&reference, log_tx);
+        let result = match options.timeout {
+            Some(limit) => tokio::time::timeout(limit, push).await.unwrap_or_else(|_| {
+                Err(EngineError::Push(format!(
+                    "timed out after {} s",
+                    limit.as_secs()
+                )))
+            }),
+            None => push.await,
+        };
+        while let Ok(line) = log_rx.try_recv() {
+            let _ = tx.send(Message::Log(i, line));
+        }
+        match result {
+            Ok(()) => {
+                let seconds = started.elapsed().as_secs_f64();
+                let _ = tx.send(Message::PushDone(
+                    i,
+                    PushOutcome::Pushed {
+                        seconds,
+                        attempts: attempt,
+                    },
+                ));
+                return;
+            }
+            Err(error) if attempt <= options.retries => {
+                let _ = tx.send(Message::Retrying(i, attempt, error.to_string()));
+                tokio::time::sleep(options.backoff * 2u32.saturating_pow(attempt - 1)).await;
+            }
+            Err(error) => {
+                let _ = tx.send(Message::PushDone(
+                    i,
+                    PushOutcome::Failed {
+                        error: error.to_string(),
+                        attempts: attempt,
+                    },
+                ));
+                return;
+            }
+        }
+    }
 }
 
 /// One task's attempts, with retries, backoff and a per-attempt timeout.
@@ -352,6 +475,7 @@ mod tests {
         delay_ms: BTreeMap<String, u64>,
         failures: Mutex<BTreeMap<String, u32>>,
         hang: Vec<String>,
+        push_fails: Vec<String>,
         log: Mutex<Vec<String>>,
         running: Mutex<(usize, usize)>,
     }
@@ -392,6 +516,14 @@ mod tests {
             }
             Ok(format!("sha256:{}", request.image))
         }
+
+        async fn push(&self, reference: &str, _: LogSink) -> Result<(), EngineError> {
+            self.log.lock().unwrap().push(format!("push {reference}"));
+            if self.push_fails.contains(&reference.to_string()) {
+                return Err(EngineError::Push("connection refused".into()));
+            }
+            Ok(())
+        }
     }
 
     fn task(name: &str, deps: &[usize], priority: usize) -> Task {
@@ -411,6 +543,7 @@ mod tests {
                 pull: false,
             },
             done: None,
+            push: false,
         }
     }
 
@@ -431,6 +564,7 @@ mod tests {
             retries,
             timeout: Some(Duration::from_secs(5)),
             backoff: Duration::from_millis(1),
+            push_threads: 2,
         }
     }
 
@@ -453,7 +587,9 @@ mod tests {
         let engine = Arc::new(engine);
         let (_tx, rx) = watch::channel(false);
         let mut recorder = Recorder::default();
-        let outcomes = run(engine.clone(), tasks, &opts, &mut recorder, rx).await;
+        let outcomes = run(engine.clone(), tasks, &opts, &mut recorder, rx)
+            .await
+            .outcomes;
         (outcomes, engine, recorder)
     }
 
@@ -593,6 +729,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn pushes_follow_builds_without_blocking_children_and_failures_are_per_image() {
+        let mut tasks = tree();
+        for t in &mut tasks {
+            t.push = true;
+        }
+        tasks[0].done = Some(Outcome::Fresh);
+        let engine = FakeEngine {
+            push_fails: vec!["k/nova:1".into()],
+            ..Default::default()
+        };
+        let engine = Arc::new(engine);
+        let (_tx, rx) = watch::channel(false);
+        let mut recorder = Recorder::default();
+        let results = run(engine.clone(), &tasks, &options(2, 1), &mut recorder, rx).await;
+        assert!(results.outcomes.iter().all(Outcome::is_ok));
+        assert!(
+            matches!(results.pushes[0], Some(PushOutcome::Pushed { .. })),
+            "fresh images are pushed too"
+        );
+        let Some(PushOutcome::Failed { attempts, error }) = &results.pushes[3] else {
+            panic!("{:?}", results.pushes[3])
+        };
+        assert_eq!(*attempts, 2, "one retry");
+        assert!(error.contains("connection refused"));
+        let log = engine.log.lock().unwrap().clone();
+        let pushed_base = log.iter().position(|l| l == "push k/base:1").unwrap();
+        let built_openstack = log
+            .iter()
+            .position(|l| l == "start openstack-base")
+            .unwrap();
+        assert!(built_openstack < log.len() && pushed_base < log.len());
+        assert_eq!(
+            log.iter().filter(|l| l.starts_with("push ")).count(),
+            6,
+            "5 images, one retried"
+        );
+    }
+
+    #[tokio::test]
     async fn cancellation_stops_new_work_and_aborts_running_builds() {
         let engine = Arc::new(FakeEngine {
             hang: vec!["base".into()],
@@ -612,7 +787,8 @@ mod tests {
             run(engine.clone(), &tasks, &opts, &mut recorder, rx),
         )
         .await
-        .expect("cancellation ends the run");
+        .expect("cancellation ends the run")
+        .outcomes;
         let _tx = canceller.await.unwrap();
         assert_eq!(outcomes[0], Outcome::Cancelled);
         assert!(

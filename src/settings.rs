@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::cli::Cli;
 use crate::config::FileConfig;
-use crate::engine::DEFAULT_ENGINE_URL;
+use crate::engine::{Credentials, DEFAULT_ENGINE_URL};
 use crate::error::{Error, Result};
 use crate::types::{BaseDistro, InstallType, SummaryFormat, UndefinedMode};
 
@@ -110,6 +110,10 @@ pub struct BuildSettings {
     pub keep: bool,
     pub ca_certificates: Vec<PathBuf>,
     pub retries: u32,
+    pub push: bool,
+    pub push_threads: usize,
+    /// For pushes: `KOLLA_REGISTRY_USERNAME`/`_PASSWORD`, else the Docker config file's entry.
+    pub credentials: Option<Credentials>,
     pub timeout: Duration,
     pub skip_existing: bool,
     pub logs_dir: Option<PathBuf>,
@@ -265,6 +269,9 @@ impl Settings {
             keep: cli.keep || file.keep.unwrap_or(false),
             ca_certificates,
             retries: cli.retries.or(file.retries).unwrap_or(1),
+            push: cli.push || file.push.unwrap_or(false),
+            push_threads: cli.push_threads.or(file.push_threads).unwrap_or(4).max(1),
+            credentials: registry_credentials(naming.registry.as_deref(), &env),
             timeout: Duration::from_secs(cli.timeout.or(file.timeout).unwrap_or(7200)),
             skip_existing: cli.skip_existing || file.skip_existing.unwrap_or(false),
             logs_dir: cli.logs_dir.map(|d| cwd.join(d)).or(file.logs_dir),
@@ -311,6 +318,40 @@ impl Settings {
             env,
         })
     }
+}
+
+/// Registry credentials from the environment or the Docker config file (`docker login`).
+fn registry_credentials(
+    registry: Option<&str>,
+    env: &BTreeMap<String, String>,
+) -> Option<Credentials> {
+    if let (Some(username), Some(password)) = (
+        env.get("KOLLA_REGISTRY_USERNAME"),
+        env.get("KOLLA_REGISTRY_PASSWORD"),
+    ) {
+        return Some(Credentials {
+            username: username.clone(),
+            password: password.clone(),
+        });
+    }
+    let registry = registry?;
+    let config = env
+        .get("DOCKER_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| env.get("HOME").map(|home| Path::new(home).join(".docker")))?
+        .join("config.json");
+    let text = std::fs::read_to_string(config).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let auth = json["auths"][registry]["auth"].as_str()?;
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(auth)
+        .ok()?;
+    let (username, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    Some(Credentials {
+        username: username.to_string(),
+        password: password.to_string(),
+    })
 }
 
 /// `K=V`, `K=V,K2=V2`, or kolla's `K:V`.
@@ -467,6 +508,32 @@ mod tests {
         assert_eq!(args, ["A=1", "B=2", "C=x=y"]);
         assert_eq!(s.build.engine_url, "tcp://127.0.0.1:2375");
         assert!(merge(&["--build-args", "novalue"], "").is_err());
+    }
+
+    #[test]
+    fn credentials_come_from_env_or_the_docker_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"auths": {"127.0.0.1:4000": {"auth": "dXNlcjpzM2NyZXQ="}}}"#,
+        )
+        .unwrap();
+        let env = BTreeMap::from([(
+            "DOCKER_CONFIG".to_string(),
+            dir.path().display().to_string(),
+        )]);
+        let creds = registry_credentials(Some("127.0.0.1:4000"), &env).unwrap();
+        assert_eq!(
+            (creds.username.as_str(), creds.password.as_str()),
+            ("user", "s3cret")
+        );
+        assert!(!format!("{creds:?}").contains("s3cret"), "never printed");
+        assert!(registry_credentials(Some("other:5000"), &env).is_none());
+        let env = BTreeMap::from([
+            ("KOLLA_REGISTRY_USERNAME".to_string(), "u".to_string()),
+            ("KOLLA_REGISTRY_PASSWORD".to_string(), "p".to_string()),
+        ]);
+        assert_eq!(registry_credentials(None, &env).unwrap().username, "u");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::schedule::Outcome;
+use crate::schedule::{Outcome, PushOutcome};
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Summary {
@@ -34,6 +34,11 @@ pub struct Entry {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
+    /// `pushed`, `error` or `cancelled` when a push was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push_seconds: Option<f64>,
 }
 
 impl Entry {
@@ -51,6 +56,7 @@ pub struct Row<'a> {
     pub reference: &'a str,
     pub input_hash: &'a str,
     pub outcome: &'a Outcome,
+    pub push: Option<&'a PushOutcome>,
 }
 
 impl Summary {
@@ -62,6 +68,22 @@ impl Summary {
             input_hash: Some(row.input_hash.to_string()),
             ..Entry::default()
         };
+        match row.push {
+            Some(PushOutcome::Pushed { seconds, .. }) => {
+                entry.push = Some("pushed".into());
+                entry.push_seconds = Some((seconds * 10.0).round() / 10.0);
+            }
+            Some(PushOutcome::Failed { error, .. }) => {
+                // As kolla: an image that built but did not push is a failure, `push_error`.
+                entry.push = Some("error".into());
+                entry.status = Some("push_error".into());
+                entry.error = Some(error.clone());
+                self.failed.push(entry);
+                return;
+            }
+            Some(PushOutcome::Cancelled) => entry.push = Some("cancelled".into()),
+            None => {}
+        }
         match row.outcome {
             Outcome::Built {
                 seconds, attempts, ..
@@ -168,24 +190,50 @@ mod tests {
             reference: "k/base:1",
             input_hash: "aa",
             outcome: &Outcome::Fresh,
+            push: None,
         });
         s.record(Row {
             name: "keystone-base",
             reference: "k/kb:1",
             input_hash: "bb",
             outcome: &failed,
+            push: None,
         });
         s.record(Row {
             name: "keystone",
             reference: "k/k:1",
             input_hash: "cc",
             outcome: &parent,
+            push: None,
         });
         s.record(Row {
             name: "cron",
             reference: "k/c:1",
             input_hash: "dd",
             outcome: &built,
+            push: None,
+        });
+        let pushed = PushOutcome::Pushed {
+            seconds: 1.0,
+            attempts: 1,
+        };
+        let refused = PushOutcome::Failed {
+            error: "connection refused".into(),
+            attempts: 3,
+        };
+        s.record(Row {
+            name: "memcached",
+            reference: "k/m:1",
+            input_hash: "ee",
+            outcome: &built,
+            push: Some(&pushed),
+        });
+        s.record(Row {
+            name: "rabbitmq",
+            reference: "k/r:1",
+            input_hash: "ff",
+            outcome: &built,
+            push: Some(&refused),
         });
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["built"][0]["fresh"], true);
@@ -194,9 +242,12 @@ mod tests {
         assert_eq!(json["failed"][0]["error"], "RUN exited 1");
         assert_eq!(json["failed"][1]["status"], "parent_error");
         assert_eq!(json["failed"][1]["parent"], "keystone-base");
+        assert_eq!(json["built"][2]["push"], "pushed");
+        assert_eq!(json["failed"][2]["status"], "push_error");
+        assert_eq!(json["failed"][2]["error"], "connection refused");
         assert!(!s.success());
         let table = s.table(20.0);
-        assert!(table.contains("2 built (1 fresh), 2 failed"), "{table}");
+        assert!(table.contains("3 built (1 fresh), 3 failed"), "{table}");
         assert!(table.contains("parent `keystone-base` failed"), "{table}");
     }
 }
