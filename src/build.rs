@@ -10,8 +10,9 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use crate::bootstrap::{BootstrapSpec, bootstrap};
-use crate::engine::{BuildRequest, DockerEngine, Engine};
+use crate::engine::{BuildRequest, DockerEngine, Engine, split_reference};
 use crate::error::{Error, Result};
+use crate::export::{ExportImage, export};
 use crate::plan::{ExtraFiles, INPUT_HASH_LABEL, Job, plan};
 use crate::prepare::{Prepared, ca_certificate_files};
 use crate::progress::{Display, Progress};
@@ -112,7 +113,46 @@ async fn build_async(settings: &Settings, prepared: &Prepared) -> Result<ExitCod
     progress.finish();
     interrupt.abort();
 
-    let summary = summarize(prepared, &tasks, &results);
+    let mut summary = summarize(prepared, &tasks, &results);
+    if let Some(path) = &settings.build.export {
+        let images: Vec<ExportImage> = tasks
+            .iter()
+            .zip(&results.outcomes)
+            .filter(|(_, outcome)| outcome.is_ok())
+            .map(|(task, _)| {
+                let (name, tag) = split_reference(&task.request.reference);
+                let repository = match &settings.naming.registry {
+                    Some(registry) => name.strip_prefix(&format!("{registry}/")).unwrap_or(name),
+                    None => name,
+                };
+                ExportImage {
+                    reference: task.request.reference.clone(),
+                    repository: repository.to_string(),
+                    tag: tag.to_string(),
+                }
+            })
+            .collect();
+        let began = Instant::now();
+        say(
+            "Exporting",
+            &format!("{} images to {}", images.len(), path.display()),
+        );
+        let result = export(&engine, &images, path, settings.build.export_format).await;
+        match &result {
+            Ok(report) => say(
+                "Exported",
+                &format!(
+                    "{} ({} blobs, {:.1} MB) in {:.1}s",
+                    path.display(),
+                    report.blobs,
+                    report.bytes as f64 / 1e6,
+                    began.elapsed().as_secs_f64()
+                ),
+            ),
+            Err(e) => eprintln!("error: exporting to `{}` failed: {e}", path.display()),
+        }
+        summary.record_export(&result);
+    }
     if display != Display::Quiet {
         eprint!("\n{}", summary.table(started.elapsed().as_secs_f64()));
     }

@@ -171,6 +171,13 @@ pub struct Cli {
     /// Pushes at once [default: 4].
     #[arg(long, value_name = "N", help_heading = "Build")]
     pub push_threads: Option<usize>,
+    /// Write the selected images (built or fresh) to PATH.tar.gz: a registry's storage tree to
+    /// unpack into e.g. /opt/registry, or with --export-format oci an OCI image layout.
+    #[arg(long, value_name = "PATH", help_heading = "Build")]
+    pub export: Option<PathBuf>,
+    /// `registry` (a registry storage tree) or `oci` (an OCI image layout).
+    #[arg(long, value_enum, value_name = "FORMAT", help_heading = "Build")]
+    pub export_format: Option<crate::export::ExportFormat>,
     /// Retries of a failed build, with exponential backoff [default: 1].
     #[arg(short = 'r', long, value_name = "N", help_heading = "Build")]
     pub retries: Option<u32>,

@@ -48,6 +48,8 @@ pub struct FileConfig {
     pub retries: Option<u32>,
     pub push: Option<bool>,
     pub push_threads: Option<usize>,
+    pub export: Option<PathBuf>,
+    pub export_format: Option<crate::export::ExportFormat>,
     pub timeout: Option<u64>,
     pub skip_existing: Option<bool>,
     pub logs_dir: Option<PathBuf>,
@@ -87,6 +89,7 @@ impl FileConfig {
         self.images_dir.iter_mut().for_each(resolve);
         self.work_dir.iter_mut().for_each(resolve);
         self.logs_dir.iter_mut().for_each(resolve);
+        self.export.iter_mut().for_each(resolve);
         self.summary_json_file.iter_mut().for_each(resolve);
         self.ca_certificates.iter_mut().flatten().for_each(resolve);
         self.docker_dir.iter_mut().flatten().for_each(resolve);

@@ -12,6 +12,7 @@ pub mod context;
 pub mod dockerfile;
 pub mod engine;
 pub mod error;
+pub mod export;
 pub mod graph;
 pub mod listing;
 pub mod plan;

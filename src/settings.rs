@@ -112,6 +112,8 @@ pub struct BuildSettings {
     pub retries: u32,
     pub push: bool,
     pub push_threads: usize,
+    pub export: Option<PathBuf>,
+    pub export_format: crate::export::ExportFormat,
     /// For pushes: `KOLLA_REGISTRY_USERNAME`/`_PASSWORD`, else the Docker config file's entry.
     pub credentials: Option<Credentials>,
     pub timeout: Duration,
@@ -271,6 +273,8 @@ impl Settings {
             retries: cli.retries.or(file.retries).unwrap_or(1),
             push: cli.push || file.push.unwrap_or(false),
             push_threads: cli.push_threads.or(file.push_threads).unwrap_or(4).max(1),
+            export: cli.export.map(|p| cwd.join(p)).or(file.export),
+            export_format: cli.export_format.or(file.export_format).unwrap_or_default(),
             credentials: registry_credentials(naming.registry.as_deref(), &env),
             timeout: Duration::from_secs(cli.timeout.or(file.timeout).unwrap_or(7200)),
             skip_existing: cli.skip_existing || file.skip_existing.unwrap_or(false),

@@ -13,6 +13,18 @@ pub struct Summary {
     pub skipped: Vec<Entry>,
     pub unbuildable: Vec<Entry>,
     pub allowed_to_fail: Vec<Entry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportSummary>,
+    #[serde(skip)]
+    pub export_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ExportSummary {
+    pub bytes: u64,
+    pub blobs: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -39,6 +51,9 @@ pub struct Entry {
     pub push: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub push_seconds: Option<f64>,
+    /// The manifest digest the image was exported under, or `error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export: Option<String>,
 }
 
 impl Entry {
@@ -119,7 +134,38 @@ impl Summary {
     }
 
     pub fn success(&self) -> bool {
-        self.failed.is_empty()
+        self.failed.is_empty() && self.export_error.is_none()
+    }
+
+    /// Records the export: each built image's manifest digest, or the error on all of them.
+    pub fn record_export(&mut self, result: &Result<crate::export::ExportReport, String>) {
+        for entry in &mut self.built {
+            entry.export = Some(match result {
+                Ok(report) => entry
+                    .reference
+                    .as_ref()
+                    .and_then(|r| report.manifests.get(r).cloned())
+                    .unwrap_or_else(|| "error".into()),
+                Err(_) => "error".into(),
+            });
+        }
+        match result {
+            Ok(report) => {
+                self.export = Some(ExportSummary {
+                    bytes: report.bytes,
+                    blobs: report.blobs,
+                    error: None,
+                })
+            }
+            Err(e) => {
+                self.export_error = Some(e.clone());
+                self.export = Some(ExportSummary {
+                    bytes: 0,
+                    blobs: 0,
+                    error: Some(e.clone()),
+                });
+            }
+        }
     }
 
     /// The table printed at the end of a build.
