@@ -57,16 +57,13 @@ impl Namespace {
 impl Drop for Namespace {
     fn drop(&mut self) {
         let out = Command::new("docker")
-            .args([
-                "images",
-                "--format",
-                "{{.Repository}}:{{.Tag}}",
-                "--filter",
-                &format!("reference={}/*", self.0),
-            ])
+            .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
             .output();
         if let Ok(out) = out {
-            for reference in String::from_utf8_lossy(&out.stdout).lines() {
+            let ours = |r: &&str| {
+                r.starts_with(&format!("{}/", self.0)) || r.contains(&format!("/{}/", self.0))
+            };
+            for reference in String::from_utf8_lossy(&out.stdout).lines().filter(ours) {
                 let _ = Command::new("docker")
                     .args(["rmi", "--no-prune", reference])
                     .output();
@@ -293,4 +290,278 @@ fn a_failing_image_skips_its_descendants_while_siblings_build() {
         "kolla's failure marker"
     );
     assert_eq!(containers(), before, "no container is left behind");
+}
+
+fn sha256_of(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn diff_ids(reference: &str) -> String {
+    let out = Command::new("docker")
+        .args(["inspect", "--format", "{{json .RootFS.Layers}}", reference])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "inspect {reference}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A registry process serving `root` on `addr`; killed when dropped.
+struct Registry(std::process::Child);
+
+impl Registry {
+    fn serve(root: &Path, addr: &str, dir: &Path) -> Registry {
+        let config = dir.join(format!("registry-{}.yml", addr.replace([':', '.'], "-")));
+        std::fs::write(&config, format!("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n", root.display())).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker-registry is installed (scripts/setup-engine.sh)");
+        let registry = Registry(child);
+        for _ in 0..100 {
+            if Command::new("curl")
+                .args(["-fsS", "--max-time", "1", &format!("http://{addr}/v2/")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+            {
+                return registry;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("the registry on {addr} did not answer within 10 s");
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A tree of three small images sharing `base`, built without network access.
+fn export_tree() -> Test {
+    let test = Test::new();
+    test.write(
+        "base/Dockerfile.j2",
+        "FROM {{ base_image }}:{{ base_distro_tag }}\nRUN echo base > /base.txt\n",
+    );
+    test.write(
+        "images/one/Dockerfile.j2",
+        "FROM {{ namespace }}/{{ image_prefix }}base:{{ tag }}\nCOPY one.txt /one.txt\n",
+    );
+    test.write("images/one/one.txt", "one\n");
+    test.write(
+        "images/two/Dockerfile.j2",
+        "FROM {{ namespace }}/{{ image_prefix }}base:{{ tag }}\nRUN echo two > /two.txt\n",
+    );
+    test
+}
+
+#[test]
+fn export_round_trips_through_a_stock_registry_and_push_reaches_a_live_one() {
+    let _lock = engine_lock();
+    let ns = Namespace::new("export");
+    let test = export_tree();
+    let dir = test.path();
+    let common: Vec<String> = ["-n", &ns.0, "--bootstrap-base", "--format", "none"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let with = |extra: &[&str]| -> Vec<String> {
+        common
+            .iter()
+            .cloned()
+            .chain(extra.iter().map(|s| s.to_string()))
+            .collect()
+    };
+
+    let first = kolla_build(dir, &with(&["--export", "out/first.tar.gz"]));
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let exported: BTreeSet<String> = first.summary["built"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["export"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("sha256:"))
+        })
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(exported, set(&["base", "one", "two"]), "{}", first.summary);
+
+    // Nothing to build the second time, and the same bytes.
+    let second = kolla_build(dir, &with(&["--export", "out/second.tar.gz"]));
+    assert_eq!(second.code, Some(0), "{}", second.stderr);
+    assert_eq!(
+        names(&second.summary, "built", |e| e["fresh"] == true),
+        set(&["base", "one", "two"])
+    );
+    assert_eq!(
+        sha256_of(&dir.join("out/first.tar.gz")),
+        sha256_of(&dir.join("out/second.tar.gz")),
+        "exports are byte-identical"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.join("out"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        2,
+        "no temporary files stay beside the tarball: {leftovers:?}"
+    );
+
+    // Unpack into an empty directory and serve it with a stock registry on port 4000.
+    let root = dir.join("registry-root");
+    std::fs::create_dir_all(&root).unwrap();
+    let untar = Command::new("tar")
+        .arg("xzf")
+        .arg(dir.join("out/first.tar.gz"))
+        .arg("-C")
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(untar.success());
+    let served = Registry::serve(&root, "127.0.0.2:4000", dir);
+    for image in ["base", "one", "two"] {
+        let local = format!("{}/debian-binary-{image}:2024.1", ns.0);
+        let remote = format!("127.0.0.2:4000/{local}");
+        let inspect = Command::new("skopeo")
+            .args([
+                "inspect",
+                "--tls-verify=false",
+                &format!("docker://{remote}"),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            inspect.status.success(),
+            "skopeo inspect {remote}: {}",
+            String::from_utf8_lossy(&inspect.stderr)
+        );
+        let built = diff_ids(&local);
+        let pull = Command::new("docker")
+            .args(["pull", "-q", &remote])
+            .output()
+            .unwrap();
+        assert!(
+            pull.status.success(),
+            "docker pull {remote}: {}",
+            String::from_utf8_lossy(&pull.stderr)
+        );
+        assert_eq!(
+            diff_ids(&remote),
+            built,
+            "{image}: the pulled layers are the built ones"
+        );
+        let _ = Command::new("docker").args(["rmi", &remote]).output();
+    }
+    drop(served);
+
+    // --push to the live registry on 127.0.0.1:4000 (scripts/setup-engine.sh).
+    let push = kolla_build(dir, &with(&["--registry", "127.0.0.1:4000", "--push"]));
+    assert_eq!(push.code, Some(0), "{}", push.stderr);
+    assert_eq!(
+        names(&push.summary, "built", |e| e["push"] == "pushed"),
+        set(&["base", "one", "two"]),
+        "{}",
+        push.summary
+    );
+    let remote = format!("127.0.0.1:4000/{}/debian-binary-one:2024.1", ns.0);
+    let inspect = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{remote}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        inspect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+}
+
+#[test]
+fn a_refused_push_and_a_full_disk_are_clear_errors_and_leave_nothing_behind() {
+    let _lock = engine_lock();
+    let ns = Namespace::new("refused");
+    let test = export_tree();
+    let dir = test.path();
+    let args: Vec<String> = [
+        "-n",
+        &ns.0,
+        "--bootstrap-base",
+        "--format",
+        "none",
+        "--registry",
+        "127.0.0.1:1",
+        "--push",
+        "--retries",
+        "1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let refused = kolla_build(dir, &args);
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+    let errors = names(&refused.summary, "failed", |e| {
+        e["status"] == "push_error"
+            && e["error"]
+                .as_str()
+                .is_some_and(|m| m.contains("connection refused"))
+    });
+    assert_eq!(errors, set(&["base", "one", "two"]), "{}", refused.summary);
+
+    // A 1 MiB filesystem cannot take the export.
+    let full = dir.join("full");
+    std::fs::create_dir_all(&full).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&full)
+        .status()
+        .unwrap();
+    assert!(
+        mounted.success(),
+        "mounting a small tmpfs needs root (CI runs as root)"
+    );
+    let out = kolla_build(
+        dir,
+        &[
+            "-n".to_string(),
+            ns.0.clone(),
+            "--format".into(),
+            "none".into(),
+            "--export".into(),
+            full.join("x.tar.gz").display().to_string(),
+        ],
+    );
+    let left: Vec<_> = std::fs::read_dir(&full)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    let _ = Command::new("umount").arg(&full).status();
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("exporting to") && out.stderr.contains("No space left on device"),
+        "{}",
+        out.stderr
+    );
+    assert!(left.is_empty(), "no partial tarball: {left:?}");
 }
