@@ -59,7 +59,7 @@ fn execute(settings: &Settings) -> Result<ExitCode> {
                 )
             })
             .collect();
-        let dir = workdir::write_tree(&work_dir, &prepared.tree, &images)?;
+        let dir = workdir::write_tree(&work_dir, &prepared.tree, &images, &prepared.extra_files)?;
         if !settings.quiet {
             eprintln!(
                 "Rendered {} images for {} {} in {} ms into {}",

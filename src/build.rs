@@ -13,8 +13,8 @@ use crate::bootstrap::{BootstrapSpec, bootstrap};
 use crate::engine::{BuildRequest, DockerEngine, Engine, split_reference};
 use crate::error::{Error, Result};
 use crate::export::{ExportImage, export};
-use crate::plan::{ExtraFiles, INPUT_HASH_LABEL, Job, plan};
-use crate::prepare::{Prepared, ca_certificate_files};
+use crate::plan::{INPUT_HASH_LABEL, Job, plan};
+use crate::prepare::Prepared;
 use crate::progress::{Display, Progress};
 use crate::schedule::{self, Options, Outcome, Results, Task};
 use crate::selection::Status;
@@ -61,13 +61,6 @@ async fn build_async(settings: &Settings, prepared: &Prepared) -> Result<ExitCod
             source,
         })?;
     }
-    for cert in &settings.build.ca_certificates {
-        if !cert.is_file() {
-            return Err(Error::Setting {
-                key: "ca-certificate".into(),
-                message: format!("`{}` is not a readable file", cert.display()),
-            });
-        }
     }
 
     // External images the selected roots are built FROM must exist first.
@@ -82,15 +75,7 @@ async fn build_async(settings: &Settings, prepared: &Prepared) -> Result<ExitCod
         }
     }
 
-    let mut extra = ExtraFiles::default();
-    extra.0.insert(
-        "base".to_string(),
-        ca_certificate_files(&settings.build.ca_certificates)
-            .into_iter()
-            .map(|(name, path)| (format!("ca-certificates/{name}"), path))
-            .collect(),
-    );
-    let jobs = plan(prepared, &settings.build.build_args, &extra, |external| {
+    let jobs = plan(prepared, &settings.build.build_args, &prepared.extra_files, |external| {
         externals.get(external).cloned()
     })?;
     let tasks = decide(&engine, settings, jobs).await?;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result, TemplateError};
 use crate::graph::ImageGraph;
+use crate::plan::ExtraFiles;
 use crate::render::{Override, Renderer, Variables};
 use crate::repos::Repos;
 use crate::selection::{Filter, Profiles, Selection, select, unbuildable_for};
@@ -26,6 +27,8 @@ pub struct Prepared {
     pub dockerfiles: BTreeMap<String, String>,
     pub graph: ImageGraph,
     pub selection: Selection,
+    /// Files some images get besides their own (the CA certificates of `base`).
+    pub extra_files: ExtraFiles,
     pub render_time: Duration,
 }
 
@@ -148,11 +151,29 @@ pub fn prepare(settings: &Settings) -> Result<Prepared> {
         unbuildable,
     };
     let selection = select(&graph, &filter)?;
+    for cert in &settings.build.ca_certificates {
+        if !cert.is_file() {
+            return Err(Error::Setting {
+                key: "ca-certificate".into(),
+                message: format!("`{}` is not a readable file", cert.display()),
+            });
+        }
+    }
+    let mut extra_files = ExtraFiles::default();
+    let certificates: Vec<(String, std::path::PathBuf)> =
+        ca_certificate_files(&settings.build.ca_certificates)
+            .into_iter()
+            .map(|(name, path)| (format!("ca-certificates/{name}"), path))
+            .collect();
+    if !certificates.is_empty() {
+        extra_files.0.insert("base".to_string(), certificates);
+    }
     Ok(Prepared {
         tree,
         dockerfiles,
         graph,
         selection,
+        extra_files,
         render_time,
     })
 }

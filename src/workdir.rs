@@ -4,13 +4,16 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::plan::ExtraFiles;
 use crate::tree::{ImageSource, Tree};
 
-/// Writes `images` (with their rendered Dockerfiles) and returns the `docker/` directory.
+/// Writes `images` (with their rendered Dockerfiles and extra files) and returns the `docker/`
+/// directory.
 pub fn write_tree(
     work_dir: &Path,
     tree: &Tree,
     images: &[(&ImageSource, &str)],
+    extra: &ExtraFiles,
 ) -> Result<PathBuf> {
     let write_err = |path: &Path| {
         let path = path.to_path_buf();
@@ -26,10 +29,14 @@ pub fn write_tree(
         std::fs::create_dir_all(&dir).map_err(write_err(&dir))?;
         std::fs::write(dir.join("Dockerfile"), dockerfile)
             .map_err(write_err(&dir.join("Dockerfile")))?;
-        for rel in &image.context_files {
+        let own = image.context_files.iter().map(|rel| {
             let source = tree
                 .file(&format!("{}/{rel}", image.dir))
                 .expect("context files come from the tree");
+            (rel.as_str(), source)
+        });
+        let added = extra.0.get(&image.name).into_iter().flatten().map(|(rel, path)| (rel.as_str(), path.as_path()));
+        for (rel, source) in own.chain(added) {
             let target = dir.join(rel);
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent).map_err(write_err(parent))?;
