@@ -61,7 +61,6 @@ async fn build_async(settings: &Settings, prepared: &Prepared) -> Result<ExitCod
             source,
         })?;
     }
-    }
 
     // External images the selected roots are built FROM must exist first.
     let graph = &prepared.graph;
@@ -75,9 +74,12 @@ async fn build_async(settings: &Settings, prepared: &Prepared) -> Result<ExitCod
         }
     }
 
-    let jobs = plan(prepared, &settings.build.build_args, &prepared.extra_files, |external| {
-        externals.get(external).cloned()
-    })?;
+    let jobs = plan(
+        prepared,
+        &settings.build.build_args,
+        &prepared.extra_files,
+        |external| externals.get(external).cloned(),
+    )?;
     let tasks = decide(&engine, settings, jobs).await?;
 
     let (cancel_tx, cancel_rx) = watch::channel(false);

@@ -35,7 +35,12 @@ pub fn write_tree(
                 .expect("context files come from the tree");
             (rel.as_str(), source)
         });
-        let added = extra.0.get(&image.name).into_iter().flatten().map(|(rel, path)| (rel.as_str(), path.as_path()));
+        let added = extra
+            .0
+            .get(&image.name)
+            .into_iter()
+            .flatten()
+            .map(|(rel, path)| (rel.as_str(), path.as_path()));
         for (rel, source) in own.chain(added) {
             let target = dir.join(rel);
             if let Some(parent) = target.parent() {
