@@ -30,14 +30,26 @@ fn engine_lock() -> MutexGuard<'static, ()> {
     guard
 }
 
+/// Every container in the engine, but those the end-to-end tests start on purpose (labelled
+/// `org.kolla-build.test=e2e`): what a build leaves behind shows up here.
 fn containers() -> BTreeSet<String> {
     let out = Command::new("docker")
-        .args(["ps", "-aq", "--no-trunc"])
+        .args([
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--format",
+            "{{.ID}} {{.Label \"org.kolla-build.test\"}}",
+        ])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(str::to_string)
+        .filter_map(|line| match line.split_once(' ') {
+            Some((_, "e2e")) => None,
+            Some((id, _)) => Some(id.to_string()),
+            None => Some(line.trim().to_string()),
+        })
         .collect()
 }
 
