@@ -28,7 +28,8 @@ pub struct Cli {
     #[arg(value_name = "REGEX")]
     pub regex: Vec<String>,
 
-    /// A TOML configuration file to use instead of the tree's build.toml.
+    /// A configuration file to use instead of the tree's build.toml: TOML, or kolla's INI
+    /// kolla-build.conf (a `.conf`/`.ini` name or INI content) for the options both tools share.
     #[arg(long, value_name = "PATH", help_heading = "Configuration")]
     pub config_file: Option<PathBuf>,
 
@@ -120,8 +121,21 @@ pub struct Cli {
         help_heading = "Templates"
     )]
     pub template_override: Vec<PathBuf>,
+    /// What templates see as `kolla_version` (the `kolla_version` label of kolla's base image)
+    /// [default: this tool's version]. Set it to kolla's version to render kolla's tree exactly
+    /// as that kolla-build does.
+    #[arg(long, value_name = "VERSION", help_heading = "Templates")]
+    pub kolla_version: Option<String>,
+    /// What base checks /etc/os-release's PRETTY_NAME against (`supported_distro_name`)
+    /// [default: the distro's name; for a kolla-layout tree, kolla's full name of the release
+    /// for the known base tags, e.g. `Debian GNU/Linux 13 (trixie)`].
+    #[arg(long, value_name = "NAME", help_heading = "Templates")]
+    pub supported_distro_name: Option<String>,
+    /// A repos.yaml merged over the tree's, repository by repository (kolla's --repos-yaml).
+    #[arg(long, value_name = "FILE", help_heading = "Templates")]
+    pub repos_yaml: Option<PathBuf>,
     /// What an undefined template variable does: `strict` fails with its location, `lenient`
-    /// renders it empty as Jinja2 does.
+    /// renders it empty as Jinja2 does [default: strict, lenient for a tree laid out like kolla's].
     #[arg(long, value_enum, value_name = "MODE", help_heading = "Templates")]
     pub undefined: Option<UndefinedMode>,
 
@@ -156,7 +170,7 @@ pub struct Cli {
         help_heading = "Build"
     )]
     pub network_mode: Option<String>,
-    /// Build without the engine's layer cache.
+    /// Rebuild every selected image without the engine's layer cache (no image is fresh).
     #[arg(long, alias = "nocache", help_heading = "Build")]
     pub no_cache: bool,
     /// Keep the intermediate containers of failed builds (for debugging).

@@ -8,12 +8,10 @@ use crate::error::{Error, Result, TemplateError};
 use crate::graph::ImageGraph;
 use crate::plan::ExtraFiles;
 use crate::render::{Override, Renderer, Variables};
-use crate::repos::Repos;
 use crate::selection::{Filter, Profiles, Selection, select, unbuildable_for};
 use crate::settings::Settings;
 use crate::tree::Tree;
 use crate::types::{BaseDistro, InstallType};
-use crate::users::Users;
 
 /// The users table shipped with the tool, used when a tree has none (kolla's tree keeps its
 /// table in Python code).
@@ -34,18 +32,8 @@ pub struct Prepared {
 
 pub fn prepare(settings: &Settings) -> Result<Prepared> {
     let tree = Tree::load(&settings.images_dir, &settings.docker_dirs)?;
-    let users = match tree.read_data(&["base/users.toml"])? {
-        Some((path, text)) => {
-            Users::parse(&text).map_err(|message| Error::Config { path, message })?
-        }
-        None => Users::parse(BUILTIN_USERS).expect("the built-in users table parses"),
-    };
-    let repos = match tree.read_data(&["base/repos.yaml", "repos.yaml"])? {
-        Some((path, text)) => {
-            Some(Repos::parse(&text).map_err(|message| Error::Config { path, message })?)
-        }
-        None => None,
-    };
+    let users = crate::users::load_for_tree(&tree, BUILTIN_USERS, &settings.users)?;
+    let repos = crate::repos::load_for_tree(&tree, settings.repos_yaml.as_deref())?;
     let overrides = settings
         .template_overrides
         .iter()
@@ -66,7 +54,15 @@ pub fn prepare(settings: &Settings) -> Result<Prepared> {
         clean_package_cache: settings.clean_package_cache,
         use_dumb_init: settings.use_dumb_init,
         docker_healthchecks: settings.docker_healthchecks,
-        kolla_version: env!("CARGO_PKG_VERSION").to_string(),
+        kolla_version: settings.kolla_version.clone(),
+        supported_distro_name: settings.supported_distro_name.clone(),
+        repos_yaml: settings
+            .repos_yaml
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        rpm_setup: settings.rpm_setup.clone(),
+        pip_args: settings.pip_args.clone(),
         ca_certificates: ca_certificate_files(&settings.build.ca_certificates)
             .into_iter()
             .map(|(name, _)| name)
@@ -127,7 +123,15 @@ pub fn prepare(settings: &Settings) -> Result<Prepared> {
     let unbuildable = if settings.selection.enable_unbuildable {
         BTreeSet::new()
     } else {
-        match tree.read_data(&["images/unbuildable.toml", "unbuildable.toml"])? {
+        let found = tree.read_data(&["images/unbuildable.toml", "unbuildable.toml"])?;
+        let found = match found {
+            None if tree.layout == crate::tree::Layout::Kolla => Some((
+                std::path::PathBuf::from("<kolla's unbuildable list>"),
+                crate::tree::KOLLA_UNBUILDABLE.to_string(),
+            )),
+            other => other,
+        };
+        match found {
             Some((path, text)) => {
                 let facts = [
                     naming.base.as_str(),

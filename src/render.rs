@@ -24,6 +24,13 @@ pub struct Variables {
     pub use_dumb_init: bool,
     pub docker_healthchecks: bool,
     pub kolla_version: String,
+    pub supported_distro_name: String,
+    /// The `--repos-yaml` override as given (kolla passes the path; empty for none).
+    pub repos_yaml: String,
+    /// kolla's `rpm_setup`: Dockerfile lines from `rpm_setup_config`.
+    pub rpm_setup: Vec<String>,
+    /// `ARG` lines put right after the first `FROM` line of every Dockerfile.
+    pub pip_args: Vec<String>,
     /// Certificate files `base` installs (names inside its `ca-certificates/` folder).
     pub ca_certificates: Vec<String>,
     pub env: BTreeMap<String, String>,
@@ -49,7 +56,10 @@ impl Variables {
         put("install_type", n.install_type.as_str().into());
         put("base_package_type", n.base.package_type().into());
         put("distro_package_manager", n.base.package_manager().into());
-        put("supported_distro_name", n.base.supported_name().into());
+        put(
+            "supported_distro_name",
+            self.supported_distro_name.clone().into(),
+        );
         put("namespace", n.full_namespace().into());
         put("image_prefix", n.image_prefix.clone().into());
         put("tag", n.tag.clone().into());
@@ -66,9 +76,9 @@ impl Variables {
         put("use_dumb_init", self.use_dumb_init.into());
         put("docker_healthchecks", self.docker_healthchecks.into());
         put("kolla_version", self.kolla_version.clone().into());
-        put("rpm_setup", Value::from(Vec::<Value>::new()));
-        put("patches_path", "".into());
-        put("repos_yaml", "".into());
+        put("rpm_setup", Value::from(Serde(&self.rpm_setup)));
+        put("patches_path", Value::from(()));
+        put("repos_yaml", self.repos_yaml.clone().into());
         put("ca_certificates", Value::from(Serde(&self.ca_certificates)));
         put("env", Value::from(Serde(&self.env)));
         Value::from(Serde(&map))
@@ -88,6 +98,7 @@ pub struct Renderer {
     variables: Value,
     /// The template every image is rendered through when overrides are given.
     entry_override: Option<String>,
+    pip_args: Vec<String>,
     display_paths: Arc<BTreeMap<String, String>>,
 }
 
@@ -129,20 +140,27 @@ impl Renderer {
         });
         let sources = Arc::new(sources);
         env.set_loader(move |name| Ok(lookup(&sources, name).map(str::to_string)));
+        // Python's str/list/dict methods (`.split()`, `.startswith()`, `.items()`...), as Jinja2.
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_filter("customizable", customizable);
         env.add_function("debian_package_install", debian_package_install);
         env.add_function("raise_error", raise_error);
         let repos = repos.map(Arc::new);
+        let cleanup = repos.clone();
         env.add_function(
             "handle_repos",
             move |state: &State, names: Value, mode: Option<String>| {
                 handle_repos(state, repos.as_deref(), names, mode.as_deref())
             },
         );
+        env.add_function("cleanup_repos", move |state: &State| {
+            cleanup_repos(state, cleanup.as_deref())
+        });
         Renderer {
             env,
             variables: variables.to_value(),
             entry_override: previous,
+            pip_args: variables.pip_args.clone(),
             display_paths: Arc::new(display_paths),
         }
     }
@@ -158,6 +176,7 @@ impl Renderer {
         self.env
             .get_template(entry)
             .and_then(|template| template.render(context))
+            .map(|text| insert_after_first_from(text, &self.pip_args))
             .map_err(|err| {
                 Box::new(TemplateError::from_minijinja(
                     Some(&image.name),
@@ -183,6 +202,21 @@ impl Renderer {
             .map(|image| (*image, self.render(image)))
             .collect()
     }
+}
+
+/// kolla's pip index `ARG`s: inserted after the first line starting with `FROM` + whitespace.
+fn insert_after_first_from(text: String, lines: &[String]) -> String {
+    if lines.is_empty() {
+        return text;
+    }
+    let from = regex::Regex::new(r"(?i)^FROM\s").expect("valid regex");
+    let mut out: Vec<&str> = text.split('\n').collect();
+    if let Some(i) = out.iter().position(|line| from.is_match(line)) {
+        for (k, line) in lines.iter().enumerate() {
+            out.insert(i + 1 + k, line);
+        }
+    }
+    out.join("\n")
 }
 
 fn lookup<'a>(sources: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
@@ -285,7 +319,11 @@ fn handle_repos(
     mode: Option<&str>,
 ) -> Result<String, minijinja::Error> {
     let invalid = |message: String| minijinja::Error::new(ErrorKind::InvalidOperation, message);
-    if names.kind() != minijinja::value::ValueKind::Seq {
+    // A list built with `+` is a lazy sequence in minijinja: accept anything list-like.
+    if !matches!(
+        names.kind(),
+        minijinja::value::ValueKind::Seq | minijinja::value::ValueKind::Iterable
+    ) {
         return Err(invalid(
             "First argument should be a list of repositories".into(),
         ));
@@ -301,18 +339,7 @@ fn handle_repos(
     };
     let repos = repos
         .ok_or_else(|| invalid("handle_repos() needs a `repos.yaml` in the tree's base/".into()))?;
-    let var = |name: &str| {
-        state
-            .lookup(name)
-            .map(|v| v.to_string())
-            .ok_or_else(|| invalid(format!("handle_repos() needs the variable `{name}`")))
-    };
-    let (package_type, distro, arch, codename) = (
-        var("base_package_type")?,
-        var("base_distro")?,
-        var("base_arch")?,
-        var("openstack_release_codename")?,
-    );
+    let [package_type, distro, arch, codename] = target_of(state)?;
     let names: Vec<String> = names.try_iter()?.map(|v| v.to_string()).collect();
     let target = Target {
         package_type: &package_type,
@@ -321,6 +348,36 @@ fn handle_repos(
         release_codename: &codename,
     };
     repos.handle(target, &names, mode).map_err(invalid)
+}
+
+fn target_of(state: &State) -> Result<[String; 4], minijinja::Error> {
+    let var = |name: &str| {
+        state.lookup(name).map(|v| v.to_string()).ok_or_else(|| {
+            minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                format!("handle_repos() needs the variable `{name}`"),
+            )
+        })
+    };
+    Ok([
+        var("base_package_type")?,
+        var("base_distro")?,
+        var("base_arch")?,
+        var("openstack_release_codename")?,
+    ])
+}
+
+fn cleanup_repos(state: &State, repos: Option<&Repos>) -> Result<String, minijinja::Error> {
+    let Some(repos) = repos else {
+        return Ok(String::new());
+    };
+    let [package_type, distro, arch, codename] = target_of(state)?;
+    Ok(repos.cleanup(Target {
+        package_type: &package_type,
+        distro: &distro,
+        arch: &arch,
+        release_codename: &codename,
+    }))
 }
 
 #[cfg(test)]
@@ -365,6 +422,10 @@ mod tests {
             use_dumb_init: true,
             docker_healthchecks: true,
             kolla_version: "test".into(),
+            supported_distro_name: "Debian GNU/Linux".into(),
+            repos_yaml: String::new(),
+            rpm_setup: Vec::new(),
+            pip_args: Vec::new(),
             ca_certificates: Vec::new(),
             env: BTreeMap::new(),
         };
@@ -534,5 +595,96 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn handle_repos_takes_a_list_built_with_plus() {
+        let image = (
+            "images/x/Dockerfile.j2",
+            "{% set repos = ['a'] %}{% set repos = repos + ['b'] %}{{ handle_repos(repos, 'enable') }}",
+        );
+        // No repos.yaml: the error must be about that, not about the argument's type.
+        let err = render(&[BASE, image], &[], "x").unwrap_err();
+        assert!(err.message.contains("repos.yaml"), "{}", err.message);
+    }
+
+    #[test]
+    fn python_string_and_dict_methods_work_as_in_jinja2() {
+        let image = (
+            "images/x/Dockerfile.j2",
+            "{{ 'a,b'.split(',') | join(' ') }} {{ 'abc'.startswith('ab') }} {{ 'X'.lower() }} \
+             {% for k, v in {'k': 1}.items() %}{{ k }}={{ v }}{% endfor %}",
+        );
+        assert_eq!(render(&[BASE, image], &[], "x").unwrap(), "a b True x k=1");
+    }
+
+    #[test]
+    fn kolla_grafana_idiom_list_repeat_and_printf_format() {
+        let image = (
+            "images/x/Dockerfile.j2",
+            "{% set p = ['a', 'b'] %}RUN {{ (['install %s'] * p | length) | join(' && ') | format(*p) }}",
+        );
+        assert_eq!(
+            render(&[BASE, image], &[], "x").unwrap(),
+            "RUN install a && install b"
+        );
+    }
+
+    #[test]
+    fn pip_args_go_right_after_the_first_from() {
+        assert_eq!(
+            insert_after_first_from(
+                "# c\nFROM x\nRUN a\nFROM y".into(),
+                &["ARG PIP_INDEX_URL".into()]
+            ),
+            "# c\nFROM x\nARG PIP_INDEX_URL\nRUN a\nFROM y"
+        );
+        assert_eq!(
+            insert_after_first_from("RUN a".into(), &["ARG X".into()]),
+            "RUN a"
+        );
+    }
+
+    #[test]
+    fn trailing_newline_of_the_template_is_dropped_as_jinja2_does() {
+        let image = ("images/x/Dockerfile.j2", "FROM x\n\n");
+        assert_eq!(render(&[BASE, image], &[], "x").unwrap(), "FROM x\n");
+    }
+
+    #[test]
+    fn lenient_undefined_prints_empty_and_default_filter_applies() {
+        let image = (
+            "images/x/Dockerfile.j2",
+            "[{{ nothing }}]{% for x in nothing %}x{% endfor %}{{ nothing | default('d') }}{% if nothing is defined %}!{% endif %}",
+        );
+        let dir = tempfile::tempdir().unwrap();
+        for (rel, text) in [BASE, image] {
+            let path = dir.path().join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let tree = Tree::load(dir.path(), &[]).unwrap();
+        let variables = Variables {
+            naming: naming(),
+            users: Users::default(),
+            clean_package_cache: true,
+            use_dumb_init: true,
+            docker_healthchecks: true,
+            kolla_version: "1".into(),
+            supported_distro_name: "D".into(),
+            repos_yaml: String::new(),
+            rpm_setup: Vec::new(),
+            pip_args: Vec::new(),
+            ca_certificates: Vec::new(),
+            env: BTreeMap::new(),
+        };
+        let renderer = Renderer::new(&tree, &variables, None, &[], UndefinedMode::Lenient);
+        assert_eq!(renderer.render(tree.image("x").unwrap()).unwrap(), "[]d");
+    }
+
+    #[test]
+    fn cleanup_repos_without_build_only_repos_is_empty() {
+        let image = ("images/x/Dockerfile.j2", "[{{ cleanup_repos() }}]");
+        assert_eq!(render(&[BASE, image], &[], "x").unwrap(), "[]");
     }
 }

@@ -1,54 +1,24 @@
-//! `handle_repos()`: Dockerfile lines enabling or disabling the package repositories described in
-//! the tree's `repos.yaml` (kolla's schema), for one distro and architecture.
+//! `handle_repos()` and `cleanup_repos()`: Dockerfile lines enabling, disabling and restoring the
+//! package repositories described in the tree's `repos.yaml` (kolla's schema), for one distro and
+//! architecture. The strings are kolla's, character for character (`kolla/template/methods.py`),
+//! so that kolla's tree and overrides written for it render the same with both tools; values are
+//! formatted the way Python's `str()` does (`gpgcheck: true` gives `gpgcheck=True`).
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
-use serde::Deserialize;
+use serde_norway::{Mapping, Value};
 
-/// One repository as written in `repos.yaml`; rpm and deb keys share the struct.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RepoEntry {
-    // rpm
-    pub name: Option<String>,
-    pub baseurl: Option<UrlList>,
-    pub metalink: Option<String>,
-    pub mirrorlist: Option<String>,
-    pub gpgkey: Option<String>,
-    pub gpgcheck: Option<bool>,
-    pub repo_gpgcheck: Option<bool>,
-    pub file_group: Option<String>,
-    // deb
-    pub url: Option<String>,
-    pub suite: Option<String>,
-    pub component: Option<String>,
-    pub gpg_key: Option<String>,
-    pub arch: Option<String>,
-    pub trusted: Option<bool>,
-    // both
-    pub distro: Option<bool>,
-}
+/// Where build-only repositories' original files are kept while the image builds.
+const BACKUP_DIR: &str = "/tmp/kolla-repos-backup";
+const URL_KEYS: [&str; 4] = ["baseurl", "metalink", "mirrorlist", "url"];
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum UrlList {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl UrlList {
-    fn urls(&self) -> Vec<&str> {
-        match self {
-            UrlList::One(url) => url.split_whitespace().collect(),
-            UrlList::Many(urls) => urls.iter().map(String::as_str).collect(),
-        }
-    }
-}
-
-/// `repos.yaml`: section (`deb`, `debian`, `rocky-aarch64`...) → repository name → entry.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// `repos.yaml`: section (`deb`, `debian`, `rocky-aarch64`...) → repository name → entry, in file
+/// order. `defaults` is the tree's own file, before any `--repos-yaml` override.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Repos {
-    sections: BTreeMap<String, BTreeMap<String, RepoEntry>>,
+    data: Mapping,
+    defaults: Mapping,
+    overridden: bool,
 }
 
 /// What a distro looks like to `handle_repos`.
@@ -66,40 +36,76 @@ pub enum Mode {
     Disable,
 }
 
+/// One repository, its keys merged over the sections that apply.
+type Entry = Mapping;
+
 impl Repos {
     pub fn parse(text: &str) -> Result<Repos, String> {
-        let sections =
-            serde_norway::from_str::<Option<BTreeMap<String, BTreeMap<String, RepoEntry>>>>(text)
-                .map_err(|e| e.to_string())?
-                .unwrap_or_default();
-        Ok(Repos { sections })
+        let data = parse_sections(text)?;
+        Ok(Repos {
+            defaults: data.clone(),
+            data,
+            overridden: false,
+        })
     }
 
-    /// The entry for `name` merged over the sections `<package type>`, `<distro>` and
-    /// `<distro>-<arch>`: later sections win key by key.
-    pub fn resolve(&self, target: Target<'_>, name: &str) -> Option<RepoEntry> {
+    /// Lays an override file over the repositories, as kolla's `repos_yaml`: an entry of the
+    /// override replaces the whole entry of the same name in its section.
+    pub fn merge_override(&mut self, text: &str) -> Result<(), String> {
+        for (section, repos) in parse_sections(text)? {
+            let repos = match repos {
+                Value::Mapping(m) => m,
+                Value::Null => Mapping::new(),
+                other => return Err(format!("section {section:?} is not a mapping: {other:?}")),
+            };
+            match self.data.get_mut(&section) {
+                Some(Value::Mapping(existing)) => {
+                    for (name, entry) in repos {
+                        existing.insert(name, entry);
+                    }
+                }
+                _ => {
+                    self.data.insert(section, Value::Mapping(repos));
+                }
+            }
+        }
+        self.overridden = true;
+        Ok(())
+    }
+
+    /// The entries for a distro: the sections `<package type>`, `<distro>` and `<distro>-<arch>`
+    /// merged in that order, later keys winning; `distro` is dropped once a URL is known.
+    fn repo_list(data: &Mapping, target: Target<'_>) -> Vec<(String, Entry)> {
+        let mut result: Vec<(String, Entry)> = Vec::new();
         let sections = [
             target.package_type.to_string(),
             target.distro.to_string(),
             format!("{}-{}", target.distro, target.arch),
         ];
-        let mut merged: Option<RepoEntry> = None;
         for section in &sections {
-            let Some(entry) = self.sections.get(section).and_then(|s| s.get(name)) else {
+            let Some(Value::Mapping(repos)) = data.get(section.as_str()) else {
                 continue;
             };
-            let base = merged.get_or_insert_with(RepoEntry::default);
-            let has_url = entry.url.is_some()
-                || entry.baseurl.is_some()
-                || entry.metalink.is_some()
-                || entry.mirrorlist.is_some();
-            if has_url && entry.distro.is_none() {
-                // A URL given later turns a distro-provided repo into a real one.
-                base.distro = None;
+            for (name, info) in repos {
+                let name = py_str(name);
+                let info = match info {
+                    Value::Mapping(m) => m.clone(),
+                    _ => Mapping::new(),
+                };
+                match result.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, merged)) => {
+                        for (k, v) in info {
+                            merged.insert(k, v);
+                        }
+                        if URL_KEYS.iter().any(|k| merged.contains_key(*k)) {
+                            merged.remove("distro");
+                        }
+                    }
+                    None => result.push((name, info)),
+                }
             }
-            merge_entry(base, entry);
         }
-        merged
+        result
     }
 
     /// The `RUN` line for `names`, or `""` when nothing needs doing.
@@ -109,151 +115,381 @@ impl Repos {
         names: &[String],
         mode: Mode,
     ) -> Result<String, String> {
-        let mut commands = Vec::new();
-        for name in names {
-            let entry = self.resolve(target, name).ok_or_else(|| {
+        let repo_list = Self::repo_list(&self.data, target);
+        let default_list = Self::repo_list(&self.defaults, target);
+        let find = |list: &[(String, Entry)], name: &str| {
+            list.iter().find(|(n, _)| n == name).map(|(_, e)| e.clone())
+        };
+        let rpm = target.package_type == "rpm";
+        if rpm && self.overridden {
+            self.check_file_groups(&repo_list, &default_list)?;
+        }
+        let mut commands = String::new();
+        let mut backed_up: BTreeSet<String> = BTreeSet::new();
+        for (index, repo) in names.iter().enumerate() {
+            let last = index + 1 == names.len();
+            let entry = find(&repo_list, repo).ok_or_else(|| {
                 format!(
-                    "repository `{name}` is not defined for {} in repos.yaml",
+                    "repository `{repo}` is not defined for {} in repos.yaml",
                     target.distro
                 )
             })?;
-            let command = match target.package_type {
-                "rpm" => rpm_command(name, &entry, mode)?,
-                _ => deb_command(name, &entry, mode, target)?,
+            let required = |key: &str| {
+                entry.get(key).ok_or_else(|| {
+                    format!("repository `{repo}` in repos.yaml has no `{key}` (KeyError: '{key}')")
+                })
             };
-            commands.extend(command);
+            let flag = |key: &str| entry.get(key).is_some_and(truthy);
+            if rpm {
+                if mode == Mode::Enable {
+                    if !flag("distro") {
+                        let name = py_str(required("name")?);
+                        if flag("build_only") {
+                            let default_entry = find(&default_list, repo);
+                            let file = [
+                                entry.get("file_group"),
+                                default_entry.as_ref().and_then(|d| d.get("file_group")),
+                            ]
+                            .into_iter()
+                            .flatten()
+                            .find(|v| truthy(v))
+                            .map(py_str)
+                            .unwrap_or_else(|| format!("{repo}.repo"));
+                            if backed_up.insert(file.clone()) {
+                                commands.push_str(&format!(
+                                    "mkdir -p {BACKUP_DIR} && cp /etc/yum.repos.d/{file} \
+                                     {BACKUP_DIR}/{file} 2>/dev/null || true && touch \
+                                     {BACKUP_DIR}/{file}.enabled && "
+                                ));
+                            }
+                        }
+                        let file = format!("/etc/yum.repos.d/{repo}.repo");
+                        commands.push_str(&format!(
+                            "grep -rlF '[{name}]' /etc/yum.repos.d/ 2>/dev/null | xargs -r rm -f && \
+                             echo '[{name}]' >{file} && echo 'name={name}' >>{file} && \
+                             echo 'enabled=1' >>{file}"
+                        ));
+                        if flag("gpgcheck") {
+                            let value = py_str(&entry["gpgcheck"]);
+                            commands.push_str(&format!(" && echo 'gpgcheck={value}' >>{file}"));
+                        }
+                        if flag("repo_gpgcheck") {
+                            let value = py_str(&entry["repo_gpgcheck"]);
+                            commands
+                                .push_str(&format!(" && echo 'repo_gpgcheck={value}' >>{file}"));
+                        }
+                        if !["baseurl", "metalink", "mirrorlist"]
+                            .iter()
+                            .any(|k| entry.contains_key(*k))
+                        {
+                            return Err(format!(
+                                "Repository '{repo}' has no baseurl, metalink, or mirrorlist"
+                            ));
+                        }
+                        let gpgkey = entry
+                            .get("gpgkey")
+                            .ok_or_else(|| format!("Repository '{repo}' has no gpgkey"))?;
+                        for (i, key) in py_splitlines(&text(gpgkey, repo, "gpgkey")?)
+                            .iter()
+                            .enumerate()
+                        {
+                            if i == 0 {
+                                commands.push_str(&format!(" && echo 'gpgkey={key}' >>{file}"));
+                            } else {
+                                commands.push_str(&format!(" && echo '       {key}' >>{file}"));
+                            }
+                        }
+                        if let Some(baseurl) = entry.get("baseurl") {
+                            for url in py_splitlines(&text(baseurl, repo, "baseurl")?) {
+                                commands.push_str(&format!(" && echo 'baseurl={url}' >>{file}"));
+                            }
+                        } else if let Some(metalink) = entry.get("metalink") {
+                            let metalink = py_str(metalink);
+                            commands.push_str(&format!(" && echo 'metalink={metalink}' >>{file}"));
+                        } else if let Some(mirrorlist) = entry.get("mirrorlist") {
+                            let mirrorlist = py_str(mirrorlist);
+                            commands
+                                .push_str(&format!(" && echo 'mirrorlist={mirrorlist}' >>{file}"));
+                        }
+                    } else {
+                        let name = py_str(required("name")?);
+                        commands.push_str(&format!("dnf config-manager --enable {name} || true"));
+                    }
+                    if !last {
+                        commands.push_str(" && ");
+                    }
+                } else if flag("distro") {
+                    // kolla joins nothing between several disabled repositories.
+                    let name = py_str(required("name")?);
+                    commands.push_str(&format!("dnf config-manager --disable {name} || true"));
+                }
+            } else if target.package_type == "deb" && mode == Mode::Enable && !flag("distro") {
+                let file = format!("/etc/apt/sources.list.d/{repo}.sources");
+                if flag("build_only") && backed_up.insert(file.clone()) {
+                    commands.push_str(&format!(
+                        "mkdir -p {BACKUP_DIR} && cp {file} {BACKUP_DIR}/{repo}.sources \
+                         2>/dev/null || true && touch {BACKUP_DIR}/{repo}.enabled && "
+                    ));
+                }
+                let gpg_key = text(required("gpg_key")?, repo, "gpg_key")?;
+                let signed_by = if gpg_key.starts_with('/') {
+                    gpg_key
+                } else {
+                    format!("/etc/kolla/apt-keys/{gpg_key}")
+                };
+                let suite = text(required("suite")?, repo, "suite")?.replace(
+                    "{openstack_release_codename}",
+                    &target.release_codename.to_lowercase(),
+                );
+                let component = py_str(required("component")?);
+                let url = py_str(required("url")?);
+                commands.push_str(&format!(
+                    "echo 'Uris: {url}' >{file} && echo 'Components: {component}' >>{file} && \
+                     echo 'Types: deb' >>{file} && echo 'Suites: {suite}' >>{file} && \
+                     echo 'Signed-By: {signed_by}' >>{file}"
+                ));
+                if flag("trusted") {
+                    commands.push_str(&format!(" && echo 'Trusted: yes' >>{file}"));
+                }
+                if let Some(arch) = entry.get("arch") {
+                    let arch = py_str(arch);
+                    commands.push_str(&format!(" && echo 'Architectures: {arch}' >>{file}"));
+                }
+                if !last {
+                    commands.push_str(" && ");
+                }
+            }
         }
         if commands.is_empty() {
-            Ok(String::new())
+            Ok(commands)
         } else {
-            Ok(format!("RUN {}", commands.join(" && ")))
+            Ok(format!("RUN {commands}"))
         }
     }
-}
 
-fn merge_entry(base: &mut RepoEntry, over: &RepoEntry) {
-    macro_rules! take {
-        ($($field:ident),*) => { $( if over.$field.is_some() { base.$field = over.$field.clone(); } )* };
+    /// kolla's guard: overriding some distro repositories that share one `.repo` file (Rocky's
+    /// baseos, appstream and crb) but not the others would lose the others.
+    fn check_file_groups(
+        &self,
+        repo_list: &[(String, Entry)],
+        default_list: &[(String, Entry)],
+    ) -> Result<(), String> {
+        let default = |name: &str| default_list.iter().find(|(n, _)| n == name).map(|(_, e)| e);
+        let flag = |e: &Entry, key: &str| e.get(key).is_some_and(truthy);
+        let overridden: Vec<&str> = repo_list
+            .iter()
+            .filter(|(r, d)| !flag(d, "distro") && default(r).is_some_and(|e| flag(e, "distro")))
+            .map(|(r, _)| r.as_str())
+            .collect();
+        if overridden.is_empty() {
+            return Ok(());
+        }
+        let groups: Vec<&Value> = overridden
+            .iter()
+            .filter_map(|r| default(r).and_then(|e| e.get("file_group")))
+            .filter(|g| truthy(g))
+            .collect();
+        let mut still: Vec<&str> = repo_list
+            .iter()
+            .filter(|(r, d)| {
+                flag(d, "distro")
+                    && !overridden.contains(&r.as_str())
+                    && groups.contains(&d.get("file_group").unwrap_or(&Value::Null))
+            })
+            .map(|(r, _)| r.as_str())
+            .collect();
+        if still.is_empty() {
+            return Ok(());
+        }
+        still.sort_unstable();
+        let mut overridden = overridden;
+        overridden.sort_unstable();
+        Err(format!(
+            "Repositories {} override distro-provided repos and will remove their .repo file. \
+             Repositories {} are still using distro defaults and share the same file. Please \
+             also override them in your repos.yaml.",
+            py_list(&overridden),
+            py_list(&still)
+        ))
     }
-    take!(
-        name,
-        baseurl,
-        metalink,
-        mirrorlist,
-        gpgkey,
-        gpgcheck,
-        repo_gpgcheck,
-        file_group,
-        url,
-        suite,
-        component,
-        gpg_key,
-        arch,
-        trusted,
-        distro
-    );
+
+    /// `cleanup_repos()`: restores (or removes) the files of build-only repositories, or `""`.
+    pub fn cleanup(&self, target: Target<'_>) -> String {
+        let repo_list = Self::repo_list(&self.data, target);
+        let default_list = Self::repo_list(&self.defaults, target);
+        let flag = |e: &Entry, key: &str| e.get(key).is_some_and(truthy);
+        let mut commands: Vec<String> = Vec::new();
+        let mut restored: BTreeSet<String> = BTreeSet::new();
+        for (repo, info) in &repo_list {
+            if !flag(info, "build_only") {
+                continue;
+            }
+            if target.package_type == "rpm" && !flag(info, "distro") {
+                let own = format!("{repo}.repo");
+                let default_group = default_list
+                    .iter()
+                    .find(|(n, _)| n == repo)
+                    .and_then(|(_, e)| e.get("file_group"));
+                let group = [info.get("file_group"), default_group]
+                    .into_iter()
+                    .flatten()
+                    .find(|v| truthy(v))
+                    .map(py_str)
+                    .unwrap_or_else(|| own.clone());
+                if group != own {
+                    commands.push(format!("rm -f /etc/yum.repos.d/{own}"));
+                    if !restored.insert(group.clone()) {
+                        continue;
+                    }
+                }
+                commands.push(format!(
+                    "[ -f {BACKUP_DIR}/{group}.enabled ] && ( mv {BACKUP_DIR}/{group} \
+                     /etc/yum.repos.d/{group} 2>/dev/null || rm -f /etc/yum.repos.d/{group} ) || true"
+                ));
+            } else if target.package_type == "deb" && !flag(info, "distro") {
+                commands.push(format!(
+                    "[ -f {BACKUP_DIR}/{repo}.enabled ] && ( mv {BACKUP_DIR}/{repo}.sources \
+                     /etc/apt/sources.list.d/{repo}.sources 2>/dev/null || rm -f \
+                     /etc/apt/sources.list.d/{repo}.sources ) || true"
+                ));
+            }
+        }
+        if commands.is_empty() {
+            return String::new();
+        }
+        commands.push(format!("rm -rf {BACKUP_DIR}"));
+        format!("RUN {}", commands.join(" \\\n    && "))
+    }
 }
 
-fn rpm_command(repo: &str, entry: &RepoEntry, mode: Mode) -> Result<Option<String>, String> {
-    let name = entry.name.as_deref().unwrap_or(repo);
-    if entry.distro == Some(true) {
-        let flag = if mode == Mode::Enable {
-            "--enable"
-        } else {
-            "--disable"
+/// The tree's `repos.yaml` (`base/repos.yaml`, `repos.yaml`, or beside a kolla `docker/` folder:
+/// `../template/repos.yaml` of an installed kolla, `../kolla/template/repos.yaml` of a checkout),
+/// with `override_file` laid over it.
+pub fn load_for_tree(
+    tree: &crate::tree::Tree,
+    override_file: Option<&std::path::Path>,
+) -> crate::error::Result<Option<Repos>> {
+    use crate::error::Error;
+    let mut found = tree.read_data(&["base/repos.yaml", "repos.yaml"])?;
+    if found.is_none() && tree.layout == crate::tree::Layout::Kolla {
+        for rel in ["../template/repos.yaml", "../kolla/template/repos.yaml"] {
+            let path = tree.root.join(rel);
+            if path.is_file() {
+                let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                found = Some((path, text));
+                break;
+            }
+        }
+    }
+    let Some((path, text)) = found else {
+        return match override_file {
+            Some(path) => Err(Error::Config {
+                path: path.to_path_buf(),
+                message: "the tree has no repos.yaml for this override to apply to".into(),
+            }),
+            None => Ok(None),
         };
-        return Ok(Some(format!("dnf config-manager {flag} {name} || true")));
+    };
+    let mut repos = Repos::parse(&text).map_err(|message| Error::Config { path, message })?;
+    if let Some(path) = override_file {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        repos
+            .merge_override(&text)
+            .map_err(|message| Error::Config {
+                path: path.to_path_buf(),
+                message,
+            })?;
     }
-    if mode == Mode::Disable {
-        return Ok(Some(format!("dnf config-manager --disable {name} || true")));
-    }
-    let file = format!("/etc/yum.repos.d/{repo}.repo");
-    let mut lines = vec![
-        format!("[{name}]"),
-        format!("name={name}"),
-        "enabled=1".to_string(),
-    ];
-    if let Some(check) = entry.gpgcheck {
-        lines.push(format!("gpgcheck={}", u8::from(check)));
-    }
-    if let Some(check) = entry.repo_gpgcheck {
-        lines.push(format!("repo_gpgcheck={}", u8::from(check)));
-    }
-    let gpgkey = entry
-        .gpgkey
-        .as_deref()
-        .ok_or_else(|| format!("repository `{repo}` in repos.yaml has no `gpgkey`"))?;
-    let mut keys = gpgkey.split_whitespace();
-    lines.push(format!("gpgkey={}", keys.next().unwrap_or_default()));
-    lines.extend(keys.map(|k| format!("       {k}")));
-    if let Some(urls) = &entry.baseurl {
-        let urls = urls.urls();
-        lines.push(format!(
-            "baseurl={}",
-            urls.first().copied().unwrap_or_default()
-        ));
-        lines.extend(urls.iter().skip(1).map(|u| format!("        {u}")));
-    } else if let Some(metalink) = &entry.metalink {
-        lines.push(format!("metalink={metalink}"));
-    } else if let Some(mirrorlist) = &entry.mirrorlist {
-        lines.push(format!("mirrorlist={mirrorlist}"));
-    } else {
-        return Err(format!(
-            "repository `{repo}` in repos.yaml has no `baseurl`, `metalink` or `mirrorlist`"
-        ));
-    }
-    let mut command = format!("grep -rlF '[{name}]' /etc/yum.repos.d/ | xargs -r rm -f");
-    for (i, line) in lines.iter().enumerate() {
-        let redirect = if i == 0 { ">" } else { ">>" };
-        command.push_str(&format!(" && echo '{line}' {redirect}{file}"));
-    }
-    Ok(Some(command))
+    Ok(Some(repos))
 }
 
-fn deb_command(
-    repo: &str,
-    entry: &RepoEntry,
-    mode: Mode,
-    target: Target<'_>,
-) -> Result<Option<String>, String> {
-    // Distro repos are always there, and apt has nothing to disable.
-    if entry.distro == Some(true) || mode == Mode::Disable {
-        return Ok(None);
+fn parse_sections(text: &str) -> Result<Mapping, String> {
+    match serde_norway::from_str::<Value>(text).map_err(|e| e.to_string())? {
+        Value::Mapping(m) => Ok(m),
+        Value::Null => Ok(Mapping::new()),
+        _ => Err("expected a mapping of sections (deb, debian, rpm, rocky...)".into()),
     }
-    let url = entry
-        .url
-        .as_deref()
-        .ok_or_else(|| format!("repository `{repo}` in repos.yaml has no `url`"))?;
-    let suite = entry.suite.as_deref().unwrap_or_default().replace(
-        "{openstack_release_codename}",
-        &target.release_codename.to_lowercase(),
-    );
-    let mut fields = vec![
-        format!("Uris: {url}"),
-        format!(
-            "Components: {}",
-            entry.component.as_deref().unwrap_or("main")
-        ),
-        "Types: deb".to_string(),
-        format!("Suites: {suite}"),
-    ];
-    if let Some(key) = &entry.gpg_key {
-        let key = if key.starts_with('/') {
-            key.clone()
-        } else {
-            format!("/etc/kolla/apt-keys/{key}")
-        };
-        fields.push(format!("Signed-By: {key}"));
+}
+
+fn text(value: &Value, repo: &str, key: &str) -> Result<String, String> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        other => Err(format!(
+            "repository `{repo}` in repos.yaml: `{key}` must be a string, not {other:?}"
+        )),
     }
-    if entry.trusted == Some(true) {
-        fields.push("Trusted: yes".to_string());
+}
+
+/// Python's truth value of a YAML value.
+fn truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Sequence(s) => !s.is_empty(),
+        Value::Mapping(m) => !m.is_empty(),
+        Value::Tagged(t) => truthy(&t.value),
     }
-    if let Some(arch) = &entry.arch {
-        fields.push(format!("Architectures: {arch}"));
+}
+
+/// Python's `str()` of a YAML value.
+fn py_str(value: &Value) -> String {
+    match value {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or_default();
+            if f.fract() == 0.0 && f.is_finite() {
+                format!("{f:.1}")
+            } else {
+                f.to_string()
+            }
+        }
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        Value::Sequence(items) => {
+            let items: Vec<String> = items.iter().map(py_str).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Value::Mapping(_) | Value::Tagged(_) => format!("{value:?}"),
     }
-    let file = format!("/etc/apt/sources.list.d/{repo}.sources");
-    let body = fields.join("\\n");
-    Ok(Some(format!("echo '{body}' >{file}")))
+}
+
+fn py_list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("'{s}'")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// Python's `str.splitlines()`.
+fn py_splitlines(s: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut current = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                lines.push(std::mem::take(&mut current));
+            }
+            '\n' | '\u{0b}' | '\u{0c}' | '\u{1c}' | '\u{1d}' | '\u{1e}' | '\u{85}' | '\u{2028}'
+            | '\u{2029}' => lines.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        lines.push(current);
+    }
+    lines
 }
 
 #[cfg(test)]
@@ -268,21 +504,49 @@ deb:
     component: "main"
     gpg_key: "grafana.asc"
 ubuntu:
+  ubuntu:
+    distro: True
   cloud-archive:
     url: "http://ubuntu-cloud.archive.canonical.com/ubuntu"
     suite: "jammy-updates/{openstack_release_codename}"
     component: "main"
-    gpg_key: "ubuntu-cloud-archive.asc"
+    gpg_key: "/usr/share/keyrings/ubuntu-cloud-keyring.gpg"
+  mirror:
+    url: "http://mirror.example.org/ubuntu"
+    suite: "noble"
+    component: "main"
+    gpg_key: "m.asc"
+    arch: "amd64"
+    trusted: true
+    build_only: true
 rpm:
   grafana:
     name: "grafana"
-    baseurl: "https://rpm.grafana.com"
+    baseurl: |
+      https://rpm.grafana.com
+      https://rpm2.grafana.com
     gpgkey: "https://rpm.grafana.com/gpg.key"
-    gpgcheck: true
-rocky:
+    gpgcheck: 1
+  epel:
+    name: "epel"
+    metalink: "https://mirrors.example.org/metalink"
+    gpgkey: "k"
+    repo_gpgcheck: true
   crb:
     name: "crb"
     distro: true
+  extras:
+    name: "extras"
+    distro: true
+rocky:
+  baseos:
+    distro: true
+    file_group: "rocky.repo"
+    name: "baseos"
+  appstream:
+    distro: true
+    file_group: "rocky.repo"
+    name: "appstream"
 rocky-aarch64:
   grafana:
     baseurl: "https://rpm.grafana.com/aarch64"
@@ -302,21 +566,57 @@ rocky-aarch64:
     }
 
     #[test]
-    fn deb_repo_becomes_a_deb822_file_with_the_codename() {
+    fn deb_repo_is_written_line_by_line_as_kolla_does() {
         let repos = Repos::parse(YAML).unwrap();
         let line = repos
             .handle(
                 target("deb", "ubuntu", "x86_64"),
-                &names(&["cloud-archive"]),
+                &names(&["ubuntu", "cloud-archive"]),
                 Mode::Enable,
             )
             .unwrap();
+        let f = "/etc/apt/sources.list.d/cloud-archive.sources";
         assert_eq!(
             line,
-            "RUN echo 'Uris: http://ubuntu-cloud.archive.canonical.com/ubuntu\\nComponents: main\\n\
-             Types: deb\\nSuites: jammy-updates/caracal\\nSigned-By: /etc/kolla/apt-keys/ubuntu-cloud-archive.asc' \
-             >/etc/apt/sources.list.d/cloud-archive.sources"
+            format!(
+                "RUN echo 'Uris: http://ubuntu-cloud.archive.canonical.com/ubuntu' >{f} && \
+                 echo 'Components: main' >>{f} && echo 'Types: deb' >>{f} && \
+                 echo 'Suites: jammy-updates/caracal' >>{f} && \
+                 echo 'Signed-By: /usr/share/keyrings/ubuntu-cloud-keyring.gpg' >>{f}"
+            )
         );
+    }
+
+    #[test]
+    fn deb_build_only_repo_is_backed_up_and_cleaned_up() {
+        let repos = Repos::parse(YAML).unwrap();
+        let t = target("deb", "ubuntu", "x86_64");
+        let line = repos
+            .handle(t, &names(&["mirror", "ubuntu"]), Mode::Enable)
+            .unwrap();
+        assert!(
+            line.starts_with("RUN mkdir -p /tmp/kolla-repos-backup && cp "),
+            "{line}"
+        );
+        assert!(
+            line.contains("echo 'Signed-By: /etc/kolla/apt-keys/m.asc'"),
+            "{line}"
+        );
+        assert!(line.contains(" && echo 'Trusted: yes' >>"), "{line}");
+        // The separator after a non-last repository stays even when the next one adds nothing.
+        assert!(
+            line.ends_with(
+                "echo 'Architectures: amd64' >>/etc/apt/sources.list.d/mirror.sources && "
+            ),
+            "{line}"
+        );
+        assert_eq!(
+            repos.cleanup(t),
+            "RUN [ -f /tmp/kolla-repos-backup/mirror.enabled ] && ( mv /tmp/kolla-repos-backup/mirror.sources \
+             /etc/apt/sources.list.d/mirror.sources 2>/dev/null || rm -f /etc/apt/sources.list.d/mirror.sources ) || true \\\n    \
+             && rm -rf /tmp/kolla-repos-backup"
+        );
+        assert_eq!(repos.cleanup(target("rpm", "rocky", "x86_64")), "");
     }
 
     #[test]
@@ -332,35 +632,85 @@ rocky-aarch64:
     }
 
     #[test]
-    fn rpm_distro_repo_uses_config_manager() {
+    fn rpm_distro_repos_use_config_manager_and_disable_has_no_separator() {
         let repos = Repos::parse(YAML).unwrap();
         let t = target("rpm", "rocky", "x86_64");
         assert_eq!(
-            repos.handle(t, &names(&["crb"]), Mode::Enable).unwrap(),
-            "RUN dnf config-manager --enable crb || true"
+            repos
+                .handle(t, &names(&["crb", "extras"]), Mode::Enable)
+                .unwrap(),
+            "RUN dnf config-manager --enable crb || true && dnf config-manager --enable extras || true"
+        );
+        assert_eq!(
+            repos
+                .handle(t, &names(&["crb", "grafana", "extras"]), Mode::Disable)
+                .unwrap(),
+            "RUN dnf config-manager --disable crb || truednf config-manager --disable extras || true"
         );
     }
 
     #[test]
-    fn arch_section_wins_and_several_repos_chain() {
+    fn rpm_repo_file_has_python_formatted_values_and_one_line_per_url() {
         let repos = Repos::parse(YAML).unwrap();
-        let t = target("rpm", "rocky", "aarch64");
+        let t = target("rpm", "rocky", "x86_64");
+        let f = "/etc/yum.repos.d/grafana.repo";
+        assert_eq!(
+            repos.handle(t, &names(&["grafana"]), Mode::Enable).unwrap(),
+            format!(
+                "RUN grep -rlF '[grafana]' /etc/yum.repos.d/ 2>/dev/null | xargs -r rm -f && \
+                 echo '[grafana]' >{f} && echo 'name=grafana' >>{f} && echo 'enabled=1' >>{f} && \
+                 echo 'gpgcheck=1' >>{f} && echo 'gpgkey=https://rpm.grafana.com/gpg.key' >>{f} && \
+                 echo 'baseurl=https://rpm.grafana.com' >>{f} && echo 'baseurl=https://rpm2.grafana.com' >>{f}"
+            )
+        );
+        let epel = repos.handle(t, &names(&["epel"]), Mode::Enable).unwrap();
+        assert!(epel.contains("echo 'repo_gpgcheck=True' >>"), "{epel}");
+        assert!(
+            epel.ends_with(
+                "echo 'metalink=https://mirrors.example.org/metalink' >>/etc/yum.repos.d/epel.repo"
+            ),
+            "{epel}"
+        );
+    }
+
+    #[test]
+    fn arch_section_wins_key_by_key() {
+        let repos = Repos::parse(YAML).unwrap();
         let line = repos
-            .handle(t, &names(&["crb", "grafana"]), Mode::Enable)
+            .handle(
+                target("rpm", "rocky", "aarch64"),
+                &names(&["grafana"]),
+                Mode::Enable,
+            )
             .unwrap();
         assert!(
-            line.starts_with(
-                "RUN dnf config-manager --enable crb || true && grep -rlF '[grafana]'"
-            ),
+            line.contains("echo 'baseurl=https://rpm.grafana.com/aarch64' >>"),
             "{line}"
+        );
+        assert!(!line.contains("rpm2"), "{line}");
+    }
+
+    #[test]
+    fn overriding_part_of_a_shared_distro_file_is_refused() {
+        let mut repos = Repos::parse(YAML).unwrap();
+        repos
+            .merge_override("rocky:\n  baseos:\n    name: baseos\n    baseurl: http://m/baseos\n    gpgkey: k\n")
+            .unwrap();
+        let err = repos
+            .handle(
+                target("rpm", "rocky", "x86_64"),
+                &names(&["baseos"]),
+                Mode::Enable,
+            )
+            .unwrap_err();
+        assert!(
+            err.starts_with("Repositories ['baseos'] override distro-provided repos"),
+            "{err}"
         );
         assert!(
-            line.contains(
-                "echo 'baseurl=https://rpm.grafana.com/aarch64' >>/etc/yum.repos.d/grafana.repo"
-            ),
-            "{line}"
+            err.contains("Repositories ['appstream'] are still using"),
+            "{err}"
         );
-        assert!(line.contains("echo 'gpgcheck=1'"), "{line}");
     }
 
     #[test]
@@ -374,5 +724,16 @@ rocky-aarch64:
             )
             .unwrap_err();
         assert!(err.contains("`nope`") && err.contains("debian"), "{err}");
+    }
+
+    #[test]
+    fn splitlines_and_str_follow_python() {
+        assert_eq!(py_splitlines("a\nb\r\nc\n"), ["a", "b", "c"]);
+        assert_eq!(py_splitlines("a\n\nb"), ["a", "", "b"]);
+        assert_eq!(py_str(&Value::Bool(true)), "True");
+        assert_eq!(
+            py_str(&serde_norway::from_str::<Value>("1.0").unwrap()),
+            "1.0"
+        );
     }
 }

@@ -29,6 +29,18 @@ pub struct Settings {
     pub naming: Naming,
     pub selection: SelectionSettings,
     pub undefined: UndefinedMode,
+    /// What templates see as `kolla_version` (kolla's `LABEL kolla_version`).
+    pub kolla_version: String,
+    /// What `base` checks `/etc/os-release` PRETTY_NAME against (`supported_distro_name`).
+    pub supported_distro_name: String,
+    /// A `repos.yaml` merged over the tree's (kolla's `repos_yaml`), repository by repository.
+    pub repos_yaml: Option<PathBuf>,
+    /// Users added to (or replacing entries of) the tree's table: kolla's `[<name>-user]`.
+    pub users: BTreeMap<String, crate::users::UserEntry>,
+    /// Lines templates get as `rpm_setup`, from kolla's `rpm_setup_config`.
+    pub rpm_setup: Vec<String>,
+    /// `ARG` lines inserted after the first `FROM` (kolla's `pip_index_url` and friends).
+    pub pip_args: Vec<String>,
     pub clean_package_cache: bool,
     pub use_dumb_init: bool,
     pub docker_healthchecks: bool,
@@ -285,6 +297,24 @@ impl Settings {
                 .or(file.summary_json_file),
             format: cli.format.or(file.format).unwrap_or_default(),
         };
+        // kolla's tree is written for Jinja2's lenient undefined; ours is checked strictly.
+        let undefined = cli.undefined.or(file.undefined).unwrap_or(
+            match crate::tree::Layout::detect(&images_dir) {
+                crate::tree::Layout::Kolla => UndefinedMode::Lenient,
+                crate::tree::Layout::Split => UndefinedMode::Strict,
+            },
+        );
+        // kolla's tree checks the full PRETTY_NAME of the release kolla targets; ours the prefix.
+        let supported_distro_name = cli
+            .supported_distro_name
+            .or(file.supported_distro_name)
+            .unwrap_or_else(|| {
+                let kolla = match crate::tree::Layout::detect(&images_dir) {
+                    crate::tree::Layout::Kolla => naming.base.kolla_pretty_name(&naming.base_tag),
+                    crate::tree::Layout::Split => None,
+                };
+                kolla.unwrap_or(naming.base.supported_name()).to_string()
+            });
         let profiles = if cli.profile.is_empty() {
             file.profile.unwrap_or_default()
         } else {
@@ -304,7 +334,24 @@ impl Settings {
                     || file.enable_unbuildable.unwrap_or(false),
                 extra_profiles: file.profiles.unwrap_or_default(),
             },
-            undefined: cli.undefined.or(file.undefined).unwrap_or_default(),
+            undefined,
+            supported_distro_name,
+            kolla_version: cli
+                .kolla_version
+                .or(file.kolla_version)
+                .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string()),
+            repos_yaml: cli.repos_yaml.map(|p| cwd.join(p)).or(file.repos_yaml),
+            users: file.users.unwrap_or_default(),
+            rpm_setup: rpm_setup_lines(&file.rpm_setup_config.unwrap_or_default())?,
+            pip_args: [
+                ("PIP_INDEX_URL", &file.pip_index_url),
+                ("PIP_TRUSTED_HOST", &file.pip_trusted_host),
+                ("PIP_EXTRA_INDEX_URL", &file.pip_extra_index_url),
+            ]
+            .into_iter()
+            .filter(|(_, v)| v.as_deref().is_some_and(|v| !v.is_empty()))
+            .map(|(k, _)| format!("ARG {k}"))
+            .collect(),
             clean_package_cache: file.clean_package_cache.unwrap_or(true),
             use_dumb_init: file.use_dumb_init.unwrap_or(true),
             docker_healthchecks: file.docker_healthchecks.unwrap_or(true),
@@ -356,6 +403,32 @@ fn registry_credentials(
         username: username.to_string(),
         password: password.to_string(),
     })
+}
+
+/// kolla's `rpm_setup_config`: `.rpm` files are installed, `.repo` files fetched or copied.
+fn rpm_setup_lines(entries: &[String]) -> Result<Vec<String>> {
+    entries
+        .iter()
+        .map(|entry| {
+            if entry.ends_with(".rpm") {
+                Ok(format!("RUN dnf -y install {entry}"))
+            } else if entry.ends_with(".repo") {
+                if entry.starts_with("http") {
+                    let name = entry.rsplit('/').next().unwrap_or(entry);
+                    Ok(format!("RUN curl -L {entry} -o /etc/yum.repos.d/{name}"))
+                } else {
+                    Ok(format!("COPY {entry} /etc/yum.repos.d/"))
+                }
+            } else if entry.is_empty() {
+                Ok(String::new())
+            } else {
+                Err(Error::Setting {
+                    key: "rpm_setup_config".into(),
+                    message: format!("`{entry}` is neither a .rpm nor a .repo file"),
+                })
+            }
+        })
+        .collect()
 }
 
 /// `K=V`, `K=V,K2=V2`, or kolla's `K:V`.

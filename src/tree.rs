@@ -11,6 +11,14 @@ pub const TEMPLATE_FILE: &str = "Dockerfile.j2";
 /// Data files of the tree that are read by the tool, not sent to the engine.
 const TREE_DATA_FILES: [&str; 2] = ["repos.yaml", "users.toml"];
 
+/// kolla keeps its unbuildable list in Python code (`kolla/image/unbuildable.py`), not in its
+/// tree: a kolla-layout tree without `unbuildable.toml` gets this one (the format of
+/// `images/unbuildable.toml`), so the same images are left out as by kolla-build.
+pub const KOLLA_UNBUILDABLE: &str = r#"
+aarch64 = ["bifrost-base"]
+rocky = ["collectd", "hacluster-pcs", "nova-spicehtml5proxy", "ovsdpdk", "tgtd"]
+"#;
+
 /// How the main tree is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
@@ -18,6 +26,17 @@ pub enum Layout {
     Split,
     /// kolla's `docker/` folder: every folder below the root may hold images; `base/` among them.
     Kolla,
+}
+
+impl Layout {
+    /// A folder with `images/` is this project's layout; anything else is read as kolla's.
+    pub fn detect(root: &Path) -> Layout {
+        if root.join("images").is_dir() {
+            Layout::Split
+        } else {
+            Layout::Kolla
+        }
+    }
 }
 
 /// One image as found in the tree.
@@ -53,11 +72,7 @@ impl Tree {
                 reason: "no such directory".into(),
             });
         }
-        let layout = if root.join("images").is_dir() {
-            Layout::Split
-        } else {
-            Layout::Kolla
-        };
+        let layout = Layout::detect(root);
         if !root.join("base").join(TEMPLATE_FILE).is_file() {
             return Err(Error::BadTree {
                 path: root.to_path_buf(),

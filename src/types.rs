@@ -58,6 +58,22 @@ impl BaseDistro {
         }
     }
 
+    /// What kolla's own tree checks PRETTY_NAME against (kolla's `DISTRO_PRETTY_NAME`), for the
+    /// distro releases kolla has targeted; `None` for other tags.
+    pub fn kolla_pretty_name(self, tag: &str) -> Option<&'static str> {
+        Some(match (self, tag) {
+            (Self::Debian, "trixie") => "Debian GNU/Linux 13 (trixie)",
+            (Self::Debian, "bookworm") => "Debian GNU/Linux 12 (bookworm)",
+            (Self::Ubuntu, "24.04") => "Ubuntu 24.04.* LTS",
+            (Self::Ubuntu, "22.04") => "Ubuntu 22.04.* LTS",
+            (Self::Rocky, "10") => "Rocky Linux 10.* (Red Quartz)",
+            (Self::Rocky, "9") => "Rocky Linux 9.* (Blue Onyx)",
+            (Self::Centos, "stream9") => "CentOS Stream 9",
+            (Self::Centos, "stream10") => "CentOS Stream 10",
+            _ => return None,
+        })
+    }
+
     pub fn package_type(self) -> &'static str {
         match self {
             Self::Centos | Self::Rocky => "rpm",

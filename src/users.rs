@@ -5,12 +5,67 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// A user as written in a table or a config file; a missing `group` is the user's name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct UserEntry {
-    uid: u32,
-    gid: u32,
-    group: Option<String>,
+pub struct UserEntry {
+    pub uid: u32,
+    pub gid: u32,
+    pub group: Option<String>,
+}
+
+/// Users kolla's own table (`kolla/common/users.py`) still holds but this project's
+/// `base/users.toml` dropped or has not taken yet. kolla's `base` creates every user of its table,
+/// so a kolla-layout tree gets them too, or its `base` Dockerfile would differ from kolla's.
+/// The ids are the interoperability contract described in `base/users.toml`.
+pub const KOLLA_EXTRA_USERS: &str = "
+almanach = { uid = 42475, gid = 42475 }
+congress = { uid = 42410, gid = 42410 }
+dragonflow = { uid = 42464, gid = 42464 }
+elasticsearch = { uid = 42412, gid = 42412 }
+hsmusers = { uid = 42493, gid = 42493 }
+kafka = { uid = 42423, gid = 42423 }
+kerbside = { uid = 42495, gid = 42495 }
+kibana = { uid = 42426, gid = 42426 }
+logstash = { uid = 42478, gid = 42478 }
+monasca = { uid = 42431, gid = 42431 }
+mongodb = { uid = 42432, gid = 42432 }
+murano = { uid = 42433, gid = 42433 }
+qdrouterd = { uid = 42465, gid = 42465 }
+rally = { uid = 42440, gid = 42440 }
+senlin = { uid = 42443, gid = 42443 }
+sensu = { uid = 42467, gid = 42467 }
+skydive = { uid = 42468, gid = 42468 }
+tempest = { uid = 42480, gid = 42480 }
+valkey = { uid = 42494, gid = 42494 }
+vmtp = { uid = 42450, gid = 42450 }
+zookeeper = { uid = 42453, gid = 42453 }
+";
+
+/// The users table templates see: the tree's `base/users.toml`, else the built-in table (plus,
+/// for a kolla-layout tree, the users kolla's table still has), then the config file's users.
+pub fn load_for_tree(
+    tree: &crate::tree::Tree,
+    builtin: &str,
+    configured: &BTreeMap<String, UserEntry>,
+) -> crate::error::Result<Users> {
+    let mut users = match tree.read_data(&["base/users.toml"])? {
+        Some((path, text)) => {
+            Users::parse(&text).map_err(|message| crate::error::Error::Config { path, message })?
+        }
+        None => {
+            let mut users = Users::parse(builtin).expect("the built-in users table parses");
+            if tree.layout == crate::tree::Layout::Kolla {
+                users.extend(
+                    toml::from_str::<BTreeMap<String, UserEntry>>(KOLLA_EXTRA_USERS)
+                        .expect("the kolla users supplement parses"),
+                );
+            }
+            users
+        }
+    };
+    users.extend(configured.clone());
+    Ok(users)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -46,6 +101,21 @@ impl Users {
                 })
                 .collect(),
         ))
+    }
+
+    /// Adds or replaces users (kolla's `[<name>-user]` config sections, or a supplement table).
+    pub fn extend(&mut self, entries: impl IntoIterator<Item = (String, UserEntry)>) {
+        for (name, e) in entries {
+            let group = e.group.unwrap_or_else(|| name.clone());
+            self.0.insert(
+                name,
+                User {
+                    uid: e.uid,
+                    gid: e.gid,
+                    group,
+                },
+            );
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&User> {

@@ -3,5 +3,6 @@
 
 mod cli;
 mod engine;
+mod kolla_peer;
 mod real_tree;
 mod support;

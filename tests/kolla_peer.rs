@@ -1,0 +1,360 @@
+//! kolla's own tree rendered by the Python kolla-build (the peer, installed from PyPI into a
+//! virtualenv under the target dir) and by ours, with the same settings: every Dockerfile must be
+//! byte-identical, for every distro the peer supports, with and without template overrides.
+//! Nothing of kolla is kept in this repository: the tree is the one inside the installed package.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::BIN;
+
+/// The kolla release compared against; `KOLLA_PEER_SPEC` (a pip requirement) overrides it.
+const PEER_SPEC: &str = "kolla==23.0.0";
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
+const RENDER_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Two override files in the shape of kolla's documentation: package `_append`/`_remove`/
+/// `_override`, header and footer blocks, repository setup blocks, `super()`.
+const OVERRIDE_A: &str = r#"{% extends parent_template %}
+
+{% set base_apt_packages_append = ['vim', 'less'] %}
+{% set base_rocky_packages_append = ['vim-enhanced'] %}
+{% set keystone_base_packages_append = ['libldap2-dev'] %}
+{% set horizon_packages_remove = ['gettext', 'not-installed'] %}
+{% set horizon_pip_packages_append = ['django-debug-toolbar'] %}
+{% set nova_api_packages_override = ['nova-api-extra'] %}
+
+{% block base_header %}
+RUN echo "site header"
+{% endblock %}
+
+{% block keystone_footer %}
+RUN echo "keystone footer"
+{% endblock %}
+
+{% block base_ubuntu_package_sources_list %}
+RUN echo 'deb http://mirror.example.org/ubuntu noble main' > /etc/apt/sources.list
+{% endblock %}
+
+{% block base_rocky_repo_overrides_post_yum %}
+RUN echo '[mirror]' > /etc/yum.repos.d/mirror.repo
+{% endblock %}
+"#;
+
+const OVERRIDE_B: &str = r#"{% extends parent_template %}
+
+{% set openstack_base_pip_packages_append = ['pymysql'] %}
+{% set glance_api_packages_remove = ['qemu-utils'] %}
+
+{% block nova_api_header %}
+{{ super() }}
+RUN echo "second file"
+{% endblock %}
+
+{% block footer %}
+LABEL org.example.site="yes"
+{% endblock %}
+"#;
+
+const CONF: &str = "[DEFAULT]\n\
+# shared by both tools; kolla has no CLI flag for the maintainer\n\
+maintainer = Example Ops (https://example.org)\n\
+clean_package_cache = true\n";
+
+#[test]
+fn kolla_tree_renders_byte_identical_to_the_python_kolla_build() {
+    let peer = Peer::install();
+    let work = tempfile::tempdir().expect("temp dir");
+    let conf = work.path().join("kolla-build.conf");
+    std::fs::write(&conf, CONF).unwrap();
+    let overrides = [("a.j2", OVERRIDE_A), ("b.j2", OVERRIDE_B)].map(|(name, text)| {
+        let path = work.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    });
+
+    let mut cases: Vec<(String, Vec<PathBuf>)> = Vec::new();
+    let mut not_compared = Vec::new();
+    for distro in ["centos", "rocky", "debian", "ubuntu"] {
+        if peer.distros.iter().any(|d| d == distro) {
+            cases.push((distro.to_string(), Vec::new()));
+        } else {
+            not_compared.push(distro);
+        }
+    }
+    assert!(
+        cases.len() >= 3,
+        "the peer supports only {:?}: nothing much to compare",
+        peer.distros
+    );
+    for distro in ["rocky", "debian"] {
+        cases.push((distro.to_string(), overrides.to_vec()));
+    }
+
+    let started = Instant::now();
+    let results: Vec<Result<Vec<String>, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = cases
+            .iter()
+            .enumerate()
+            .map(|(i, (distro, overrides))| {
+                let (peer, conf, work) = (&peer, &conf, work.path());
+                scope.spawn(move || {
+                    compare(
+                        peer,
+                        conf,
+                        &work.join(format!("case{i}")),
+                        distro,
+                        overrides,
+                    )
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("comparison thread panicked".into()))
+            })
+            .collect()
+    });
+    let mut failures = Vec::new();
+    for ((distro, overrides), result) in cases.iter().zip(results) {
+        let label = if overrides.is_empty() {
+            distro.clone()
+        } else {
+            format!("{distro} with template overrides")
+        };
+        match result {
+            Ok(files) => eprintln!("{label}: {} Dockerfiles identical", files.len()),
+            Err(report) => failures.push(format!("=== {label}\n{report}")),
+        }
+    }
+    eprintln!(
+        "compared in {:.1} s; not compared (the peer, kolla {}, does not support them): {not_compared:?}",
+        started.elapsed().as_secs_f64(),
+        peer.version
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The peer kolla-build in a virtualenv.
+struct Peer {
+    bin: PathBuf,
+    tree: PathBuf,
+    version: String,
+    distros: Vec<String>,
+}
+
+impl Peer {
+    fn install() -> Peer {
+        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kolla-peer");
+        let spec = std::env::var("KOLLA_PEER_SPEC").unwrap_or_else(|_| PEER_SPEC.to_string());
+        let marker = venv.join(".installed");
+        let python = venv.join("bin/python");
+        if std::fs::read_to_string(&marker).ok().as_deref() != Some(spec.as_str()) {
+            let _ = std::fs::remove_dir_all(&venv);
+            let venv_arg = venv.to_str().expect("utf-8 path");
+            run_checked(
+                Command::new("python3").args(["-m", "venv", venv_arg]),
+                INSTALL_TIMEOUT,
+                "creating the peer's virtualenv (python3 -m venv)",
+            );
+            run_checked(
+                Command::new(venv.join("bin/pip")).args([
+                    "install",
+                    "--disable-pip-version-check",
+                    "--quiet",
+                    &spec,
+                    "docker",
+                ]),
+                INSTALL_TIMEOUT,
+                &format!("installing the peer (pip install {spec} docker) from PyPI"),
+            );
+            std::fs::write(&marker, &spec).unwrap();
+        }
+        let info = run_checked(
+            Command::new(&python).args([
+                "-c",
+                "import os, kolla.common.config as c, kolla.version as v\n\
+                 print(os.path.join(os.path.dirname(c.__file__), '..', 'docker'))\n\
+                 print(v.version_info.cached_version_string())\n\
+                 print(','.join(c.BASE_OS_DISTRO))",
+            ]),
+            Duration::from_secs(60),
+            "asking the peer for its tree, version and distros",
+        );
+        let mut lines = info.lines();
+        let mut next = || lines.next().expect("three lines from the peer").to_string();
+        Peer {
+            bin: venv.join("bin/kolla-build"),
+            tree: PathBuf::from(next()),
+            version: next(),
+            distros: next().split(',').map(str::to_string).collect(),
+        }
+    }
+}
+
+/// Renders kolla's tree with both tools into `dir` and compares; `Ok` lists the files compared.
+fn compare(
+    peer: &Peer,
+    conf: &Path,
+    dir: &Path,
+    distro: &str,
+    overrides: &[PathBuf],
+) -> Result<Vec<String>, String> {
+    let (image, tag) = match distro {
+        "centos" => ("quay.io/centos/centos", "stream10"),
+        "rocky" => ("quay.io/rockylinux/rockylinux", "10"),
+        "debian" => ("debian", "trixie"),
+        _ => ("ubuntu", "24.04"),
+    };
+    let mut args: Vec<String> = [
+        "--config-file",
+        conf.to_str().unwrap(),
+        "--base",
+        distro,
+        "--base-image",
+        image,
+        "--base-tag",
+        tag,
+        "--base-arch",
+        "x86_64",
+        "--namespace",
+        "acme",
+        "--tag",
+        "2026.2-test",
+        "--openstack-release",
+        "2026.2",
+        "--openstack-release-codename",
+        "Hibiscus",
+        "--image-name-prefix=",
+        "--template-only",
+    ]
+    .map(str::to_string)
+    .to_vec();
+    for file in overrides {
+        args.extend(["--template-override".into(), file.display().to_string()]);
+    }
+    let theirs = dir.join("kolla");
+    let ours = dir.join("ours");
+    let mut kolla = Command::new(&peer.bin);
+    kolla
+        .args(&args)
+        .arg("--work-dir")
+        .arg(&theirs)
+        .env("HOME", dir); // no ~/.kolla config of the machine
+    run(&mut kolla, RENDER_TIMEOUT).map_err(|e| format!("the peer failed: {e}"))?;
+    let mut ours_cmd = Command::new(BIN);
+    ours_cmd
+        .args(&args)
+        .arg("--images-dir")
+        .arg(&peer.tree)
+        .args(["--kolla-version", &peer.version])
+        .arg("--work-dir")
+        .arg(&ours)
+        .arg("--quiet");
+    run(&mut ours_cmd, RENDER_TIMEOUT).map_err(|e| format!("kolla-build (ours) failed: {e}"))?;
+
+    let theirs_files = dockerfiles(&theirs.join("docker"));
+    let ours_files = dockerfiles(&ours.join("docker"));
+    if theirs_files.is_empty() {
+        return Err("the peer wrote no Dockerfile".into());
+    }
+    let mut report = Vec::new();
+    for (rel, text) in &theirs_files {
+        match ours_files.get(rel) {
+            None => report.push(format!("{rel}: missing from ours")),
+            Some(mine) if mine != text => {
+                let diff = similar::TextDiff::from_lines(text, mine);
+                let unified = diff
+                    .unified_diff()
+                    .context_radius(2)
+                    .header(&format!("kolla/{rel}"), &format!("ours/{rel}"))
+                    .to_string();
+                let head: Vec<&str> = unified.lines().take(30).collect();
+                report.push(format!("{rel}: differs\n{}", head.join("\n")));
+            }
+            Some(_) => {}
+        }
+    }
+    for rel in ours_files.keys().filter(|r| !theirs_files.contains_key(*r)) {
+        report.push(format!("{rel}: written by ours, not by kolla"));
+    }
+    if !overrides.is_empty() {
+        // Both tools ignoring the overrides would also be "identical": check they took effect.
+        for (rel, marker) in [
+            ("base/Dockerfile", "site header"),
+            ("nova/nova-api/Dockerfile", "second file"),
+        ] {
+            if !ours_files.get(rel).is_some_and(|t| t.contains(marker)) {
+                report.push(format!("{rel}: the override's `{marker}` is missing"));
+            }
+        }
+    }
+    if report.is_empty() {
+        Ok(theirs_files.into_keys().collect())
+    } else {
+        Err(report.join("\n"))
+    }
+}
+
+/// Every `Dockerfile` below `root`, by relative path (the image's folder).
+fn dockerfiles(root: &Path) -> BTreeMap<String, String> {
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && e.file_name() == "Dockerfile")
+        .map(|e| {
+            let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+            (rel, std::fs::read_to_string(e.path()).unwrap())
+        })
+        .collect()
+}
+
+fn run_checked(cmd: &mut Command, timeout: Duration, what: &str) -> String {
+    run(cmd, timeout).unwrap_or_else(|e| panic!("{what} failed: {e}"))
+}
+
+/// Runs a command with a deadline; its stdout on success, else a message with its stderr's tail.
+fn run(cmd: &mut Command, timeout: Duration) -> Result<String, String> {
+    let out_file = tempfile::tempfile().map_err(|e| e.to_string())?;
+    let err_file = tempfile::tempfile().map_err(|e| e.to_string())?;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(out_file.try_clone().map_err(|e| e.to_string())?)
+        .stderr(err_file.try_clone().map_err(|e| e.to_string())?)
+        .spawn()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{cmd:?} took longer than {timeout:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let read = |mut f: std::fs::File| {
+        use std::io::{Read, Seek};
+        let mut s = String::new();
+        let _ = f.seek(std::io::SeekFrom::Start(0));
+        let _ = f.read_to_string(&mut s);
+        s
+    };
+    let (stdout, stderr) = (read(out_file), read(err_file));
+    if status.success() {
+        Ok(stdout)
+    } else {
+        let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        Err(format!(
+            "{cmd:?} exited with {status}:\n{}",
+            tail.join("\n")
+        ))
+    }
+}
