@@ -217,7 +217,8 @@ async fn ensure_external(
 }
 
 /// Turns jobs into tasks, deciding up front which need no build: the tagged image already
-/// carries the same input hash (fresh), or `--skip-existing` and the tag exists.
+/// carries the same input hash (fresh), or `--skip-existing` and the tag exists. `--no-cache`
+/// asks for a real rebuild (new packages, security updates), so nothing is fresh then.
 async fn decide(
     engine: &Arc<DockerEngine>,
     settings: &Settings,
@@ -234,7 +235,10 @@ async fn decide(
     for ((job, reference), facts) in jobs.into_iter().zip(references).zip(facts) {
         let facts = facts.map_err(engine_error)?;
         let done = match &facts {
-            Some(f) if f.labels.get(INPUT_HASH_LABEL) == Some(&job.input_hash) => {
+            Some(f)
+                if !settings.build.no_cache
+                    && f.labels.get(INPUT_HASH_LABEL) == Some(&job.input_hash) =>
+            {
                 Some(Outcome::Fresh)
             }
             Some(_) if settings.build.skip_existing => Some(Outcome::Existing),

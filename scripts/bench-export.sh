@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Benchmark (not a test) of the nightly artifact: the same images, in the same run, written as a
+# registry tarball three ways:
+#   ours   kolla-build --export (images already built and fresh: export only)
+#   (a)    docker save <images> | gzip
+#   (b)    what kolla's nightly does: docker push each image to an empty local registry, then
+#          tar czf its storage directory
+# and the throughput of each in MB/s of image data (the uncompressed size `docker save` reports).
+#
+# Usage: scripts/bench-export.sh [SELECTION ARGS...]      (default: -p gate)
+#   TYPE=source NS=kbbench scripts/bench-export.sh -p default
+# The images must exist already, built by kolla-build with the same -n/-t (scripts/bench-build.sh
+# builds them; missing ones are built first, which the "ours" figure then excludes by running
+# the export a second time). Needs the engine and docker-registry (scripts/setup-engine.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TYPE=${TYPE:-binary}
+NS=${NS:-kbbench}
+PORT=${PORT:-4001}
+SELECTION=("$@")
+[ ${#SELECTION[@]} -gt 0 ] || SELECTION=(-p gate)
+# BIN=path/to/kolla-build measures a given binary instead of building this checkout.
+if [ -z "${BIN:-}" ]; then cargo build --release --quiet; BIN=$PWD/target/release/kolla-build; fi
+WORK=$(mktemp -d)
+REGISTRY_PID=""
+cleanup() {
+  [ -n "$REGISTRY_PID" ] && kill "$REGISTRY_PID" 2>/dev/null && wait "$REGISTRY_PID" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+CA=()
+for c in /usr/local/share/ca-certificates/*.crt; do [ -f "$c" ] && CA+=(--ca-certificate "$c"); done
+ARGS=(-b debian -t "$TYPE" -n "$NS" --bootstrap-base "${CA[@]}" --format none -q "${SELECTION[@]}")
+now_ms() { date +%s%3N; }
+
+# Make sure every selected image is there (a no-op when bench-build.sh ran before).
+"$BIN" "${ARGS[@]}" --summary-json-file "$WORK/build.json"
+mapfile -t REFS < <(python3 -c '
+import json, sys
+for e in json.load(open(sys.argv[1]))["built"]:
+    print(e["reference"])' "$WORK/build.json")
+[ ${#REFS[@]} -gt 0 ] || { echo "bench-export: nothing selected" >&2; exit 1; }
+# Image data: the uncompressed size of all distinct layers (what every method has to read).
+bytes=$(docker save "${REFS[@]}" | wc -c)
+mb=$(awk -v b="$bytes" 'BEGIN{printf "%.1f", b/1e6}')
+echo "images: ${#REFS[@]}, $mb MB uncompressed (docker save)"
+
+rate() { awk -v b="$bytes" -v ms="$1" 'BEGIN{printf "%.1f", (b/1e6)/(ms/1000)}'; }
+size() { awk -v b="$(stat -c %s "$1")" 'BEGIN{printf "%.1f", b/1e6}'; }
+
+# Ours.
+start=$(now_ms)
+"$BIN" "${ARGS[@]}" --export "$WORK/ours.tar.gz"
+ours=$(( $(now_ms) - start ))
+echo "ours:  kolla-build --export        ${ours} ms  $(rate "$ours") MB/s  -> $(size "$WORK/ours.tar.gz") MB"
+
+# (a) docker save | gzip.
+start=$(now_ms)
+docker save "${REFS[@]}" | gzip > "$WORK/save.tar.gz"
+save=$(( $(now_ms) - start ))
+echo "(a):   docker save | gzip          ${save} ms  $(rate "$save") MB/s  -> $(size "$WORK/save.tar.gz") MB"
+
+# (b) push to an empty registry on 127.0.0.1:$PORT, then tar its storage.
+mkdir -p "$WORK/registry"
+cat > "$WORK/registry.yml" <<EOF
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $WORK/registry
+http:
+  addr: 127.0.0.1:$PORT
+EOF
+docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 &
+REGISTRY_PID=$!
+for _ in $(seq 100); do
+  curl -fsS --max-time 1 "http://127.0.0.1:$PORT/v2/" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fsS --max-time 1 "http://127.0.0.1:$PORT/v2/" >/dev/null \
+  || { echo "bench-export: the registry on 127.0.0.1:$PORT did not start" >&2; cat "$WORK/registry.log" >&2; exit 1; }
+PUSHED=()
+for ref in "${REFS[@]}"; do
+  docker tag "$ref" "127.0.0.1:$PORT/$ref"
+  PUSHED+=("127.0.0.1:$PORT/$ref")
+done
+start=$(now_ms)
+for ref in "${PUSHED[@]}"; do docker push -q "$ref" >/dev/null; done
+tar czf "$WORK/registry.tar.gz" -C "$WORK/registry" .
+push=$(( $(now_ms) - start ))
+docker rmi "${PUSHED[@]}" >/dev/null
+echo "(b):   docker push + tar czf       ${push} ms  $(rate "$push") MB/s  -> $(size "$WORK/registry.tar.gz") MB"
+
+awk -v o="$ours" -v a="$save" -v b="$push" 'BEGIN {
+  printf "ours is %.1fx faster than (a) docker save | gzip and %.1fx faster than (b) push + tar\n", a/o, b/o }'
