@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use minijinja::value::{Kwargs, Serde};
+use minijinja::value::{Kwargs, Serde, ValueKind};
 use minijinja::{Environment, ErrorKind, State, UndefinedBehavior, Value};
 use rayon::prelude::*;
 
@@ -142,6 +142,13 @@ impl Renderer {
         env.set_loader(move |name| Ok(lookup(&sources, name).map(str::to_string)));
         // Python's str/list/dict methods (`.split()`, `.startswith()`, `.items()`...), as Jinja2.
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        // Jinja2 prints values with Python's str(): `True`, `None`, `['a', 1]`.
+        env.set_formatter(|out, state, value| match value.kind() {
+            ValueKind::Bool | ValueKind::None | ValueKind::Seq | ValueKind::Map => out
+                .write_str(&py_str(value))
+                .map_err(|e| minijinja::Error::new(ErrorKind::WriteFailure, e.to_string())),
+            _ => minijinja::escape_formatter(out, state, value),
+        });
         env.add_filter("customizable", customizable);
         env.add_function("debian_package_install", debian_package_install);
         env.add_function("raise_error", raise_error);
@@ -201,6 +208,66 @@ impl Renderer {
             .par_iter()
             .map(|image| (*image, self.render(image)))
             .collect()
+    }
+}
+
+/// Python's `str()` of a value, as Jinja2 prints it.
+fn py_str(value: &Value) -> String {
+    match value.kind() {
+        ValueKind::Bool if value.is_true() => "True".into(),
+        ValueKind::Bool => "False".into(),
+        ValueKind::None => "None".into(),
+        ValueKind::Seq => {
+            let items: Vec<String> = value
+                .try_iter()
+                .map(|items| items.map(|v| py_repr(&v)).collect())
+                .unwrap_or_default();
+            format!("[{}]", items.join(", "))
+        }
+        ValueKind::Map => {
+            let items: Vec<String> = value
+                .try_iter()
+                .map(|keys| {
+                    keys.map(|k| {
+                        let v = value.get_item(&k).unwrap_or_default();
+                        format!("{}: {}", py_repr(&k), py_repr(&v))
+                    })
+                    .collect()
+                })
+                .unwrap_or_default();
+            format!("{{{}}}", items.join(", "))
+        }
+        _ => value.to_string(),
+    }
+}
+
+/// Python's `repr()`: strings quoted the way Python quotes them.
+fn py_repr(value: &Value) -> String {
+    match value.as_str() {
+        Some(s) => {
+            let quote = if s.contains('\'') && !s.contains('"') {
+                '"'
+            } else {
+                '\''
+            };
+            let mut out = String::from(quote);
+            for c in s.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\t' => out.push_str("\\t"),
+                    '\r' => out.push_str("\\r"),
+                    c if c == quote => {
+                        out.push('\\');
+                        out.push(c);
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push(quote);
+            out
+        }
+        None => py_str(value),
     }
 }
 
@@ -686,5 +753,17 @@ mod tests {
     fn cleanup_repos_without_build_only_repos_is_empty() {
         let image = ("images/x/Dockerfile.j2", "[{{ cleanup_repos() }}]");
         assert_eq!(render(&[BASE, image], &[], "x").unwrap(), "[]");
+    }
+
+    #[test]
+    fn values_print_as_python_str_as_in_jinja2() {
+        let image = (
+            "images/x/Dockerfile.j2",
+            "{{ true }} {{ false }} {{ none }} {{ ['a', 1, \"it's\"] }} {{ {'k': 'v'} }} {{ 'plain' }} {{ 2 }}",
+        );
+        assert_eq!(
+            render(&[BASE, image], &[], "x").unwrap(),
+            "True False None ['a', 1, \"it's\"] {'k': 'v'} plain 2"
+        );
     }
 }

@@ -218,8 +218,11 @@ impl Repos {
                     if !last {
                         commands.push_str(" && ");
                     }
-                } else if flag("distro") {
-                    // kolla joins nothing between several disabled repositories.
+                } else if mode == Mode::Disable {
+                    // kolla only disables distro repositories (a repository it wrote stays
+                    // enabled); disabling one written by an earlier `enable` is this tool's
+                    // addition (kolla's tree never does it). kolla joins nothing between several
+                    // disabled repositories: kept, for identical output.
                     let name = py_str(required("name")?);
                     commands.push_str(&format!("dnf config-manager --disable {name} || true"));
                 }
@@ -645,7 +648,8 @@ rocky-aarch64:
             repos
                 .handle(t, &names(&["crb", "grafana", "extras"]), Mode::Disable)
                 .unwrap(),
-            "RUN dnf config-manager --disable crb || truednf config-manager --disable extras || true"
+            "RUN dnf config-manager --disable crb || truednf config-manager --disable grafana || \
+             truednf config-manager --disable extras || true"
         );
     }
 
