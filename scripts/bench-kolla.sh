@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Times our kolla-build against the Python kolla-build (the peer) rendering kolla's own tree
 # (--template-only), per distro, in the same run and with the same settings. Not a test: prints
-# milliseconds and the ratio. The peer is installed into a virtualenv if missing.
+# wall-clock milliseconds and CPU milliseconds (user+sys, less sensitive to a busy machine) and
+# the ratios. The peer is installed into a virtualenv if missing.
 #
 #   scripts/bench-kolla.sh [distro...]          (default: rocky debian ubuntu)
 #   KOLLA_PEER=/path/to/venv  KOLLA_PEER_SPEC='kolla==23.0.0'  RUNS=5
@@ -28,8 +29,13 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 printf '[DEFAULT]\nmaintainer = Bench (https://example.org)\n' > "$work/kolla-build.conf"
 now() { date +%s%N; }
+# cpu_ms FILE: user+sys in ms from a `/usr/bin/time -f "%U %S"` output file
+cpu_ms() { awk '{ printf "%d", ($1 + $2) * 1000 }' "$1"; }
+timer=()
+if [ -x /usr/bin/time ]; then timer=(/usr/bin/time -f "%U %S" -o "$work/cpu"); fi
 
-printf '%-8s %8s %10s %10s %8s\n' distro images "ours ms" "kolla ms" ratio
+printf '%-8s %7s %8s %9s %6s %9s %10s %8s\n' distro images "ours ms" "kolla ms" ratio \
+    "ours cpu" "kolla cpu" "cpu ratio"
 for distro in "${distros[@]}"; do
     case $distro in
         rocky) image=quay.io/rockylinux/rockylinux tag=10 ;;
@@ -43,21 +49,27 @@ for distro in "${distros[@]}"; do
           --openstack-release 2026.2 --openstack-release-codename Hibiscus
           --image-name-prefix= --template-only)
     t0=$(now)
-    if ! HOME=$work timeout 600 "$peer/bin/kolla-build" "${args[@]}" --work-dir "$work/kolla-$distro" \
+    if ! HOME=$work timeout 600 "${timer[@]}" "$peer/bin/kolla-build" "${args[@]}" --work-dir "$work/kolla-$distro" \
             >"$work/kolla-$distro.log" 2>&1; then
         printf '%-8s kolla-build failed: %s\n' "$distro" "$(tail -1 "$work/kolla-$distro.log")"
         continue
     fi
     kolla_ms=$(( ($(now) - t0) / 1000000 ))
+    kolla_cpu=-; [ ${#timer[@]} -eq 0 ] || kolla_cpu=$(cpu_ms "$work/cpu")
     # ours: the best of $runs runs (each a fresh process writing the whole tree)
     best=
+    best_cpu=-
     for _ in $(seq "$runs"); do
         rm -rf "$work/ours-$distro"
         t0=$(now)
-        "$ours" "${args[@]}" --images-dir "$tree" --kolla-version "$version" \
+        "${timer[@]}" "$ours" "${args[@]}" --images-dir "$tree" --kolla-version "$version" \
             --work-dir "$work/ours-$distro" --quiet
         ms=$(( ($(now) - t0) / 1000000 ))
         if [ -z "$best" ] || [ "$ms" -lt "$best" ]; then best=$ms; fi
+        if [ ${#timer[@]} -gt 0 ]; then
+            cpu=$(cpu_ms "$work/cpu")
+            if [ "$best_cpu" = - ] || [ "$cpu" -lt "$best_cpu" ]; then best_cpu=$cpu; fi
+        fi
     done
     images=$(find "$work/ours-$distro/docker" -name Dockerfile | wc -l)
     same=identical
@@ -68,6 +80,7 @@ for distro in "${distros[@]}"; do
             cmp -s "$work/kolla-$distro/docker/$f" "$work/ours-$distro/docker/$f" || { same="DIFFERS: $f"; break; }
         done < "$work/k.list"
     fi
-    ratio=$(awk -v k="$kolla_ms" -v o="$best" 'BEGIN { printf "%.0fx", k / (o > 0 ? o : 1) }')
-    printf '%-8s %8s %10s %10s %8s  %s\n' "$distro" "$images" "$best" "$kolla_ms" "$ratio" "$same"
+    ratio() { awk -v k="$1" -v o="$2" 'BEGIN { if (k == "-") print "-"; else printf "%.0fx", k / (o > 0 ? o : 1) }'; }
+    printf '%-8s %7s %8s %9s %6s %9s %10s %8s  %s\n' "$distro" "$images" "$best" "$kolla_ms" \
+        "$(ratio "$kolla_ms" "$best")" "$best_cpu" "$kolla_cpu" "$(ratio "$kolla_cpu" "$best_cpu")" "$same"
 done
