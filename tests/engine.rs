@@ -15,7 +15,7 @@ use crate::support::{BIN, REPO, SMALL_TREE, Test};
 static ENGINE: Mutex<()> = Mutex::new(());
 
 /// Serialises engine tests and fails loudly when there is no engine.
-fn engine_lock() -> MutexGuard<'static, ()> {
+pub(crate) fn engine_lock() -> MutexGuard<'static, ()> {
     let guard = ENGINE
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -54,10 +54,10 @@ fn containers() -> BTreeSet<String> {
 }
 
 /// A namespace unique to this test run; its images are untagged when dropped.
-struct Namespace(String);
+pub(crate) struct Namespace(pub(crate) String);
 
 impl Namespace {
-    fn new(test: &str) -> Namespace {
+    pub(crate) fn new(test: &str) -> Namespace {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -85,7 +85,7 @@ impl Drop for Namespace {
 }
 
 /// The host's CA certificates (a TLS-intercepting proxy's CA on CI machines).
-fn ca_args() -> Vec<String> {
+pub(crate) fn ca_args() -> Vec<String> {
     let mut args = Vec::new();
     if let Ok(entries) = std::fs::read_dir("/usr/local/share/ca-certificates") {
         let mut certs: Vec<PathBuf> = entries
@@ -102,14 +102,14 @@ fn ca_args() -> Vec<String> {
     args
 }
 
-struct Build {
-    code: Option<i32>,
-    stderr: String,
-    summary: Value,
+pub(crate) struct Build {
+    pub(crate) code: Option<i32>,
+    pub(crate) stderr: String,
+    pub(crate) summary: Value,
 }
 
 /// Runs kolla-build in `dir` with `args`, a summary file, and returns the parsed summary.
-fn kolla_build(dir: &Path, args: &[String]) -> Build {
+pub(crate) fn kolla_build(dir: &Path, args: &[String]) -> Build {
     let summary = dir.join(format!(
         "summary-{}.json",
         std::time::SystemTime::now()

@@ -2,6 +2,7 @@
 //! temporary directories, and the project's own template tree rendered for every variant.
 
 mod cli;
+mod e2e;
 mod engine;
 mod kolla_peer;
 mod real_tree;

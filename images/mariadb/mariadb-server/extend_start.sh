@@ -1,0 +1,60 @@
+#!/bin/bash
+
+# /usr/local/bin/kolla_extend_start of mariadb-server: sourced by kolla_start as user mysql.
+#
+# KOLLA_BOOTSTRAP (a one-off container over the data volume): initialises an empty data
+# directory, sets the password of root (DB_ROOT_PASSWORD, required) for localhost and for remote
+# clients, then exits 0. A data directory that already holds a database is left alone. The
+# server is started for this with networking and Galera replication off, whatever the
+# deployment's my.cnf says.
+
+MARIADB_LOG_DIR=/var/log/kolla/mariadb
+if [[ ! -d ${MARIADB_LOG_DIR} ]]; then
+    mkdir -p "${MARIADB_LOG_DIR}"
+fi
+
+mariadb_datadir() {
+    local dir
+    dir=$(my_print_defaults mysqld mariadbd | sed -n 's/^--datadir=//p' | tail -n 1)
+    echo "${dir:-/var/lib/mysql}"
+}
+
+mariadb_bootstrap() {
+    local datadir socket pid
+    datadir=$(mariadb_datadir)
+    if [[ -d ${datadir}/mysql ]]; then
+        echo "mariadb bootstrap: ${datadir} already holds a database; nothing to do"
+        return 0
+    fi
+    if [[ -z ${DB_ROOT_PASSWORD:-} ]]; then
+        echo "mariadb bootstrap: DB_ROOT_PASSWORD must be set" >&2
+        return 1
+    fi
+    echo "mariadb bootstrap: initialising ${datadir}"
+    mariadb-install-db --user=mysql --datadir="${datadir}" \
+        --auth-root-authentication-method=normal --skip-test-db >/dev/null || return 1
+
+    socket=$(mktemp -u /tmp/mariadb-bootstrap.XXXXXX.sock)
+    mariadbd --datadir="${datadir}" --skip-networking --wsrep-on=OFF --socket="${socket}" &
+    pid=$!
+    for _ in $(seq 60); do
+        if mariadb-admin --socket="${socket}" --user=root ping >/dev/null 2>&1; then
+            break
+        fi
+        sleep 1
+    done
+    mariadb --socket="${socket}" --user=root <<SQL || { kill "${pid}"; wait "${pid}"; return 1; }
+ALTER USER 'root'@'localhost' IDENTIFIED BY '${DB_ROOT_PASSWORD}';
+CREATE USER 'root'@'%' IDENTIFIED BY '${DB_ROOT_PASSWORD}';
+GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;
+FLUSH PRIVILEGES;
+SQL
+    mariadb-admin --socket="${socket}" --user=root --password="${DB_ROOT_PASSWORD}" shutdown || return 1
+    wait "${pid}"
+    echo "mariadb bootstrap: done"
+}
+
+if [[ -v KOLLA_BOOTSTRAP ]]; then
+    mariadb_bootstrap
+    exit $?
+fi
