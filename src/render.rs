@@ -25,6 +25,9 @@ pub struct Variables {
     pub docker_healthchecks: bool,
     pub kolla_version: String,
     pub supported_distro_name: String,
+    /// kolla before 23 gives templates `build_date` (the day of the render); kolla 23 does not,
+    /// though a template of its tree still prints it (empty).
+    pub build_date: bool,
     /// The `--repos-yaml` override as given (kolla passes the path; empty for none).
     pub repos_yaml: String,
     /// kolla's `rpm_setup`: Dockerfile lines from `rpm_setup_config`.
@@ -76,6 +79,12 @@ impl Variables {
         put("use_dumb_init", self.use_dumb_init.into());
         put("docker_healthchecks", self.docker_healthchecks.into());
         put("kolla_version", self.kolla_version.clone().into());
+        if self.build_date {
+            put(
+                "build_date",
+                build_date(std::time::SystemTime::now()).into(),
+            );
+        }
         put("rpm_setup", Value::from(Serde(&self.rpm_setup)));
         put("patches_path", Value::from(()));
         put("repos_yaml", self.repos_yaml.clone().into());
@@ -83,6 +92,24 @@ impl Variables {
         put("env", Value::from(Serde(&self.env)));
         Value::from(Serde(&map))
     }
+}
+
+/// kolla's `build_date` (`%Y%m%d`) of a moment, in UTC (kolla takes the local time).
+fn build_date(at: std::time::SystemTime) -> String {
+    let secs = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    // Howard Hinnant's civil_from_days.
+    let z = (secs / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}{month:02}{day:02}")
 }
 
 /// An override file as given on the command line.
@@ -490,6 +517,7 @@ mod tests {
             docker_healthchecks: true,
             kolla_version: "test".into(),
             supported_distro_name: "Debian GNU/Linux".into(),
+            build_date: false,
             repos_yaml: String::new(),
             rpm_setup: Vec::new(),
             pip_args: Vec::new(),
@@ -713,6 +741,25 @@ mod tests {
     }
 
     #[test]
+    fn build_date_is_the_utc_day_as_kolla_22_prints_it() {
+        use std::time::{Duration, UNIX_EPOCH};
+        assert_eq!(build_date(UNIX_EPOCH), "19700101");
+        // 2024-02-29 23:59:59 and the next second
+        assert_eq!(
+            build_date(UNIX_EPOCH + Duration::from_secs(1_709_251_199)),
+            "20240229"
+        );
+        assert_eq!(
+            build_date(UNIX_EPOCH + Duration::from_secs(1_709_251_200)),
+            "20240301"
+        );
+        assert_eq!(
+            build_date(UNIX_EPOCH + Duration::from_secs(1_795_392_000)),
+            "20261123"
+        );
+    }
+
+    #[test]
     fn trailing_newline_of_the_template_is_dropped_as_jinja2_does() {
         let image = ("images/x/Dockerfile.j2", "FROM x\n\n");
         assert_eq!(render(&[BASE, image], &[], "x").unwrap(), "FROM x\n");
@@ -739,6 +786,7 @@ mod tests {
             docker_healthchecks: true,
             kolla_version: "1".into(),
             supported_distro_name: "D".into(),
+            build_date: false,
             repos_yaml: String::new(),
             rpm_setup: Vec::new(),
             pip_args: Vec::new(),

@@ -19,6 +19,9 @@ pub struct Repos {
     data: Mapping,
     defaults: Mapping,
     overridden: bool,
+    /// kolla before 23's `handle_repos`: no `grep -rlF '[name]' ... | xargs -r rm -f` guard
+    /// before an rpm repository is written.
+    pub kolla_before_23: bool,
 }
 
 /// What a distro looks like to `handle_repos`.
@@ -46,6 +49,7 @@ impl Repos {
             defaults: data.clone(),
             data,
             overridden: false,
+            kolla_before_23: false,
         })
     }
 
@@ -164,9 +168,14 @@ impl Repos {
                             }
                         }
                         let file = format!("/etc/yum.repos.d/{repo}.repo");
+                        if !self.kolla_before_23 {
+                            commands.push_str(&format!(
+                                "grep -rlF '[{name}]' /etc/yum.repos.d/ 2>/dev/null | \
+                                 xargs -r rm -f && "
+                            ));
+                        }
                         commands.push_str(&format!(
-                            "grep -rlF '[{name}]' /etc/yum.repos.d/ 2>/dev/null | xargs -r rm -f && \
-                             echo '[{name}]' >{file} && echo 'name={name}' >>{file} && \
+                            "echo '[{name}]' >{file} && echo 'name={name}' >>{file} && \
                              echo 'enabled=1' >>{file}"
                         ));
                         if flag("gpgcheck") {
@@ -388,11 +397,22 @@ pub fn load_for_tree(
         }
     }
     let Some((path, text)) = found else {
+        // No repos.yaml beside the tree (kolla before 23 installs its `docker/` folder under
+        // `<prefix>/share/kolla`, away from its package): the file given is the whole
+        // repos.yaml, as kolla's `repos_yaml` option replaces its own file.
         return match override_file {
-            Some(path) => Err(Error::Config {
-                path: path.to_path_buf(),
-                message: "the tree has no repos.yaml for this override to apply to".into(),
-            }),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                Repos::parse(&text)
+                    .map(Some)
+                    .map_err(|message| Error::Config {
+                        path: path.to_path_buf(),
+                        message,
+                    })
+            }
             None => Ok(None),
         };
     };
@@ -667,6 +687,15 @@ rocky-aarch64:
                  echo 'baseurl=https://rpm.grafana.com' >>{f} && echo 'baseurl=https://rpm2.grafana.com' >>{f}"
             )
         );
+        let mut old_kolla = repos.clone();
+        old_kolla.kolla_before_23 = true;
+        let line = old_kolla
+            .handle(t, &names(&["grafana"]), Mode::Enable)
+            .unwrap();
+        assert!(
+            line.starts_with(&format!("RUN echo '[grafana]' >{f} && echo 'name=grafana'")),
+            "kolla 22 writes the file without removing other definitions first: {line}"
+        );
         let epel = repos.handle(t, &names(&["epel"]), Mode::Enable).unwrap();
         assert!(epel.contains("echo 'repo_gpgcheck=True' >>"), "{epel}");
         assert!(
@@ -739,5 +768,30 @@ rocky-aarch64:
             py_str(&serde_norway::from_str::<Value>("1.0").unwrap()),
             "1.0"
         );
+    }
+
+    #[test]
+    fn repos_yaml_given_for_a_tree_without_one_is_the_whole_file() {
+        // kolla before 23, installed from a wheel: `<prefix>/share/kolla/docker`, no repos.yaml
+        let dir = tempfile::tempdir().unwrap();
+        let docker = dir.path().join("share/kolla/docker");
+        std::fs::create_dir_all(docker.join("base")).unwrap();
+        std::fs::write(docker.join("base/Dockerfile.j2"), "FROM x\n").unwrap();
+        let tree = crate::tree::Tree::load(&docker, &[]).unwrap();
+        assert!(load_for_tree(&tree, None).unwrap().is_none());
+        let file = dir.path().join("repos.yaml");
+        std::fs::write(&file, YAML).unwrap();
+        let repos = load_for_tree(&tree, Some(&file)).unwrap().unwrap();
+        let line = repos
+            .handle(
+                target("deb", "ubuntu", "x86_64"),
+                &names(&["cloud-archive"]),
+                Mode::Enable,
+            )
+            .unwrap();
+        assert!(line.contains("cloud-archive.sources"), "{line}");
+        std::fs::write(&file, "- not a mapping\n").unwrap();
+        let err = load_for_tree(&tree, Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("repos.yaml"), "{err}");
     }
 }

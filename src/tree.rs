@@ -13,9 +13,11 @@ const TREE_DATA_FILES: [&str; 2] = ["repos.yaml", "users.toml"];
 
 /// kolla keeps its unbuildable list in Python code (`kolla/image/unbuildable.py`), not in its
 /// tree: a kolla-layout tree without `unbuildable.toml` gets this one (the format of
-/// `images/unbuildable.toml`), so the same images are left out as by kolla-build.
+/// `images/unbuildable.toml`), so the same images are left out as by kolla-build (`centos` is
+/// kolla 22's list: kolla 23 dropped CentOS).
 pub const KOLLA_UNBUILDABLE: &str = r#"
 aarch64 = ["bifrost-base"]
+centos = ["collectd", "hacluster-pcs", "nova-spicehtml5proxy", "ovsdpdk", "tgtd"]
 rocky = ["collectd", "hacluster-pcs", "nova-spicehtml5proxy", "ovsdpdk", "tgtd"]
 "#;
 
@@ -317,5 +319,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = Tree::load(dir.path(), &[]).unwrap_err().to_string();
         assert!(err.contains("base/Dockerfile.j2"), "{err}");
+    }
+
+    #[test]
+    fn kolla_unbuildable_lists_centos_as_kolla_22_does() {
+        let table: toml::Table = toml::from_str(KOLLA_UNBUILDABLE).unwrap();
+        assert_eq!(table["centos"], table["rocky"]);
+        assert!(table["centos"].as_array().unwrap().len() == 5);
     }
 }

@@ -42,12 +42,18 @@ vmtp = { uid = 42450, gid = 42450 }
 zookeeper = { uid = 42453, gid = 42453 }
 ";
 
+/// Users kolla 23 added to its table: a kolla-layout tree of an older kolla (`--kolla-version`
+/// below 23) does not get them.
+pub const KOLLA_23_USERS: [&str; 1] = ["kerbside"];
+
 /// The users table templates see: the tree's `base/users.toml`, else the built-in table (plus,
-/// for a kolla-layout tree, the users kolla's table still has), then the config file's users.
+/// for a kolla-layout tree, the users kolla's table still has, less [`KOLLA_23_USERS`] when
+/// `kolla_before_23`), then the config file's users.
 pub fn load_for_tree(
     tree: &crate::tree::Tree,
     builtin: &str,
     configured: &BTreeMap<String, UserEntry>,
+    kolla_before_23: bool,
 ) -> crate::error::Result<Users> {
     let mut users = match tree.read_data(&["base/users.toml"])? {
         Some((path, text)) => {
@@ -56,10 +62,12 @@ pub fn load_for_tree(
         None => {
             let mut users = Users::parse(builtin).expect("the built-in users table parses");
             if tree.layout == crate::tree::Layout::Kolla {
-                users.extend(
-                    toml::from_str::<BTreeMap<String, UserEntry>>(KOLLA_EXTRA_USERS)
-                        .expect("the kolla users supplement parses"),
-                );
+                let mut extra = toml::from_str::<BTreeMap<String, UserEntry>>(KOLLA_EXTRA_USERS)
+                    .expect("the kolla users supplement parses");
+                if kolla_before_23 {
+                    extra.retain(|name, _| !KOLLA_23_USERS.contains(&name.as_str()));
+                }
+                users.extend(extra);
             }
             users
         }
@@ -149,5 +157,30 @@ mod tests {
                 .unwrap_err()
                 .contains("shell")
         );
+    }
+
+    #[test]
+    fn a_kolla_tree_of_kolla_22_has_no_kerbside_user() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("base")).unwrap();
+        std::fs::write(dir.path().join("base/Dockerfile.j2"), "FROM x\n").unwrap();
+        let tree = crate::tree::Tree::load(dir.path(), &[]).unwrap();
+        let builtin = "[kolla]\nuid = 42400\ngid = 42400\n";
+        let none = BTreeMap::new();
+        let current = load_for_tree(&tree, builtin, &none, false).unwrap();
+        assert!(current.get("kerbside").is_some() && current.get("valkey").is_some());
+        let old = load_for_tree(&tree, builtin, &none, true).unwrap();
+        assert!(old.get("kerbside").is_none() && old.get("valkey").is_some());
+        // a [kerbside-user] section still adds it
+        let configured = BTreeMap::from([(
+            "kerbside".to_string(),
+            UserEntry {
+                uid: 1,
+                gid: 1,
+                group: None,
+            },
+        )]);
+        let old = load_for_tree(&tree, builtin, &configured, true).unwrap();
+        assert_eq!(old.get("kerbside").unwrap().uid, 1);
     }
 }

@@ -1,6 +1,8 @@
 //! kolla's own tree rendered by the Python kolla-build (the peer, installed from PyPI into a
 //! virtualenv under the target dir) and by ours, with the same settings: every Dockerfile must be
 //! byte-identical, for every distro the peer supports, with and without template overrides.
+//! kolla 23 dropped CentOS: centos is compared with a second peer, the newest kolla that still
+//! supports it, on that release's own tree.
 //! Nothing of kolla is kept in this repository: the tree is the one inside the installed package.
 
 use std::collections::BTreeMap;
@@ -12,6 +14,9 @@ use crate::support::BIN;
 
 /// The kolla release compared against; `KOLLA_PEER_SPEC` (a pip requirement) overrides it.
 const PEER_SPEC: &str = "kolla==23.0.0";
+/// The newest kolla release whose kolla-build accepts `--base centos`, for the distros the first
+/// peer does not support; `KOLLA_PEER_CENTOS_SPEC` overrides it.
+const CENTOS_PEER_SPEC: &str = "kolla==22.2.0";
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
 const RENDER_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -65,7 +70,7 @@ clean_package_cache = true\n";
 
 #[test]
 fn kolla_tree_renders_byte_identical_to_the_python_kolla_build() {
-    let peer = Peer::install();
+    let peer = Peer::install("kolla-peer", "KOLLA_PEER_SPEC", PEER_SPEC);
     let work = tempfile::tempdir().expect("temp dir");
     let conf = work.path().join("kolla-build.conf");
     std::fs::write(&conf, CONF).unwrap();
@@ -75,13 +80,11 @@ fn kolla_tree_renders_byte_identical_to_the_python_kolla_build() {
         path
     });
 
-    let mut cases: Vec<(String, Vec<PathBuf>)> = Vec::new();
-    let mut not_compared = Vec::new();
-    for distro in ["centos", "rocky", "debian", "ubuntu"] {
-        if peer.distros.iter().any(|d| d == distro) {
-            cases.push((distro.to_string(), Vec::new()));
-        } else {
-            not_compared.push(distro);
+    let supports = |p: &Peer, distro: &str| p.distros.iter().any(|d| d == distro);
+    let mut cases: Vec<(&Peer, String, Vec<PathBuf>)> = Vec::new();
+    for distro in ["rocky", "debian", "ubuntu"] {
+        if supports(&peer, distro) {
+            cases.push((&peer, distro.to_string(), Vec::new()));
         }
     }
     assert!(
@@ -89,8 +92,25 @@ fn kolla_tree_renders_byte_identical_to_the_python_kolla_build() {
         "the peer supports only {:?}: nothing much to compare",
         peer.distros
     );
+    let centos_peer;
+    if supports(&peer, "centos") {
+        cases.push((&peer, "centos".into(), Vec::new()));
+    } else {
+        centos_peer = Peer::install(
+            "kolla-peer-centos",
+            "KOLLA_PEER_CENTOS_SPEC",
+            CENTOS_PEER_SPEC,
+        );
+        assert!(
+            supports(&centos_peer, "centos"),
+            "the centos peer, kolla {}, supports only {:?}",
+            centos_peer.version,
+            centos_peer.distros
+        );
+        cases.push((&centos_peer, "centos".into(), Vec::new()));
+    }
     for distro in ["rocky", "debian"] {
-        cases.push((distro.to_string(), overrides.to_vec()));
+        cases.push((&peer, distro.to_string(), overrides.to_vec()));
     }
 
     let started = Instant::now();
@@ -98,8 +118,8 @@ fn kolla_tree_renders_byte_identical_to_the_python_kolla_build() {
         let handles: Vec<_> = cases
             .iter()
             .enumerate()
-            .map(|(i, (distro, overrides))| {
-                let (peer, conf, work) = (&peer, &conf, work.path());
+            .map(|(i, (peer, distro, overrides))| {
+                let (conf, work) = (&conf, work.path());
                 scope.spawn(move || {
                     compare(
                         peer,
@@ -120,22 +140,19 @@ fn kolla_tree_renders_byte_identical_to_the_python_kolla_build() {
             .collect()
     });
     let mut failures = Vec::new();
-    for ((distro, overrides), result) in cases.iter().zip(results) {
-        let label = if overrides.is_empty() {
-            distro.clone()
+    for ((case_peer, distro, overrides), result) in cases.iter().zip(results) {
+        let with = if overrides.is_empty() {
+            ""
         } else {
-            format!("{distro} with template overrides")
+            " with template overrides"
         };
+        let label = format!("{distro}{with} (kolla {})", case_peer.version);
         match result {
             Ok(files) => eprintln!("{label}: {} Dockerfiles identical", files.len()),
             Err(report) => failures.push(format!("=== {label}\n{report}")),
         }
     }
-    eprintln!(
-        "compared in {:.1} s; not compared (the peer, kolla {}, does not support them): {not_compared:?}",
-        started.elapsed().as_secs_f64(),
-        peer.version
-    );
+    eprintln!("compared in {:.1} s", started.elapsed().as_secs_f64());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -143,14 +160,18 @@ fn kolla_tree_renders_byte_identical_to_the_python_kolla_build() {
 struct Peer {
     bin: PathBuf,
     tree: PathBuf,
+    /// kolla's `template/repos.yaml`, given to ours when it is not beside the tree (kolla before
+    /// 23 installs its tree under `<venv>/share/kolla/docker`).
+    repos_yaml: PathBuf,
     version: String,
     distros: Vec<String>,
 }
 
 impl Peer {
-    fn install() -> Peer {
-        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kolla-peer");
-        let spec = std::env::var("KOLLA_PEER_SPEC").unwrap_or_else(|_| PEER_SPEC.to_string());
+    /// Installs `$spec_var` (else `default_spec`) into `<target tmp>/<dir>` unless already there.
+    fn install(dir: &str, spec_var: &str, default_spec: &str) -> Peer {
+        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(dir);
+        let spec = std::env::var(spec_var).unwrap_or_else(|_| default_spec.to_string());
         let marker = venv.join(".installed");
         let python = venv.join("bin/python");
         if std::fs::read_to_string(&marker).ok().as_deref() != Some(spec.as_str()) {
@@ -177,21 +198,28 @@ impl Peer {
         let info = run_checked(
             Command::new(&python).args([
                 "-c",
-                "import os, kolla.common.config as c, kolla.version as v\n\
-                 print(os.path.join(os.path.dirname(c.__file__), '..', 'docker'))\n\
+                // kolla's own search (`_get_images_dir`): inside the package (23), else
+                // `<prefix>/share/kolla` (data files of the wheel before 23)
+                "import os, sys, kolla.common.config as c, kolla.version as v\n\
+                 pkg = os.path.dirname(os.path.dirname(os.path.abspath(c.__file__)))\n\
+                 trees = [os.path.join(pkg, 'docker'),\n\
+                          os.path.join(sys.prefix, 'share', 'kolla', 'docker')]\n\
+                 print(next(t for t in trees if os.path.isdir(os.path.join(t, 'base'))))\n\
                  print(v.version_info.cached_version_string())\n\
-                 print(','.join(c.BASE_OS_DISTRO))",
+                 print(','.join(c.BASE_OS_DISTRO))\n\
+                 print(os.path.join(pkg, 'template', 'repos.yaml'))",
             ]),
             Duration::from_secs(60),
-            "asking the peer for its tree, version and distros",
+            "asking the peer for its tree, version, distros and repos.yaml",
         );
         let mut lines = info.lines();
-        let mut next = || lines.next().expect("three lines from the peer").to_string();
+        let mut next = || lines.next().expect("four lines from the peer").to_string();
         Peer {
             bin: venv.join("bin/kolla-build"),
             tree: PathBuf::from(next()),
             version: next(),
             distros: next().split(',').map(str::to_string).collect(),
+            repos_yaml: PathBuf::from(next()),
         }
     }
 }
@@ -251,10 +279,11 @@ fn compare(
         .args(&args)
         .arg("--images-dir")
         .arg(&peer.tree)
-        .args(["--kolla-version", &peer.version])
-        .arg("--work-dir")
-        .arg(&ours)
-        .arg("--quiet");
+        .args(["--kolla-version", &peer.version]);
+    if !peer.tree.join("../template/repos.yaml").is_file() {
+        ours_cmd.arg("--repos-yaml").arg(&peer.repos_yaml);
+    }
+    ours_cmd.arg("--work-dir").arg(&ours).arg("--quiet");
     run(&mut ours_cmd, RENDER_TIMEOUT).map_err(|e| format!("kolla-build (ours) failed: {e}"))?;
 
     let theirs_files = dockerfiles(&theirs.join("docker"));
