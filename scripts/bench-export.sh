@@ -24,7 +24,7 @@ if [ -z "${BIN:-}" ]; then cargo build --release --quiet; BIN=$PWD/target/releas
 WORK=$(mktemp -d)
 REGISTRY_PID=""
 cleanup() {
-  [ -n "$REGISTRY_PID" ] && kill "$REGISTRY_PID" 2>/dev/null && wait "$REGISTRY_PID" 2>/dev/null
+  if [ -n "$REGISTRY_PID" ]; then kill "$REGISTRY_PID" 2>/dev/null; wait "$REGISTRY_PID" 2>/dev/null || true; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT

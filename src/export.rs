@@ -112,6 +112,9 @@ pub async fn export(
 struct Saved {
     manifest: Vec<SaveManifestEntry>,
     files: BTreeMap<String, Stored>,
+    /// Large files (the layers) compressed while the rest of the archive was still streaming,
+    /// by their content's sha256.
+    compressed: BTreeMap<String, (Layer, PathBuf)>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -148,6 +151,10 @@ fn read_save(reader: impl Read, scratch: &Path) -> io::Result<Saved> {
     let mut files = BTreeMap::new();
     let mut links = Vec::new();
     let mut manifest = None;
+    // Each spilled file is compressed on the rayon pool as soon as it is on disk, so compression
+    // overlaps the engine's (I/O-bound) save instead of waiting for all of it.
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<(String, io::Result<(Layer, PathBuf)>)>();
+    let mut compressing = std::collections::BTreeSet::new();
     for (n, entry) in archive.entries()?.enumerate() {
         let mut entry = entry?;
         let name = entry.path()?.to_string_lossy().into_owned();
@@ -178,8 +185,26 @@ fn read_save(reader: impl Read, scratch: &Path) -> io::Result<Saved> {
             io::copy(&mut entry, &mut out)?;
             let (sha256, _, mut inner) = out.finish();
             inner.flush()?;
+            drop(inner);
+            if compressing.insert(sha256.clone()) {
+                let target = scratch.join(format!("layer-{n}.gz"));
+                let stored = Stored::Disk {
+                    path: path.clone(),
+                    sha256: sha256.clone(),
+                };
+                let (done_tx, key) = (done_tx.clone(), sha256.clone());
+                rayon::spawn(move || {
+                    let result = compress(&stored, &target).map(|layer| (layer, target));
+                    let _ = done_tx.send((key, result));
+                });
+            }
             files.insert(name, Stored::Disk { path, sha256 });
         }
+    }
+    drop(done_tx);
+    let mut compressed = BTreeMap::new();
+    for (sha256, result) in done_rx {
+        compressed.insert(sha256, result?);
     }
     // Drain what follows the archive, so the engine is never left writing to a closed pipe.
     io::copy(&mut archive.into_inner(), &mut io::sink())?;
@@ -196,7 +221,11 @@ fn read_save(reader: impl Read, scratch: &Path) -> io::Result<Saved> {
     }
     let manifest = manifest
         .ok_or_else(|| io::Error::other("the engine's image archive has no manifest.json"))?;
-    Ok(Saved { manifest, files })
+    Ok(Saved {
+        manifest,
+        files,
+        compressed,
+    })
 }
 
 /// The archive path a symlink at `name` points to (`../<id>/layer.tar` → `<id>/layer.tar`).
@@ -222,6 +251,7 @@ enum Blob {
     File(PathBuf),
 }
 
+#[derive(Clone)]
 struct Layer {
     digest: String,
     size: u64,
@@ -263,7 +293,10 @@ fn write_export(
         .par_iter()
         .enumerate()
         .map(|(n, (key, layer))| {
-            let target = scratch.join(format!("layer-{n}.gz"));
+            if let Some((layer, target)) = saved.compressed.get(*key) {
+                return Ok(((*key).clone(), (layer.clone(), target.clone())));
+            }
+            let target = scratch.join(format!("small-layer-{n}.gz"));
             let stored = &saved.files[**layer];
             let layer =
                 compress(stored, &target).map_err(|e| format!("compressing a layer: {e}"))?;
@@ -405,10 +438,12 @@ fn write_tar_gz(file: &File, entries: &BTreeMap<String, Blob>) -> io::Result<u64
         inner: BufWriter::with_capacity(1 << 20, file),
         count: 0,
     };
-    // The blobs are compressed already: the outer gzip only needs to be fast.
+    // The layers are gzip already and make up nearly all the bytes: compressing them again
+    // costs a core for a few bytes saved. Stored deflate blocks keep it a valid `.tar.gz`
+    // (`tar xzf` reads it) at the cost of a checksum pass.
     let gz = flate2::GzBuilder::new()
         .mtime(0)
-        .write(counter, flate2::Compression::fast());
+        .write(counter, flate2::Compression::none());
     let mut builder = tar::Builder::new(gz);
     let mut dirs_done = std::collections::BTreeSet::new();
     for (name, blob) in entries {
