@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::engine::{Namespace, ca_args, engine_lock, kolla_build};
+use crate::engine::{Namespace, debian_args, engine_lock, kolla_build};
 use crate::support::REPO;
 
 const LABEL: &str = "org.kolla-build.test=e2e";
@@ -280,25 +280,7 @@ fn keystone_runs(install_type: &str) {
     let work = tempfile::tempdir().unwrap();
     let started = Instant::now();
 
-    let mut args: Vec<String> = [
-        "--images-dir",
-        REPO,
-        "-b",
-        "debian",
-        "-t",
-        install_type,
-        "-n",
-        &ns.0,
-        "--bootstrap-base",
-        "--format",
-        "none",
-        "--logs-dir",
-        "logs",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(ca_args());
+    let mut args = debian_args(install_type, &ns);
     args.extend(["^keystone$", "^mariadb-server$", "^memcached$"].map(String::from));
     let build = kolla_build(work.path(), &args);
     assert_eq!(build.code, Some(0), "build failed:\n{}", build.stderr);

@@ -84,6 +84,31 @@ impl Drop for Namespace {
     }
 }
 
+/// kolla-build's arguments for building this repository's tree for Debian into `ns`, with the
+/// host's CA certificates, a bootstrapped base and per-image logs in `logs/`.
+pub(crate) fn debian_args(install_type: &str, ns: &Namespace) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--images-dir",
+        REPO,
+        "-b",
+        "debian",
+        "-t",
+        install_type,
+        "-n",
+        &ns.0,
+        "--bootstrap-base",
+        "--format",
+        "none",
+        "--logs-dir",
+        "logs",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(ca_args());
+    args
+}
+
 /// The host's CA certificates (a TLS-intercepting proxy's CA on CI machines).
 pub(crate) fn ca_args() -> Vec<String> {
     let mut args = Vec::new();
@@ -158,25 +183,7 @@ fn keystone_chain(install_type: &str) {
     let ns = Namespace::new(install_type);
     let before = containers();
     let work = tempfile::tempdir().unwrap();
-    let mut args: Vec<String> = [
-        "--images-dir",
-        REPO,
-        "-b",
-        "debian",
-        "-t",
-        install_type,
-        "-n",
-        &ns.0,
-        "--bootstrap-base",
-        "--format",
-        "none",
-        "--logs-dir",
-        "logs",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(ca_args());
+    let mut args = debian_args(install_type, &ns);
     args.push("^keystone$".into());
 
     let chain = set(&["base", "openstack-base", "keystone-base", "keystone"]);
