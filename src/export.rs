@@ -155,56 +155,75 @@ fn read_save(reader: impl Read, scratch: &Path) -> io::Result<Saved> {
     // overlaps the engine's (I/O-bound) save instead of waiting for all of it.
     let (done_tx, done_rx) = std::sync::mpsc::channel::<(String, io::Result<(Layer, PathBuf)>)>();
     let mut compressing = std::collections::BTreeSet::new();
-    for (n, entry) in archive.entries()?.enumerate() {
-        let mut entry = entry?;
-        let name = entry.path()?.to_string_lossy().into_owned();
-        // `docker save` links a layer it already wrote (the same diff in two images).
-        if entry.header().entry_type().is_symlink() {
-            if let Some(target) = entry.link_name()? {
-                let resolved = resolve_link(&name, &target.to_string_lossy());
-                links.push((name, resolved));
+    // Every compression job is waited for, even when reading fails half-way: none may still be
+    // writing into the scratch directory while its owner removes it.
+    let mut stream_entries = || -> io::Result<()> {
+        for (n, entry) in archive.entries()?.enumerate() {
+            let mut entry = entry?;
+            let name = entry.path()?.to_string_lossy().into_owned();
+            // `docker save` links a layer it already wrote (the same diff in two images).
+            if entry.header().entry_type().is_symlink() {
+                if let Some(target) = entry.link_name()? {
+                    let resolved = resolve_link(&name, &target.to_string_lossy());
+                    links.push((name, resolved));
+                }
+                continue;
             }
-            continue;
-        }
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
-        if name == "manifest.json" {
-            let mut text = String::new();
-            entry.read_to_string(&mut text)?;
-            manifest = Some(
-                serde_json::from_str::<Vec<SaveManifestEntry>>(&text).map_err(io::Error::other)?,
-            );
-        } else if entry.size() < SPILL {
-            let mut bytes = Vec::with_capacity(entry.size() as usize);
-            entry.read_to_end(&mut bytes)?;
-            files.insert(name, Stored::Memory(bytes));
-        } else {
-            let path = scratch.join(format!("saved-{n}"));
-            let mut out = HashingWriter::new(BufWriter::new(File::create(&path)?));
-            io::copy(&mut entry, &mut out)?;
-            let (sha256, _, mut inner) = out.finish();
-            inner.flush()?;
-            drop(inner);
-            if compressing.insert(sha256.clone()) {
-                let target = scratch.join(format!("layer-{n}.gz"));
-                let stored = Stored::Disk {
-                    path: path.clone(),
-                    sha256: sha256.clone(),
-                };
-                let (done_tx, key) = (done_tx.clone(), sha256.clone());
-                rayon::spawn(move || {
-                    let result = compress(&stored, &target).map(|layer| (layer, target));
-                    let _ = done_tx.send((key, result));
-                });
+            if !entry.header().entry_type().is_file() {
+                continue;
             }
-            files.insert(name, Stored::Disk { path, sha256 });
+            if name == "manifest.json" {
+                let mut text = String::new();
+                entry.read_to_string(&mut text)?;
+                manifest = Some(
+                    serde_json::from_str::<Vec<SaveManifestEntry>>(&text)
+                        .map_err(io::Error::other)?,
+                );
+            } else if entry.size() < SPILL {
+                let mut bytes = Vec::with_capacity(entry.size() as usize);
+                entry.read_to_end(&mut bytes)?;
+                files.insert(name, Stored::Memory(bytes));
+            } else {
+                let path = scratch.join(format!("saved-{n}"));
+                let mut out = HashingWriter::new(BufWriter::new(File::create(&path)?));
+                io::copy(&mut entry, &mut out)?;
+                let (sha256, _, mut inner) = out.finish();
+                inner.flush()?;
+                drop(inner);
+                if compressing.insert(sha256.clone()) {
+                    let target = scratch.join(format!("layer-{n}.gz"));
+                    let stored = Stored::Disk {
+                        path: path.clone(),
+                        sha256: sha256.clone(),
+                    };
+                    let (done_tx, key) = (done_tx.clone(), sha256.clone());
+                    rayon::spawn(move || {
+                        let result = compress(&stored, &target).map(|layer| (layer, target));
+                        let _ = done_tx.send((key, result));
+                    });
+                }
+                files.insert(name, Stored::Disk { path, sha256 });
+            }
         }
-    }
+        Ok(())
+    };
+    let streamed = stream_entries();
     drop(done_tx);
     let mut compressed = BTreeMap::new();
+    let mut compress_error = None;
     for (sha256, result) in done_rx {
-        compressed.insert(sha256, result?);
+        match result {
+            Ok(layer) => {
+                compressed.insert(sha256, layer);
+            }
+            Err(e) => {
+                compress_error.get_or_insert(e);
+            }
+        }
+    }
+    streamed?;
+    if let Some(e) = compress_error {
+        return Err(e);
     }
     // Drain what follows the archive, so the engine is never left writing to a closed pipe.
     io::copy(&mut archive.into_inner(), &mut io::sink())?;
