@@ -36,10 +36,11 @@ pub struct Cli {
     /// The base distro.
     #[arg(short = 'b', long, value_enum, help_heading = "Naming")]
     pub base: Option<BaseDistro>,
-    /// The base image `base` is built FROM [default: per distro: debian, ubuntu, quay.io/...].
+    /// The base image `base` is built FROM [default: the release's row in base/releases.toml].
     #[arg(long, value_name = "IMAGE", help_heading = "Naming")]
     pub base_image: Option<String>,
-    /// The tag of the base image [default: per distro: bookworm, 22.04, stream9, 9].
+    /// The tag of the base image [default: the release's row in base/releases.toml; for
+    /// 2025.1: trixie, 24.04, stream9, 9].
     #[arg(long, value_name = "TAG", help_heading = "Naming")]
     pub base_tag: Option<String>,
     /// The target architecture [default: the host's].
@@ -61,10 +62,12 @@ pub struct Cli {
     /// [default: {base}-{install_type}-].
     #[arg(long, value_name = "PREFIX", help_heading = "Naming")]
     pub image_name_prefix: Option<String>,
-    /// The OpenStack release [default: 2024.1].
+    /// The OpenStack release: picks a row of base/releases.toml, which sets the codename, the
+    /// base image and tag, the repositories and the constraints of `source` installs
+    /// [default: the table's default, 2025.1].
     #[arg(long, value_name = "RELEASE", help_heading = "Naming")]
     pub openstack_release: Option<String>,
-    /// The OpenStack release's codename [default: caracal].
+    /// The OpenStack release's codename [default: the release's row, e.g. epoxy].
     #[arg(long, value_name = "NAME", help_heading = "Naming")]
     pub openstack_release_codename: Option<String>,
     /// The maintainer label of every image.

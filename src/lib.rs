@@ -18,6 +18,7 @@ pub mod listing;
 pub mod plan;
 pub mod prepare;
 pub mod progress;
+pub mod releases;
 pub mod render;
 pub mod repos;
 pub mod schedule;

@@ -49,6 +49,13 @@ pub fn prepare(settings: &Settings) -> Result<Prepared> {
     let mut repos = crate::repos::load_for_tree(&tree, settings.repos_yaml.as_deref())?;
     if let Some(repos) = repos.as_mut() {
         repos.kolla_before_23 = kolla_before_23;
+        if let Some(release) = &settings.release {
+            for (name, keys) in &release.repos {
+                let keys: Vec<(String, String)> =
+                    keys.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                repos.overlay_keys(settings.naming.base.as_str(), name, &keys);
+            }
+        }
     }
     let overrides = settings
         .template_overrides
@@ -166,6 +173,24 @@ pub fn prepare(settings: &Settings) -> Result<Prepared> {
             None => BTreeSet::new(),
         }
     };
+    // A release row saying the distro has no packages of the release: nothing `binary` is built
+    // (or listed as buildable) under this release's tag from another release's packages.
+    if let Some(reason) = settings
+        .release
+        .as_ref()
+        .and_then(|r| r.unbuildable.as_ref())
+        && !settings.selection.enable_unbuildable
+        && !settings.actions.template_only
+    {
+        return Err(Error::Setting {
+            key: "install-type".into(),
+            message: format!(
+                "`{}` images of OpenStack {} are unbuildable on {}: {reason} \
+                 (--enable-unbuildable builds them anyway)",
+                naming.install_type, naming.openstack_release, naming.base
+            ),
+        });
+    }
     let filter = Filter {
         patterns,
         skip_parents: settings.selection.skip_parents,
@@ -186,8 +211,28 @@ pub fn prepare(settings: &Settings) -> Result<Prepared> {
             .into_iter()
             .map(|(name, path)| (format!("ca-certificates/{name}"), path))
             .collect();
-    if !certificates.is_empty() {
-        extra_files.0.insert("base".to_string(), certificates);
+    let mut base_files = certificates;
+    if let Some(release) = &settings.release {
+        // The selected release's pins, where base's template expects them.
+        if !release.constraints.is_file() {
+            return Err(Error::Setting {
+                key: "openstack-release".into(),
+                message: format!(
+                    "the constraints file of OpenStack {}, `{}`, is missing \
+                     (scripts/make-constraints.sh {} writes it)",
+                    release.name,
+                    release.constraints.display(),
+                    release.name
+                ),
+            });
+        }
+        base_files.push((
+            "upper-constraints.txt".to_string(),
+            release.constraints.clone(),
+        ));
+    }
+    if !base_files.is_empty() {
+        extra_files.0.insert("base".to_string(), base_files);
     }
     Ok(Prepared {
         tree,

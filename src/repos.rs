@@ -77,6 +77,34 @@ impl Repos {
         Ok(())
     }
 
+    /// Lays `keys` over the entry `name` of `section` (creating both if needed), in the tree's
+    /// own data: how a release row of `base/releases.toml` sets its repositories' suites and URLs.
+    pub fn overlay_keys(&mut self, section: &str, name: &str, keys: &[(String, String)]) {
+        for data in [&mut self.data, &mut self.defaults] {
+            let section = data
+                .entry(Value::String(section.to_string()))
+                .or_insert_with(|| Value::Mapping(Mapping::new()));
+            if !matches!(section, Value::Mapping(_)) {
+                *section = Value::Mapping(Mapping::new());
+            }
+            let Value::Mapping(repos) = section else {
+                unreachable!()
+            };
+            let entry = repos
+                .entry(Value::String(name.to_string()))
+                .or_insert_with(|| Value::Mapping(Mapping::new()));
+            if !matches!(entry, Value::Mapping(_)) {
+                *entry = Value::Mapping(Mapping::new());
+            }
+            let Value::Mapping(entry) = entry else {
+                unreachable!()
+            };
+            for (k, v) in keys {
+                entry.insert(Value::String(k.clone()), Value::String(v.clone()));
+            }
+        }
+    }
+
     /// The entries for a distro: the sections `<package type>`, `<distro>` and `<distro>-<arch>`
     /// merged in that order, later keys winning; `distro` is dropped once a URL is known.
     fn repo_list(data: &Mapping, target: Target<'_>) -> Vec<(String, Entry)> {

@@ -9,10 +9,12 @@ use crate::cli::Cli;
 use crate::config::FileConfig;
 use crate::engine::{Credentials, DEFAULT_ENGINE_URL};
 use crate::error::{Error, Result};
+use crate::releases::{ReleaseFacts, ReleaseTable};
 use crate::types::{BaseDistro, InstallType, SummaryFormat, UndefinedMode};
 
-pub const DEFAULT_OPENSTACK_RELEASE: &str = "2024.1";
-pub const DEFAULT_OPENSTACK_CODENAME: &str = "caracal";
+/// For trees without a releases table (kolla's own tree).
+pub const DEFAULT_OPENSTACK_RELEASE: &str = "2025.1";
+pub const DEFAULT_OPENSTACK_CODENAME: &str = "epoxy";
 pub const DEFAULT_NAMESPACE: &str = "kolla";
 pub const DEFAULT_PREFIX: &str = "{base}-{install_type}-";
 pub const DEFAULT_MAINTAINER: &str = "kolla-build (https://opendev.org/openstack/kolla)";
@@ -27,6 +29,8 @@ pub struct Settings {
     pub docker_dirs: Vec<PathBuf>,
     pub template_overrides: Vec<PathBuf>,
     pub naming: Naming,
+    /// What the tree's releases table says for the selected release, base and install type.
+    pub release: Option<ReleaseFacts>,
     pub selection: SelectionSettings,
     pub undefined: UndefinedMode,
     /// What templates see as `kolla_version` (kolla's `LABEL kolla_version`).
@@ -186,10 +190,26 @@ impl Settings {
             .install_type
             .or(file.install_type)
             .unwrap_or(InstallType::Binary);
-        let openstack_release = cli
-            .openstack_release
-            .or(file.openstack_release)
-            .unwrap_or_else(|| DEFAULT_OPENSTACK_RELEASE.to_string());
+        let images_dir = match cli.images_dir.or(file.images_dir) {
+            Some(dir) => cwd.join(dir),
+            None => data_dir.clone().ok_or_else(|| Error::NoTree {
+                searched: format!(
+                    "`{}` and its parents, and the installed data",
+                    cwd.display()
+                ),
+            })?,
+        };
+        // The tree's releases table (base/releases.toml) sets the defaults that follow from the
+        // release; a tree without one (kolla's) gets the built-in defaults.
+        let asked_release = cli.openstack_release.or(file.openstack_release);
+        let release = match ReleaseTable::load(&images_dir)? {
+            Some(table) => Some(table.facts(asked_release.as_deref(), base, install_type)?),
+            None => None,
+        };
+        let openstack_release = asked_release.unwrap_or_else(|| match &release {
+            Some(facts) => facts.name.clone(),
+            None => DEFAULT_OPENSTACK_RELEASE.to_string(),
+        });
         let prefix_template = cli
             .image_name_prefix
             .or(file.image_name_prefix)
@@ -200,11 +220,17 @@ impl Settings {
             base_image: cli
                 .base_image
                 .or(file.base_image)
-                .unwrap_or_else(|| base.default_image().to_string()),
+                .unwrap_or_else(|| match &release {
+                    Some(facts) => facts.base_image.clone(),
+                    None => base.default_image().to_string(),
+                }),
             base_tag: cli
                 .base_tag
                 .or(file.base_tag)
-                .unwrap_or_else(|| base.default_tag().to_string()),
+                .unwrap_or_else(|| match &release {
+                    Some(facts) => facts.base_tag.clone(),
+                    None => base.default_tag().to_string(),
+                }),
             base_arch: cli
                 .base_arch
                 .or(file.base_arch)
@@ -225,7 +251,10 @@ impl Settings {
             openstack_release_codename: cli
                 .openstack_release_codename
                 .or(file.openstack_release_codename)
-                .unwrap_or_else(|| DEFAULT_OPENSTACK_CODENAME.to_string()),
+                .unwrap_or_else(|| match &release {
+                    Some(facts) => facts.codename.clone(),
+                    None => DEFAULT_OPENSTACK_CODENAME.to_string(),
+                }),
             openstack_release,
             maintainer: cli
                 .maintainer
@@ -234,15 +263,6 @@ impl Settings {
         };
         validate_naming(&naming)?;
 
-        let images_dir = match cli.images_dir.or(file.images_dir) {
-            Some(dir) => cwd.join(dir),
-            None => data_dir.clone().ok_or_else(|| Error::NoTree {
-                searched: format!(
-                    "`{}` and its parents, and the installed data",
-                    cwd.display()
-                ),
-            })?,
-        };
         let mut docker_dirs = file.docker_dir.unwrap_or_default();
         docker_dirs.extend(cli.docker_dir.into_iter().map(|d| cwd.join(d)));
         let mut template_overrides = file.template_override.unwrap_or_default();
@@ -326,6 +346,7 @@ impl Settings {
             docker_dirs,
             template_overrides,
             naming,
+            release,
             selection: SelectionSettings {
                 regexes: cli.regex,
                 profiles,
@@ -521,7 +542,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.naming.base, BaseDistro::Ubuntu);
         assert_eq!(s.naming.namespace, "acme");
-        assert_eq!(s.naming.base_tag, "22.04");
+        assert_eq!(s.naming.base_tag, "24.04");
         assert_eq!(s.naming.tag, DEFAULT_OPENSTACK_RELEASE);
     }
 
@@ -531,7 +552,7 @@ mod tests {
         assert_eq!(s.naming.image_prefix, "centos-source-");
         assert_eq!(
             s.naming.reference("keystone"),
-            "kolla/centos-source-keystone:2024.1"
+            "kolla/centos-source-keystone:2025.1"
         );
     }
 

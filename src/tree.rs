@@ -9,7 +9,10 @@ use crate::error::{Error, Result};
 
 pub const TEMPLATE_FILE: &str = "Dockerfile.j2";
 /// Data files of the tree that are read by the tool, not sent to the engine.
-const TREE_DATA_FILES: [&str; 2] = ["repos.yaml", "users.toml"];
+const TREE_DATA_FILES: [&str; 3] = ["releases.toml", "repos.yaml", "users.toml"];
+/// Folders of the tree read by the tool, not sent to the engine: `base/constraints/` holds one
+/// constraints file per release, and base gets only the selected one (as upper-constraints.txt).
+const TREE_DATA_DIRS: [&str; 1] = ["base/constraints/"];
 
 /// kolla keeps its unbuildable list in Python code (`kolla/image/unbuildable.py`), not in its
 /// tree: a kolla-layout tree without `unbuildable.toml` gets this one (the format of
@@ -228,7 +231,10 @@ fn find_images(files: &BTreeMap<String, PathBuf>) -> Result<Vec<ImageSource>> {
             })
             .filter(|inner| {
                 let file_name = inner.rsplit('/').next().unwrap_or(inner);
-                !file_name.ends_with(".j2") && !TREE_DATA_FILES.contains(&file_name)
+                let rel = format!("{dir}/{inner}");
+                !file_name.ends_with(".j2")
+                    && !TREE_DATA_FILES.contains(&file_name)
+                    && !TREE_DATA_DIRS.iter().any(|d| rel.starts_with(d))
             })
             .map(str::to_string)
             .collect();

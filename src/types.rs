@@ -43,8 +43,8 @@ impl BaseDistro {
         match self {
             Self::Centos => "stream9",
             Self::Rocky => "9",
-            Self::Debian => "bookworm",
-            Self::Ubuntu => "22.04",
+            Self::Debian => "trixie",
+            Self::Ubuntu => "24.04",
         }
     }
 

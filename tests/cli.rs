@@ -92,11 +92,11 @@ fn template_only_writes_rendered_tree_with_context_files() {
     );
     assert_eq!(
         test.read("out/docker/base/Dockerfile"),
-        "FROM ubuntu:22.04\n\n\nRUN echo base"
+        "FROM ubuntu:24.04\n\n\nRUN echo base"
     );
     assert_eq!(
         test.read("out/docker/images/keystone/keystone/Dockerfile"),
-        "FROM kolla/ubuntu-source-keystone-base:2024.1\n"
+        "FROM kolla/ubuntu-source-keystone-base:2025.1\n"
     );
 }
 
@@ -186,7 +186,7 @@ fn images_dir_accepts_a_kolla_layout_tree() {
     ]);
     assert_eq!(
         test.read("out/docker/nova/nova-base/Dockerfile"),
-        "FROM kolla/base:2024.1\nRUN echo hi"
+        "FROM kolla/base:2025.1\nRUN echo hi"
     );
 }
 
@@ -379,7 +379,7 @@ fn unknown_parent_and_cycle_name_the_images() {
     );
     let err = test.args(["--list-images"]).run().failure().stderr();
     assert!(
-        err.contains("image `cron` is built FROM `kolla/debian-binary-bsae:2024.1`"),
+        err.contains("image `cron` is built FROM `kolla/debian-binary-bsae:2025.1`"),
         "{err}"
     );
     assert!(err.contains("did you mean `base`?"), "{err}");

@@ -457,7 +457,7 @@ fn export_round_trips_through_a_stock_registry_and_push_reaches_a_live_one() {
     assert!(untar.success());
     let served = Registry::serve(&root, "127.0.0.2:4000", dir);
     for image in ["base", "one", "two"] {
-        let local = format!("{}/debian-binary-{image}:2024.1", ns.0);
+        let local = format!("{}/debian-binary-{image}:2025.1", ns.0);
         let remote = format!("127.0.0.2:4000/{local}");
         let inspect = Command::new("skopeo")
             .args([
@@ -500,7 +500,7 @@ fn export_round_trips_through_a_stock_registry_and_push_reaches_a_live_one() {
         "{}",
         push.summary
     );
-    let remote = format!("127.0.0.1:4000/{}/debian-binary-one:2024.1", ns.0);
+    let remote = format!("127.0.0.1:4000/{}/debian-binary-one:2025.1", ns.0);
     let inspect = Command::new("skopeo")
         .args([
             "inspect",
