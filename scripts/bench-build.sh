@@ -59,7 +59,7 @@ while read -r image; do
   # Tagged apart from ours: retagging our references with label-less images would make the next
   # kolla-build run rebuild them.
   # (The legacy builder's deprecation notice goes to stderr on every call: kept out of the way.)
-  docker build -q --network host -t "$NS-loop/debian-$TYPE-$image:2024.1" "$dir" >/dev/null 2>"$WORK/loop.err" \
+  docker build -q --network host -t "$NS-loop/debian-$TYPE-$image:loop" "$dir" >/dev/null 2>"$WORK/loop.err" \
     || { cat "$WORK/loop.err" >&2; exit 1; }
 done < "$WORK/order"
 loop=$(( $(now_ms) - start ))

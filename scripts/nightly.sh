@@ -2,15 +2,15 @@
 # The nightly artifact as operators consume it: build a profile for one base and install type,
 # then write <base>-<type>-registry-<tag>.tar.gz (a registry's storage tree) and its .sha256.
 #
-#   scripts/nightly.sh [-b debian] [-t binary] [-p default] [--tag 2024.1] [-o DIR] [-- kolla-build args]
+#   scripts/nightly.sh [-b debian] [-t binary] [-p default] [--tag 2025.1] [-o DIR] [-- kolla-build args]
 #
 # Serve the result on port 4000 (what an operator runs):
-#   mkdir -p /opt/registry && tar xzf debian-binary-registry-2024.1.tar.gz -C /opt/registry
+#   mkdir -p /opt/registry && tar xzf debian-binary-registry-2025.1.tar.gz -C /opt/registry
 #   docker run -d --name registry -p 4000:5000 -v /opt/registry:/var/lib/registry registry:2
 # (or Debian's docker-registry with `rootdirectory: /opt/registry` and `addr: :4000`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BASE=debian TYPE=binary PROFILE=default TAG=2024.1 OUT=$PWD/nightly
+BASE=debian TYPE=binary PROFILE=default TAG=2025.1 OUT=$PWD/nightly
 while [ $# -gt 0 ]; do
   case "$1" in
     -b|--base) BASE=$2; shift 2 ;;
