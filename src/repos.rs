@@ -81,24 +81,7 @@ impl Repos {
     /// own data: how a release row of `base/releases.toml` sets its repositories' suites and URLs.
     pub fn overlay_keys(&mut self, section: &str, name: &str, keys: &[(String, String)]) {
         for data in [&mut self.data, &mut self.defaults] {
-            let section = data
-                .entry(Value::String(section.to_string()))
-                .or_insert_with(|| Value::Mapping(Mapping::new()));
-            if !matches!(section, Value::Mapping(_)) {
-                *section = Value::Mapping(Mapping::new());
-            }
-            let Value::Mapping(repos) = section else {
-                unreachable!()
-            };
-            let entry = repos
-                .entry(Value::String(name.to_string()))
-                .or_insert_with(|| Value::Mapping(Mapping::new()));
-            if !matches!(entry, Value::Mapping(_)) {
-                *entry = Value::Mapping(Mapping::new());
-            }
-            let Value::Mapping(entry) = entry else {
-                unreachable!()
-            };
+            let entry = child_mapping(child_mapping(data, section), name);
             for (k, v) in keys {
                 entry.insert(Value::String(k.clone()), Value::String(v.clone()));
             }
@@ -460,6 +443,20 @@ pub fn load_for_tree(
     Ok(Some(repos))
 }
 
+/// The mapping under `key`, made (or made a mapping) if it is not one.
+fn child_mapping<'a>(map: &'a mut Mapping, key: &str) -> &'a mut Mapping {
+    let value = map
+        .entry(Value::String(key.to_string()))
+        .or_insert(Value::Null);
+    if !matches!(value, Value::Mapping(_)) {
+        *value = Value::Mapping(Mapping::new());
+    }
+    match value {
+        Value::Mapping(m) => m,
+        _ => unreachable!("made a mapping above"),
+    }
+}
+
 fn parse_sections(text: &str) -> Result<Mapping, String> {
     match serde_norway::from_str::<Value>(text).map_err(|e| e.to_string())? {
         Value::Mapping(m) => Ok(m),
@@ -746,6 +743,33 @@ rocky-aarch64:
             .unwrap();
         assert!(
             line.contains("echo 'baseurl=https://rpm.grafana.com/aarch64' >>"),
+            "{line}"
+        );
+        assert!(!line.contains("rpm2"), "{line}");
+    }
+
+    #[test]
+    fn release_keys_overlay_the_entry_key_by_key() {
+        let mut repos = Repos::parse(YAML).unwrap();
+        let keys = [(
+            "baseurl".to_string(),
+            "https://rpm.example.org/epoxy".to_string(),
+        )];
+        repos.overlay_keys("rocky", "grafana", &keys);
+        let line = repos
+            .handle(
+                target("rpm", "rocky", "x86_64"),
+                &names(&["grafana"]),
+                Mode::Enable,
+            )
+            .unwrap();
+        assert!(
+            line.contains("baseurl=https://rpm.example.org/epoxy"),
+            "{line}"
+        );
+        // The keys it does not set stay those of the rpm section.
+        assert!(
+            line.contains("gpgkey=https://rpm.grafana.com/gpg.key"),
             "{line}"
         );
         assert!(!line.contains("rpm2"), "{line}");
