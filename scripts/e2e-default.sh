@@ -11,7 +11,8 @@
 #
 #   scripts/e2e-default.sh [binary|source...]     (default: binary source)
 #
-# Environment: KB (the kolla-build binary; default target/debug/kolla-build), NAMESPACE
+# Environment: KB (the kolla-build binary; default target/debug/kolla-build), TAG (the
+# OpenStack release the images are tagged with, default 2025.1), NAMESPACE
 # (default kbdev-e2e), KEEP=1 to leave the containers running for inspection.
 # Writes wall times and image sizes to stdout and to $OUT (default /tmp/e2e-default-report.txt).
 set -o errexit
@@ -21,6 +22,7 @@ set -o pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 KB=${KB:-${REPO}/target/debug/kolla-build}
 NAMESPACE=${NAMESPACE:-kbdev-e2e}
+TAG=${TAG:-2025.1}
 OUT=${OUT:-/tmp/e2e-default-report.txt}
 TYPES=("$@")
 [[ ${#TYPES[@]} -gt 0 ]] || TYPES=(binary source)
@@ -194,7 +196,7 @@ for TYPE in "${TYPES[@]}"; do
     report "build wall time: $(( $(date +%s) - t0 )) s"
     report "image sizes:"
     docker image ls --format '{{.Repository}} {{.Size}}' "${NAMESPACE}/debian-${TYPE}-*" | sort | sed 's/^/  /' | tee -a "${OUT}"
-    img() { echo "${NAMESPACE}/debian-${TYPE}-$1:2024.1"; }
+    img() { echo "${NAMESPACE}/debian-${TYPE}-$1:${TAG}"; }
 
     t1=$(date +%s)
     RUN_PREFIX="kbe2e-default-${TYPE}-$$"
