@@ -40,6 +40,13 @@ print(f"build: {len(s['built'])} images, {len(built)} built (not fresh) in {wall
       f"sum of per-image build times {total:.1f}s; parallelism {total / wall if wall else 0:.2f}x")
 PY
 
+# What the images weigh (the engine's figure: all layers, the parents' included).
+for image in keystone nova-api; do
+  ref=$("$BIN" "${ARGS[@]}" -q --list-images >/dev/null 2>&1; echo "$NS/debian-$TYPE-$image")
+  size=$(docker images --format '{{.Repository}} {{.Size}}' | awk -v r="$ref" '$1 == r {print $2; exit}')
+  [ -n "$size" ] && echo "size: $image ($TYPE) $size"
+done
+
 # The no-op rebuild: best of 3 (the first run after a build also pays for a cold page cache).
 noop=""
 for _ in 1 2 3; do
