@@ -42,7 +42,7 @@ PY
 
 # What the images weigh (the engine's figure: all layers, the parents' included).
 for image in keystone nova-api; do
-  ref=$("$BIN" "${ARGS[@]}" -q --list-images >/dev/null 2>&1; echo "$NS/debian-$TYPE-$image")
+  ref="$NS/debian-$TYPE-$image"
   size=$(docker images --format '{{.Repository}} {{.Size}}' | awk -v r="$ref" '$1 == r {print $2; exit}')
   [ -n "$size" ] && echo "size: $image ($TYPE) $size"
 done
