@@ -14,9 +14,14 @@ keystone_manage() {
     fi
 }
 
-# keystone writes its own log files into the directory kolla_extend_start made.
+# keystone writes its own log files into the directory kolla_extend_start made; keystone.log is
+# kolla-ansible's log_file and belongs to keystone alone.
 if [[ $(id -u) == 0 ]]; then
     chown -R keystone:kolla /var/log/kolla/keystone
+    if [[ ! -f /var/log/kolla/keystone/keystone.log ]]; then
+        touch /var/log/kolla/keystone/keystone.log
+    fi
+    chown keystone:keystone /var/log/kolla/keystone/keystone.log
 fi
 
 if [[ -v KOLLA_BOOTSTRAP ]]; then
@@ -44,3 +49,7 @@ if [[ -f /etc/apache2/envvars ]]; then
     mkdir -p "${APACHE_RUN_DIR}" "${APACHE_LOCK_DIR}" "${APACHE_LOG_DIR}"
 fi
 rm -f /run/httpd/httpd.pid /run/apache2/apache2.pid
+
+# Apache stays in the foreground: kolla-ansible's command is Apache itself, or its
+# keystone-startup.sh, which waits for the fernet keys and then runs `apache2 "$@"`.
+ARGS="-DFOREGROUND"

@@ -6,7 +6,10 @@
 # directory, sets the password of root (DB_ROOT_PASSWORD, required) for localhost and for remote
 # clients, then exits 0. A data directory that already holds a database is left alone. The
 # server is started for this with networking and Galera replication off, whatever the
-# deployment's my.cnf says.
+# deployment's my.cnf says; DB_MAX_TIMEOUT (seconds, 60) bounds the wait for it.
+# KOLLA_UPGRADE: mariadb-upgrade against DB_HOST:DB_PORT as root, then exit.
+# BOOTSTRAP_ARGS (kolla-ansible: --wsrep-new-cluster on the first node of a new Galera cluster)
+# are appended to the command.
 
 MARIADB_LOG_DIR=/var/log/kolla/mariadb
 if [[ ! -d ${MARIADB_LOG_DIR} ]]; then
@@ -37,7 +40,7 @@ mariadb_bootstrap() {
     socket=$(mktemp -u /tmp/mariadb-bootstrap.XXXXXX.sock)
     mariadbd --datadir="${datadir}" --skip-networking --wsrep-on=OFF --socket="${socket}" &
     pid=$!
-    for _ in $(seq 60); do
+    for _ in $(seq "${DB_MAX_TIMEOUT:-60}"); do
         if mariadb-admin --socket="${socket}" --user=root ping >/dev/null 2>&1; then
             break
         fi
@@ -55,6 +58,18 @@ SQL
 }
 
 if [[ -v KOLLA_BOOTSTRAP ]]; then
-    mariadb_bootstrap
-    exit $?
+    mariadb_bootstrap 2>&1 | tee -a "${MARIADB_LOG_DIR}/mariadb-bootstrap.log"
+    exit "${PIPESTATUS[0]}"
+fi
+
+if [[ -v KOLLA_UPGRADE ]]; then
+    # mariadb-upgrade takes directories of the data directory for databases.
+    rm -rf /var/lib/mysql/.pki
+    mariadb-upgrade --host="${DB_HOST:-localhost}" --port="${DB_PORT:-3306}" --user=root \
+        --password="${DB_ROOT_PASSWORD:-}" 2>&1 | tee -a "${MARIADB_LOG_DIR}/mariadb-upgrade.log"
+    exit "${PIPESTATUS[0]}"
+fi
+
+if [[ -n ${BOOTSTRAP_ARGS:-} ]]; then
+    ARGS=${BOOTSTRAP_ARGS}
 fi

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Renders kolla-ansible's own configuration for an all-in-one node on the loopback interface,
+# for tests/kolla_ansible.rs: kolla-ansible (KOLLA_ANSIBLE_SPEC, a pip requirement, default
+# kolla-ansible==20.6.0, the 2025.1 deployer) is installed from PyPI into a virtualenv
+# (KOLLA_ANSIBLE_VENV, default target/kolla-ansible) once and reused while the spec is unchanged;
+# passwords are generated with its kolla-genpwd; then its roles' config tasks run through
+# ansible-playbook (tests/kolla-ansible/render.yml) with its group_vars, role defaults and
+# plugins, our tests/kolla-ansible/globals.yml and any further `-e` arguments given.
+#
+#   scripts/kolla-ansible-render.sh OUT_DIR [ansible-playbook arguments...]
+#
+# OUT_DIR receives passwords.yml, config/ (one directory per container, as /etc/kolla on a
+# node, plus services.json: the container definitions) and render.log.
+set -o errexit -o nounset -o pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:?usage: $0 OUT_DIR [ansible-playbook arguments...]}
+shift
+spec=${KOLLA_ANSIBLE_SPEC:-kolla-ansible==20.6.0}
+venv=${KOLLA_ANSIBLE_VENV:-${here}/target/kolla-ansible}
+
+# The virtualenv, (re)made when the spec changes. A lock keeps concurrent runs apart.
+mkdir -p "$(dirname "${venv}")"
+exec 9>"${venv}.lock"
+flock 9
+if [[ $(cat "${venv}/.installed" 2>/dev/null) != "${spec}" ]]; then
+    rm -rf "${venv}"
+    python3 -m venv "${venv}"
+    "${venv}/bin/pip" install --disable-pip-version-check --quiet "${spec}"
+    printf '%s' "${spec}" > "${venv}/.installed"
+fi
+flock -u 9
+
+share=${venv}/share/kolla-ansible
+[[ -d ${share}/ansible/roles ]] || { echo "no roles in ${share}/ansible" >&2; exit 1; }
+
+mkdir -p "${out}"
+out=$(cd "${out}" && pwd)
+# The playbook runs from a directory beside kolla-ansible's group_vars, roles and plugins, as
+# kolla-ansible's own playbooks do.
+play=${out}/playbook
+rm -rf "${play}" "${out}/config"
+mkdir -p "${play}" "${out}/config" "${out}/tmp"
+for entry in group_vars roles filter_plugins action_plugins library module_utils gather-facts.yml; do
+    ln -s "${share}/ansible/${entry}" "${play}/${entry}"
+done
+cp "${here}/tests/kolla-ansible/render.yml" "${play}/render.yml"
+
+cp "${share}/etc_examples/kolla/passwords.yml" "${out}/passwords.yml"
+"${venv}/bin/kolla-genpwd" --passwords "${out}/passwords.yml" >/dev/null
+
+export ANSIBLE_LOCAL_TEMP=${out}/tmp ANSIBLE_REMOTE_TEMP=${out}/tmp ANSIBLE_HOME=${out}/tmp
+export ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 ANSIBLE_RETRY_FILES_ENABLED=0
+export ANSIBLE_COLLECTIONS_PATH=${out}/tmp/collections
+"${venv}/bin/ansible-playbook" \
+    -i "${share}/ansible/inventory/all-in-one" \
+    -e "@${here}/tests/kolla-ansible/globals.yml" \
+    -e "@${out}/passwords.yml" \
+    -e "node_config_directory=${out}/config" \
+    -e "node_custom_config=${here}/tests/kolla-ansible/config" \
+    -e "ansible_python_interpreter=${venv}/bin/python3" \
+    -e "config_owner_user=$(id -un)" -e "config_owner_group=$(id -gn)" \
+    -e "ansible_become=false" \
+    "$@" "${play}/render.yml" >"${out}/render.log" 2>&1 || {
+    tail -n 60 "${out}/render.log" >&2
+    exit 1
+}
+echo "${out}/config"

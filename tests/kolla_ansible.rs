@@ -1,0 +1,1050 @@
+//! kolla-ansible 20.x, the 2025.1 deployer, is the contract: images built by the tool must work
+//! when kolla-ansible runs them. For debian binary and debian source this test
+//!
+//! 1. renders kolla-ansible's own configuration for an all-in-one node on the loopback
+//!    interface (scripts/kolla-ansible-render.sh: kolla-ansible from PyPI in a virtualenv, its
+//!    roles' `config` tasks with their defaults and group_vars, our tests/kolla-ansible/globals.yml),
+//!    including the container definitions (image, environment, volumes, healthcheck) of every
+//!    service, as JSON;
+//! 2. builds the images with the tool;
+//! 3. deploys mariadb, memcached, rabbitmq, keystone (with keystone-ssh and keystone-fernet),
+//!    glance-api, placement-api and nova-api the way kolla-ansible's tasks and handlers do: the
+//!    same one-shot bootstrap containers with the same environment (KOLLA_BOOTSTRAP,
+//!    KOLLA_UPGRADE, BOOTSTRAP_ARGS, DB_ROOT_PASSWORD, DB_MAX_TIMEOUT, KOLLA_SERVICE_NAME,
+//!    KOLLA_CONFIG_STRATEGY=COPY_ALWAYS), the same volumes, no `--user`, the same `docker exec`
+//!    calls (kolla_keystone_bootstrap, fernet-push.sh, rabbitmqctl wait, map_cell0 through
+//!    `sudo -E kolla_set_configs`), and kolla-ansible's healthcheck commands as the containers'
+//!    Docker healthchecks;
+//! 4. checks an admin token, the catalog, `GET /v2/images` on glance, placement's root and
+//!    `GET /v2.1/flavors` on nova with the token.
+//!
+//! What kolla-ansible does through its kolla-toolbox container (ansible's mysql_db/mysql_user
+//! modules, the openstack.cloud modules that register services, endpoints and users) is done
+//! here with the same SQL and Keystone API requests, from inside the service containers.
+//!
+//! Host differences, each kept as small as possible: the containers share one network namespace
+//! that only has a loopback interface (a holder container with `--network none` and the node's
+//! host name), instead of the host's network; named volumes get a per-run prefix; Docker runs
+//! the healthchecks every 2 s instead of kolla-ansible's 30 s; `--ulimit nofile=1048576` is left
+//! out (the sandbox refuses it). Every wait is bounded; containers, volumes and images go away
+//! even when a step fails.
+
+use std::cell::RefCell;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::engine::{Namespace, debian_args, engine_lock, kolla_build};
+use crate::support::REPO;
+
+/// The label the engine tests' leak check ignores (see tests/engine.rs).
+const LABEL: &str = "org.kolla-build.test=e2e";
+const TAG: &str = "2025.1";
+/// kolla-ansible 20.x deploys OpenStack 2025.1: the images must hold that release (the release
+/// table, base/releases.toml, gives its base and repositories).
+const RELEASE_ARGS: [&str; 2] = ["--openstack-release", "2025.1"];
+const IMAGES: [&str; 9] = [
+    "^mariadb-server$",
+    "^memcached$",
+    "^rabbitmq$",
+    "^keystone$",
+    "^keystone-fernet$",
+    "^keystone-ssh$",
+    "^glance-api$",
+    "^placement-api$",
+    "^nova-api$",
+];
+const BOOT_LIMIT: Duration = Duration::from_secs(300);
+const HEALTH_LIMIT: Duration = Duration::from_secs(180);
+
+fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[track_caller]
+fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args);
+    assert!(
+        out.status.success(),
+        "docker {}: {}",
+        args.join(" "),
+        text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Polls `check` every second until it holds or `limit` passes.
+fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> Result<(), String>) {
+    let start = Instant::now();
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(last) if start.elapsed() >= limit => {
+                panic!("{what}: not done after {limit:?}; last result:\n{last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// kolla-ansible's rendered node configuration (scripts/kolla-ansible-render.sh).
+struct Rendered {
+    /// services.json, beside the rendered node_config_directory's per-container directories.
+    doc: Value,
+}
+
+impl Rendered {
+    fn render(dir: &Path, install_type: &str, ns: &Namespace) -> Rendered {
+        let started = Instant::now();
+        let out = Command::new("bash")
+            .arg(Path::new(REPO).join("scripts/kolla-ansible-render.sh"))
+            .arg(dir)
+            .args([
+                "-e",
+                &format!("docker_namespace={}", ns.0),
+                "-e",
+                &format!("docker_image_name_prefix=debian-{install_type}-"),
+                "-e",
+                &format!("openstack_tag={TAG}"),
+            ])
+            .output()
+            .expect("run scripts/kolla-ansible-render.sh");
+        assert!(
+            out.status.success(),
+            "rendering kolla-ansible's configuration failed:\n{}",
+            text(&out)
+        );
+        let config = dir.join("config");
+        let doc: Value = serde_json::from_str(
+            &std::fs::read_to_string(config.join("services.json")).expect("services.json"),
+        )
+        .expect("services.json is JSON");
+        eprintln!(
+            "kolla-ansible {install_type}: configuration rendered in {:.0?}",
+            started.elapsed()
+        );
+        Rendered { doc }
+    }
+
+    /// A service's container definition: `<role>_services[<service>]`.
+    fn service(&self, role: &str, service: &str) -> &Value {
+        let s = &self.doc["services"][role][service];
+        assert!(s.is_object(), "no {role}/{service} in services.json");
+        s
+    }
+
+    fn str(&self, key: &str) -> String {
+        self.doc[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("services.json: no string {key}"))
+            .to_string()
+    }
+}
+
+/// How one container is started: kolla_container's options.
+#[derive(Default)]
+struct Run<'a> {
+    name: &'a str,
+    image: String,
+    env: Vec<(String, String)>,
+    volumes: Vec<String>,
+    healthcheck: Option<String>,
+    command: Vec<String>,
+    bootstrap_label: bool,
+}
+
+/// The containers and volumes of one node, removed when dropped (also on panic).
+struct Node {
+    prefix: String,
+    holder: String,
+    containers: RefCell<Vec<String>>,
+    volumes: RefCell<Vec<String>>,
+}
+
+impl Node {
+    /// The node's network namespace: loopback only, with kolla-ansible's host name on it.
+    fn new(install_type: &str, hostname: &str, image: &str) -> Node {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let prefix = format!("kbka-{install_type}-{}-{nanos}", std::process::id());
+        let holder = format!("{prefix}-node");
+        let node = Node {
+            prefix,
+            holder: holder.clone(),
+            containers: RefCell::new(vec![holder.clone()]),
+            volumes: RefCell::new(Vec::new()),
+        };
+        docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            &holder,
+            "--label",
+            LABEL,
+            "--network",
+            "none",
+            "--hostname",
+            hostname,
+            "--add-host",
+            &format!("{hostname}:127.0.0.1"),
+            "--entrypoint",
+            "sleep",
+            image,
+            "infinity",
+        ]);
+        node
+    }
+
+    fn name(&self, container: &str) -> String {
+        format!("{}-{container}", self.prefix)
+    }
+
+    /// kolla-ansible's volume list as `docker run -v` arguments: empty entries dropped (as
+    /// kolla_container does), named volumes given this run's prefix, host paths that do not
+    /// exist here left out.
+    fn volume_args(&self, volumes: &[String]) -> Vec<String> {
+        let mut args = Vec::new();
+        for volume in volumes.iter().filter(|v| !v.is_empty()) {
+            let (source, rest) = volume.split_once(':').expect("source:dest volume");
+            let source = if source.starts_with('/') {
+                if !Path::new(source).exists() {
+                    continue;
+                }
+                source.to_string()
+            } else {
+                let name = format!("{}-{source}", self.prefix);
+                if !self.volumes.borrow().contains(&name) {
+                    docker_ok(&["volume", "create", "--label", LABEL, &name]);
+                    self.volumes.borrow_mut().push(name.clone());
+                }
+                name
+            };
+            args.push("-v".to_string());
+            args.push(format!("{source}:{rest}"));
+        }
+        args
+    }
+
+    /// `docker run -d` in the node's namespace, as kolla_container's start_container: the common
+    /// environment (KOLLA_CONFIG_STRATEGY) plus the task's, KOLLA_SERVICE_NAME from the name.
+    fn start(&self, run: Run) -> String {
+        let name = self.name(run.name);
+        self.containers.borrow_mut().push(name.clone());
+        let mut args: Vec<String> = [
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--label",
+            LABEL,
+            "--network",
+            &format!("container:{}", self.holder),
+            "-e",
+            "KOLLA_CONFIG_STRATEGY=COPY_ALWAYS",
+            "-e",
+            &format!("KOLLA_SERVICE_NAME={}", run.name.replace('_', "-")),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for (key, value) in &run.env {
+            args.push("-e".into());
+            args.push(format!("{key}={value}"));
+        }
+        if run.bootstrap_label {
+            args.extend(["--label".into(), "BOOTSTRAP=".into()]);
+        }
+        if let Some(test) = &run.healthcheck {
+            args.extend(
+                [
+                    "--health-cmd",
+                    test,
+                    "--health-interval",
+                    "2s",
+                    "--health-timeout",
+                    "30s",
+                    "--health-start-period",
+                    "5s",
+                    "--health-retries",
+                    "3",
+                ]
+                .map(String::from),
+            );
+        }
+        args.extend(self.volume_args(&run.volumes));
+        args.push(run.image.clone());
+        args.extend(run.command.iter().cloned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        docker_ok(&args);
+        name
+    }
+
+    fn logs(&self, name: &str) -> String {
+        text(&docker(&["logs", "--tail", "80", name]))
+    }
+
+    /// A one-shot container (kolla_container with detach: False): started, waited for (bounded)
+    /// and required to exit 0; returns its output.
+    fn one_shot(&self, run: Run) -> String {
+        let label = run.name.to_string();
+        let name = self.start(run);
+        let mut code = String::new();
+        wait_for(&format!("{label} exits"), BOOT_LIMIT, || {
+            let state = docker_ok(&[
+                "inspect",
+                "--format",
+                "{{.State.Status}} {{.State.ExitCode}}",
+                &name,
+            ]);
+            match state.trim().split_once(' ') {
+                Some(("exited", c)) => {
+                    code = c.to_string();
+                    Ok(())
+                }
+                _ => Err(format!("{}\n{}", state.trim(), self.logs(&name))),
+            }
+        });
+        let logs = self.logs(&name);
+        assert_eq!(code, "0", "{label} must exit 0:\n{logs}");
+        let _ = docker(&["rm", "-f", &name]);
+        logs
+    }
+
+    fn remove(&self, container: &str) {
+        let _ = docker(&["rm", "-f", &self.name(container)]);
+    }
+
+    /// `docker exec` (as the image's user, like kolla-ansible).
+    fn exec(&self, container: &str, cmd: &[&str]) -> Output {
+        let name = self.name(container);
+        let mut args = vec!["exec", name.as_str()];
+        args.extend(cmd);
+        docker(&args)
+    }
+
+    #[track_caller]
+    fn exec_ok(&self, container: &str, cmd: &[&str]) -> String {
+        let out = self.exec(container, cmd);
+        assert!(
+            out.status.success(),
+            "docker exec {container} {}: {}\nlogs:\n{}",
+            cmd.join(" "),
+            text(&out),
+            self.logs(&self.name(container))
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits (bounded) for Docker to report the container healthy: kolla-ansible's healthcheck
+    /// command, run by the engine as the image's user.
+    fn wait_healthy(&self, container: &str) {
+        let name = self.name(container);
+        wait_for(&format!("{container} healthy"), HEALTH_LIMIT, || {
+            let state = docker_ok(&[
+                "inspect",
+                "--format",
+                "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}",
+                &name,
+            ]);
+            let state = state.trim();
+            assert!(
+                state.starts_with("running"),
+                "{container} is not running ({state}):\n{}",
+                self.logs(&name)
+            );
+            if state == "running healthy" {
+                return Ok(());
+            }
+            let health = docker_ok(&["inspect", "--format", "{{json .State.Health}}", &name]);
+            Err(format!(
+                "{state}\nhealth: {health}\nlogs:\n{}",
+                self.logs(&name)
+            ))
+        });
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        for name in self.containers.borrow().iter().rev() {
+            let _ = docker(&["rm", "-f", "-v", name]);
+        }
+        for name in self.volumes.borrow().iter() {
+            let _ = docker(&["volume", "rm", "-f", name]);
+        }
+    }
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|v| v.as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn env_of(value: &Value) -> Vec<(String, String)> {
+    value
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The healthcheck test of a service: `["CMD-SHELL", "<command>"]`.
+fn health_cmd(service: &Value) -> String {
+    let test = strings(&service["healthcheck"]["test"]);
+    assert_eq!(
+        test.first().map(String::as_str),
+        Some("CMD-SHELL"),
+        "{service}"
+    );
+    test[1].clone()
+}
+
+/// The service's own container: image, environment, volumes and healthcheck from kolla-ansible.
+fn service_run<'a>(name: &'a str, service: &Value) -> Run<'a> {
+    Run {
+        name,
+        image: service["image"].as_str().expect("image").to_string(),
+        env: env_of(&service["environment"]),
+        volumes: strings(&service["volumes"]),
+        healthcheck: Some(health_cmd(service)),
+        ..Run::default()
+    }
+}
+
+/// What kolla-toolbox's mysql_db and mysql_user modules do, with the mariadb client.
+fn create_database(node: &Node, root_password: &str, db: &str, user: &str, password: &str) {
+    let sql = format!(
+        "CREATE DATABASE IF NOT EXISTS `{db}`; \
+         CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY '{password}'; \
+         GRANT ALL PRIVILEGES ON `{db}`.* TO '{user}'@'%';"
+    );
+    mysql(node, root_password, &sql);
+}
+
+fn mysql(node: &Node, root_password: &str, sql: &str) -> String {
+    node.exec_ok(
+        "mariadb",
+        &[
+            "mariadb",
+            "-h",
+            "127.0.0.1",
+            "-u",
+            "root",
+            &format!("-p{root_password}"),
+            "-sN",
+            "-e",
+            sql,
+        ],
+    )
+}
+
+/// An HTTP request with curl from inside a container: (status, headers, body).
+fn http(node: &Node, from: &str, args: &[&str]) -> (u32, String, String) {
+    let marker = "\n--kolla-build-status--";
+    let mut cmd = vec![
+        "curl",
+        "--silent",
+        "--show-error",
+        "--max-time",
+        "30",
+        "--include",
+        "--write-out",
+        "\n--kolla-build-status--%{http_code}",
+    ];
+    cmd.extend(args);
+    let out = node.exec_ok(from, &cmd);
+    let (response, status) = out.rsplit_once(marker).unwrap_or((&out, "0"));
+    let (headers, body) = response.split_once("\r\n\r\n").unwrap_or((response, ""));
+    (
+        status.trim().parse().unwrap_or(0),
+        headers.to_string(),
+        body.to_string(),
+    )
+}
+
+/// A Keystone API call with the admin token; returns the JSON body.
+fn keystone_api(node: &Node, token: &str, method: &str, url: &str, body: Option<Value>) -> Value {
+    let header = format!("X-Auth-Token: {token}");
+    let data = body.map(|b| b.to_string());
+    let mut args = vec![
+        "-X",
+        method,
+        "-H",
+        &header,
+        "-H",
+        "Content-Type: application/json",
+    ];
+    if let Some(data) = &data {
+        args.extend(["--data", data]);
+    }
+    args.push(url);
+    let (status, headers, body) = http(node, "keystone", &args);
+    assert!(
+        (200..300).contains(&status),
+        "{method} {url}: {status}\n{headers}\n{body}"
+    );
+    serde_json::from_str(&body).unwrap_or(Value::Null)
+}
+
+fn deploy(install_type: &str) {
+    let started = Instant::now();
+    let ns = Namespace::new(&format!("ka-{install_type}"));
+    let work = tempfile::tempdir().unwrap();
+    let rendered = Rendered::render(&work.path().join("kolla"), install_type, &ns);
+
+    let _lock = engine_lock();
+    let built = Instant::now();
+    let mut args = debian_args(install_type, &ns);
+    args.extend(RELEASE_ARGS.map(String::from));
+    args.extend(IMAGES.map(String::from));
+    let build = kolla_build(work.path(), &args);
+    assert_eq!(build.code, Some(0), "build failed:\n{}", build.stderr);
+    eprintln!(
+        "kolla-ansible {install_type}: images built in {:.0?}",
+        built.elapsed()
+    );
+
+    let deployed = Instant::now();
+    let root_password = rendered.str("database_password");
+    let max_timeout = rendered.doc["database_max_timeout"].to_string();
+    let mariadb = rendered.service("mariadb", "mariadb");
+    let node = Node::new(
+        install_type,
+        &rendered.str("hostname"),
+        mariadb["image"].as_str().unwrap(),
+    );
+
+    // mariadb (roles/mariadb: bootstrap_cluster.yml, handlers, restart_services.yml,
+    // register.yml). The bootstrap container initialises the data volume.
+    node.one_shot(Run {
+        name: "bootstrap_mariadb",
+        image: mariadb["image"].as_str().unwrap().to_string(),
+        env: vec![
+            ("KOLLA_BOOTSTRAP".into(), String::new()),
+            ("DB_ROOT_PASSWORD".into(), root_password.clone()),
+            (
+                "DB_MAX_TIMEOUT".into(),
+                max_timeout.trim_matches('"').into(),
+            ),
+        ],
+        volumes: strings(&mariadb["volumes"]),
+        bootstrap_label: true,
+        ..Run::default()
+    });
+    // The first node of a new cluster: BOOTSTRAP_ARGS=--wsrep-new-cluster.
+    node.start(Run {
+        name: "mariadb",
+        image: mariadb["image"].as_str().unwrap().to_string(),
+        env: vec![("BOOTSTRAP_ARGS".into(), "--wsrep-new-cluster".into())],
+        volumes: strings(&mariadb["volumes"]),
+        bootstrap_label: true,
+        ..Run::default()
+    });
+    let wait_mariadb = |what: &str| {
+        // wait_for: port 3306 answers with a banner that says MariaDB.
+        wait_for(
+            &format!("{what}: MariaDB port liveness"),
+            HEALTH_LIMIT,
+            || {
+                let out = node.exec(
+                "mariadb",
+                &[
+                    "bash",
+                    "-c",
+                    "exec 3<>/dev/tcp/127.0.0.1/3306 && timeout 5 dd bs=1 count=40 <&3 2>/dev/null",
+                ],
+            );
+                let banner = String::from_utf8_lossy(&out.stdout).into_owned();
+                if banner.contains("MariaDB") {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{}\nlogs:\n{}",
+                        text(&out),
+                        node.logs(&node.name("mariadb"))
+                    ))
+                }
+            },
+        );
+        wait_for(&format!("{what}: WSREP synced"), HEALTH_LIMIT, || {
+            let out = node.exec(
+                "mariadb",
+                &[
+                    "mariadb",
+                    "-h",
+                    "127.0.0.1",
+                    "-u",
+                    "root",
+                    &format!("-p{root_password}"),
+                    "-sN",
+                    "-e",
+                    "SHOW STATUS LIKE 'wsrep_local_state_comment'",
+                ],
+            );
+            let out = text(&out);
+            if out.contains("Synced") {
+                Ok(())
+            } else {
+                Err(out)
+            }
+        });
+    };
+    wait_mariadb("first mariadb");
+    let processes = node.exec_ok("mariadb", &["pgrep", "-af", "mariadbd"]);
+    assert!(
+        processes.contains("--wsrep-new-cluster"),
+        "BOOTSTRAP_ARGS reach mariadbd:\n{processes}"
+    );
+    // The handler then restarts it as the service proper (no BOOTSTRAP_ARGS, the service's
+    // environment and healthcheck).
+    node.remove("mariadb");
+    node.start(service_run("mariadb", mariadb));
+    wait_mariadb("mariadb");
+    let monitor = rendered.str("mariadb_monitor_user");
+    mysql(
+        &node,
+        &root_password,
+        &format!(
+            "CREATE USER IF NOT EXISTS '{monitor}'@'%' IDENTIFIED BY ''; \
+             GRANT USAGE, REPLICATION CLIENT ON *.* TO '{monitor}'@'%';"
+        ),
+    );
+    node.wait_healthy("mariadb");
+    let check = node.exec_ok("mariadb", &["/usr/bin/clustercheck"]);
+    assert!(check.starts_with("HTTP/1.1 200"), "{check}");
+
+    // memcached.
+    let memcached = rendered.service("memcached", "memcached");
+    node.start(service_run("memcached", memcached));
+
+    // kolla_set_configs refuses a broken config.json with a clear message and exit status 1,
+    // which stops the container.
+    let broken = work.path().join("broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(broken.join("config.json"), "{\"command\": ").unwrap();
+    let name = node.start(Run {
+        name: "broken",
+        image: memcached["image"].as_str().unwrap().to_string(),
+        volumes: vec![format!(
+            "{}:/var/lib/kolla/config_files/:ro",
+            broken.display()
+        )],
+        ..Run::default()
+    });
+    let mut status = String::new();
+    wait_for(
+        "a container with a broken config.json exits",
+        BOOT_LIMIT,
+        || {
+            status = docker_ok(&[
+                "inspect",
+                "--format",
+                "{{.State.Status}} {{.State.ExitCode}}",
+                &name,
+            ]);
+            if status.starts_with("exited") {
+                Ok(())
+            } else {
+                Err(status.clone())
+            }
+        },
+    );
+    let logs = node.logs(&name);
+    assert_eq!(status.trim(), "exited 1", "{logs}");
+    assert!(logs.contains("is not valid JSON"), "{logs}");
+
+    // rabbitmq (roles/rabbitmq: bootstrap.yml, restart_services.yml, post-deploy).
+    let rabbitmq = rendered.service("rabbitmq", "rabbitmq");
+    node.one_shot(Run {
+        name: "rabbitmq_bootstrap",
+        image: rabbitmq["image"].as_str().unwrap().to_string(),
+        env: env_of(&rabbitmq["bootstrap_environment"]),
+        volumes: strings(&rabbitmq["volumes"]),
+        bootstrap_label: true,
+        ..Run::default()
+    });
+    node.start(service_run("rabbitmq", rabbitmq));
+    node.exec_ok(
+        "rabbitmq",
+        &[
+            "rabbitmqctl",
+            "wait",
+            "--timeout",
+            "60",
+            "/var/lib/rabbitmq/mnesia/rabbitmq.pid",
+        ],
+    );
+    node.exec_ok("rabbitmq", &["rabbitmqctl", "enable_feature_flag", "all"]);
+
+    // keystone (roles/keystone: bootstrap.yml, bootstrap_service.yml, handlers,
+    // distribute_fernet.yml, register.yml).
+    let databases = rendered.doc["databases"].as_array().unwrap().clone();
+    let db = |name: &str| {
+        let entry = databases
+            .iter()
+            .find(|d| d["name"] == name)
+            .unwrap_or_else(|| panic!("no database {name}"));
+        create_database(
+            &node,
+            &root_password,
+            name,
+            entry["user"].as_str().unwrap(),
+            entry["password"].as_str().unwrap(),
+        );
+    };
+    db("keystone");
+    let keystone = rendered.service("keystone", "keystone");
+    let fernet = rendered.service("keystone", "keystone-fernet");
+    let ssh = rendered.service("keystone", "keystone-ssh");
+    node.one_shot(Run {
+        name: "bootstrap_keystone",
+        image: keystone["image"].as_str().unwrap().to_string(),
+        env: vec![("KOLLA_BOOTSTRAP".into(), String::new())],
+        volumes: strings(&keystone["volumes"]),
+        bootstrap_label: true,
+        ..Run::default()
+    });
+    node.one_shot(Run {
+        name: "bootstrap_keystone_fernet",
+        image: fernet["image"].as_str().unwrap().to_string(),
+        volumes: strings(&fernet["volumes"]),
+        bootstrap_label: true,
+        command: [
+            "bash",
+            "-c",
+            "sudo -E kolla_set_configs && keystone-manage --config-file /etc/keystone/keystone.conf \
+             fernet_setup --keystone-user keystone --keystone-group keystone",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Run::default()
+    });
+    node.start(service_run("keystone_ssh", ssh));
+    node.start(service_run("keystone_fernet", fernet));
+    node.start(service_run("keystone", keystone));
+    node.wait_healthy("keystone_ssh");
+    node.exec_ok("keystone_fernet", &["/usr/bin/fernet-push.sh"]);
+    node.wait_healthy("keystone_fernet");
+    node.wait_healthy("keystone");
+
+    let auth = &rendered.doc["openstack_auth"];
+    let urls = &rendered.doc["urls"];
+    let region = rendered.str("openstack_region_name");
+    let keystone_url = urls["keystone_internal"].as_str().unwrap().to_string();
+    let bootstrap = |round: &str| -> Value {
+        let out = node.exec_ok(
+            "keystone",
+            &[
+                "kolla_keystone_bootstrap",
+                auth["username"].as_str().unwrap(),
+                auth["password"].as_str().unwrap(),
+                auth["project_name"].as_str().unwrap(),
+                "admin",
+                &keystone_url,
+                urls["keystone_public"].as_str().unwrap(),
+                &region,
+            ],
+        );
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| {
+            panic!("kolla_keystone_bootstrap ({round}) prints JSON: {e}\n{out}")
+        })
+    };
+    let first = bootstrap("first run");
+    assert_eq!(first["failed"], json!(false), "{first}");
+    assert_eq!(first["changed"], json!(true), "{first}");
+    let second = bootstrap("second run");
+    assert_eq!(second["failed"], json!(false), "{second}");
+    assert!(second["changed"].is_boolean(), "{second}");
+
+    // An admin token.
+    let auth_body = json!({"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": auth["username"], "domain": {"name": auth["user_domain_name"]},
+            "password": auth["password"]}}},
+        "scope": {"project": {"name": auth["project_name"],
+                              "domain": {"name": auth["domain_name"]}}}}})
+    .to_string();
+    let tokens = format!("{keystone_url}/v3/auth/tokens");
+    let (status, headers, body) = http(
+        &node,
+        "keystone",
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            &auth_body,
+            &tokens,
+        ],
+    );
+    assert_eq!(status, 201, "POST /v3/auth/tokens:\n{headers}\n{body}");
+    let token = headers
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("x-subject-token")
+                .then(|| value.trim().to_string())
+        })
+        .expect("an X-Subject-Token");
+
+    // service-ks-register for glance, placement and nova: the service project, the users with
+    // the admin role, the services and their endpoints.
+    let v3 = format!("{keystone_url}/v3");
+    let admin_role = keystone_api(
+        &node,
+        &token,
+        "GET",
+        &format!("{v3}/roles?name=admin"),
+        None,
+    )["roles"][0]["id"]
+        .as_str()
+        .expect("the admin role")
+        .to_string();
+    let project = keystone_api(
+        &node,
+        &token,
+        "POST",
+        &format!("{v3}/projects"),
+        Some(json!({"project": {"name": "service", "domain_id": "default"}})),
+    )["project"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for user in rendered.doc["service_users"].as_array().unwrap() {
+        let id = keystone_api(
+            &node,
+            &token,
+            "POST",
+            &format!("{v3}/users"),
+            Some(
+                json!({"user": {"name": user["name"], "password": user["password"],
+                                 "domain_id": "default"}}),
+            ),
+        )["user"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        keystone_api(
+            &node,
+            &token,
+            "PUT",
+            &format!("{v3}/projects/{project}/users/{id}/roles/{admin_role}"),
+            None,
+        );
+    }
+    for (name, kind, url) in [
+        (
+            "glance",
+            "image",
+            urls["glance_internal"].as_str().unwrap().to_string(),
+        ),
+        (
+            "placement",
+            "placement",
+            urls["placement_internal"].as_str().unwrap().to_string(),
+        ),
+        (
+            "nova",
+            "compute",
+            format!("{}/v2.1", urls["nova_internal"].as_str().unwrap()),
+        ),
+    ] {
+        let service = keystone_api(
+            &node,
+            &token,
+            "POST",
+            &format!("{v3}/services"),
+            Some(json!({"service": {"name": name, "type": kind}})),
+        )["service"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for interface in ["internal", "public"] {
+            keystone_api(
+                &node,
+                &token,
+                "POST",
+                &format!("{v3}/endpoints"),
+                Some(
+                    json!({"endpoint": {"service_id": service, "interface": interface,
+                                         "url": url, "region_id": region}}),
+                ),
+            );
+        }
+    }
+    let catalog = keystone_api(&node, &token, "GET", &format!("{v3}/auth/catalog"), None);
+    let types: Vec<&str> = catalog["catalog"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|s| s["type"].as_str()).collect())
+        .unwrap_or_default();
+    for kind in ["identity", "image", "placement", "compute"] {
+        assert!(types.contains(&kind), "{kind} in the catalog: {catalog}");
+    }
+
+    // glance (roles/glance: bootstrap_service.yml).
+    db("glance");
+    mysql(
+        &node,
+        &root_password,
+        "SET GLOBAL log_bin_trust_function_creators=1;",
+    );
+    let glance = rendered.service("glance", "glance-api");
+    node.one_shot(Run {
+        name: "bootstrap_glance",
+        image: glance["image"].as_str().unwrap().to_string(),
+        env: vec![("KOLLA_BOOTSTRAP".into(), String::new())],
+        volumes: strings(&glance["volumes"]),
+        bootstrap_label: true,
+        ..Run::default()
+    });
+    mysql(
+        &node,
+        &root_password,
+        "SET GLOBAL log_bin_trust_function_creators=0;",
+    );
+    node.start(service_run("glance_api", glance));
+
+    // placement (roles/placement: bootstrap_service.yml).
+    db("placement");
+    let placement = rendered.service("placement", "placement-api");
+    node.one_shot(Run {
+        name: "bootstrap_placement",
+        image: placement["image"].as_str().unwrap().to_string(),
+        env: vec![("KOLLA_BOOTSTRAP".into(), String::new())],
+        volumes: strings(&placement["volumes"]),
+        bootstrap_label: true,
+        ..Run::default()
+    });
+    node.start(service_run("placement_api", placement));
+
+    // nova-api (roles/nova: bootstrap.yml, bootstrap_service.yml, map_cell0.yml).
+    db("nova_api");
+    db("nova_cell0");
+    let nova = rendered.service("nova", "nova-api");
+    let bootstrap_volumes = strings(&rendered.doc["volumes"]["nova_api_bootstrap"]);
+    node.one_shot(Run {
+        name: "nova_api_bootstrap",
+        image: nova["image"].as_str().unwrap().to_string(),
+        env: vec![("KOLLA_UPGRADE".into(), String::new())],
+        volumes: bootstrap_volumes.clone(),
+        bootstrap_label: true,
+        ..Run::default()
+    });
+    let map_cell0 = format!(
+        "sudo -E kolla_set_configs && nova-manage cell_v2 map_cell0 --database_connection {}",
+        rendered.str("nova_cell0_connection")
+    );
+    node.one_shot(Run {
+        name: "nova_api_map_cell0",
+        image: nova["image"].as_str().unwrap().to_string(),
+        volumes: bootstrap_volumes,
+        bootstrap_label: true,
+        command: vec!["bash".into(), "-c".into(), map_cell0],
+        ..Run::default()
+    });
+    node.start(service_run("nova_api", nova));
+
+    for container in [
+        "memcached",
+        "rabbitmq",
+        "glance_api",
+        "placement_api",
+        "nova_api",
+    ] {
+        node.wait_healthy(container);
+    }
+    // A healthcheck that must fail: nothing listens on port 1.
+    assert!(
+        !node
+            .exec("memcached", &["healthcheck_listen", "memcached", "1"])
+            .status
+            .success(),
+        "healthcheck_listen fails for a port nobody listens on"
+    );
+
+    // The APIs, with and without the token.
+    let with_token = format!("X-Auth-Token: {token}");
+    let glance_url = format!("{}/v2/images", urls["glance_internal"].as_str().unwrap());
+    let (status, headers, body) = http(&node, "glance_api", &["-H", &with_token, &glance_url]);
+    assert_eq!(status, 200, "GET /v2/images:\n{headers}\n{body}");
+    assert!(body.contains("\"images\""), "{body}");
+    let (status, _, body) = http(&node, "glance_api", &[&glance_url]);
+    assert_eq!(status, 401, "GET /v2/images without a token:\n{body}");
+
+    let placement_url = urls["placement_internal"].as_str().unwrap().to_string();
+    let (status, headers, body) = http(&node, "placement_api", &[&placement_url]);
+    assert_eq!(status, 200, "GET / (placement):\n{headers}\n{body}");
+    assert!(body.contains("\"versions\""), "{body}");
+    let (status, headers, body) = http(
+        &node,
+        "placement_api",
+        &[
+            "-H",
+            &with_token,
+            "-H",
+            "OpenStack-API-Version: placement 1.6",
+            &format!("{placement_url}/resource_providers"),
+        ],
+    );
+    assert_eq!(status, 200, "GET /resource_providers:\n{headers}\n{body}");
+
+    let flavors = format!("{}/v2.1/flavors", urls["nova_internal"].as_str().unwrap());
+    let (status, headers, body) = http(&node, "nova_api", &["-H", &with_token, &flavors]);
+    assert_eq!(status, 200, "GET /v2.1/flavors:\n{headers}\n{body}");
+    assert!(body.contains("\"flavors\""), "{body}");
+    let (status, _, body) = http(&node, "nova_api", &[&flavors]);
+    assert_eq!(status, 401, "GET /v2.1/flavors without a token:\n{body}");
+
+    // Containers run as the images' users (no --user).
+    for (container, user) in [
+        ("mariadb", "mysql"),
+        ("memcached", "memcached"),
+        ("rabbitmq", "rabbitmq"),
+        ("glance_api", "glance"),
+    ] {
+        let who = node.exec_ok(container, &["id", "-un"]);
+        assert_eq!(who.trim(), user, "{container} runs as {user}");
+    }
+
+    eprintln!(
+        "kolla-ansible {install_type}: services deployed and checked in {:.0?}; {:.0?} in all",
+        deployed.elapsed(),
+        started.elapsed()
+    );
+    drop(node);
+}
+
+#[test]
+fn debian_binary_runs_under_kolla_ansible() {
+    deploy("binary");
+}
+
+#[test]
+fn debian_source_runs_under_kolla_ansible() {
+    deploy("source");
+}
