@@ -49,6 +49,8 @@ cp "${here}/tests/kolla-ansible/render.yml" "${play}/render.yml"
 cp "${share}/etc_examples/kolla/passwords.yml" "${out}/passwords.yml"
 "${venv}/bin/kolla-genpwd" --passwords "${out}/passwords.yml" >/dev/null
 
+# ansible refuses to run without a UTF-8 locale; C.UTF-8 is always there.
+export LC_ALL=C.UTF-8 LANG=C.UTF-8
 export ANSIBLE_LOCAL_TEMP=${out}/tmp ANSIBLE_REMOTE_TEMP=${out}/tmp ANSIBLE_HOME=${out}/tmp
 export ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 ANSIBLE_RETRY_FILES_ENABLED=0
 export ANSIBLE_COLLECTIONS_PATH=${out}/tmp/collections
