@@ -25,7 +25,7 @@
 //! Host differences, each kept as small as possible: the containers share one network namespace
 //! that only has a loopback interface (a holder container with `--network none` and the node's
 //! host name), instead of the host's network; named volumes get a per-run prefix; Docker runs
-//! the healthchecks every 2 s instead of kolla-ansible's 30 s; `--ulimit nofile=1048576` is left
+//! the healthchecks every 5 s instead of kolla-ansible's 30 s; `--ulimit nofile=1048576` is left
 //! out (the sandbox refuses it). Every wait is bounded; containers, volumes and images go away
 //! even when a step fails.
 
@@ -275,7 +275,7 @@ impl Node {
                     "--health-cmd",
                     test,
                     "--health-interval",
-                    "2s",
+                    "5s",
                     "--health-timeout",
                     "30s",
                     "--health-start-period",
