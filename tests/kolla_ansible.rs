@@ -1100,6 +1100,41 @@ fn deploy(install_type: &str) {
         "rabbitmqctl --version: {version}"
     );
 
+    // The services log into the kolla_logs volume, with the owners kolla-ansible's config.json
+    // `permissions` give (kolla_set_configs, recursively where it says so).
+    for (container, path, owner) in [
+        (
+            "mariadb",
+            "/var/log/kolla/mariadb/mariadb.log",
+            "mysql:mysql",
+        ),
+        (
+            "keystone",
+            "/var/log/kolla/keystone/keystone.log",
+            "keystone:keystone",
+        ),
+        (
+            "glance_api",
+            "/var/log/kolla/glance/glance-api.log",
+            "glance:glance",
+        ),
+        (
+            "placement_api",
+            "/var/log/kolla/placement/placement-api-uwsgi.log",
+            "placement:kolla",
+        ),
+        (
+            "nova_api",
+            "/var/log/kolla/nova/nova-api-uwsgi.log",
+            "nova:nova",
+        ),
+    ] {
+        let out = node.exec_ok(container, &["stat", "-c", "%U:%G %s", path]);
+        let (who, size) = out.trim().split_once(' ').unwrap_or_default();
+        assert_eq!(who, owner, "{container}: owner of {path}");
+        assert_ne!(size, "0", "{container}: {path} is written to");
+    }
+
     // Containers run as the images' users (no --user).
     for (container, user) in [
         ("mariadb", "mysql"),
