@@ -9,8 +9,9 @@
 #
 #   scripts/kolla-ansible-render.sh OUT_DIR [ansible-playbook arguments...]
 #
-# OUT_DIR receives passwords.yml, config/ (one directory per container, as /etc/kolla on a
-# node, plus services.json: the container definitions) and render.log.
+# OUT_DIR receives passwords.yml, certificates/ (a throwaway CA), config/ (one directory per
+# container, as /etc/kolla on a node, plus services.json: the container definitions) and
+# render.log.
 set -o errexit -o nounset -o pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,6 +47,15 @@ for entry in group_vars roles filter_plugins action_plugins library module_utils
 done
 cp "${here}/tests/kolla-ansible/render.yml" "${play}/render.yml"
 
+# kolla_copy_ca_into_containers (globals.yml) copies <kolla_certificates_dir>/ca/* into every
+# service's config: a throwaway CA made here for the run, never kept in the repository.
+mkdir -p "${out}/certificates/ca"
+if [[ ! -s ${out}/certificates/ca/kolla-build-test-ca.crt ]]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=kolla-build test CA" \
+        -keyout "${out}/certificates/ca-key.pem" \
+        -out "${out}/certificates/ca/kolla-build-test-ca.crt" 2>/dev/null
+fi
+
 cp "${share}/etc_examples/kolla/passwords.yml" "${out}/passwords.yml"
 "${venv}/bin/kolla-genpwd" --passwords "${out}/passwords.yml" >/dev/null
 
@@ -60,6 +70,7 @@ export ANSIBLE_COLLECTIONS_PATH=${out}/tmp/collections
     -e "@${out}/passwords.yml" \
     -e "node_config_directory=${out}/config" \
     -e "node_custom_config=${here}/tests/kolla-ansible/config" \
+    -e "kolla_certificates_dir=${out}/certificates" \
     -e "ansible_python_interpreter=${venv}/bin/python3" \
     -e "config_owner_user=$(id -un)" -e "config_owner_group=$(id -gn)" \
     -e "ansible_become=false" \

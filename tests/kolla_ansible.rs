@@ -1135,6 +1135,27 @@ fn deploy(install_type: &str) {
         assert_ne!(size, "0", "{container}: {path} is written to");
     }
 
+    // kolla_copy_ca_into_containers: the CA kolla-ansible copied to
+    // /var/lib/kolla/share/ca-certificates is in the trust store of the services given it.
+    for container in [
+        "rabbitmq",
+        "keystone",
+        "glance_api",
+        "placement_api",
+        "nova_api",
+    ] {
+        node.exec_ok(
+            container,
+            &[
+                "bash",
+                "-c",
+                "cert=/var/lib/kolla/share/ca-certificates/kolla-build-test-ca.crt \
+                 && test -f /usr/local/share/ca-certificates/kolla-customca-kolla-build-test-ca.crt \
+                 && grep -qF \"$(sed -n 2p $cert)\" /etc/ssl/certs/ca-certificates.crt",
+            ],
+        );
+    }
+
     // Containers run as the images' users (no --user).
     for (container, user) in [
         ("mariadb", "mysql"),
