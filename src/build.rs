@@ -59,7 +59,13 @@ async fn build_async(settings: &Settings, prepared: &Prepared) -> Result<ExitCod
             summary.stop(err, &names);
         }
     }
-    if display != Display::Quiet && (summary.built.len() + summary.failed.len()) > 0 {
+    // The table once something was tried; an error before that is said by itself.
+    let tried = !summary.built.is_empty()
+        || summary
+            .failed
+            .iter()
+            .any(|e| e.status.as_deref() != Some("not_built"));
+    if display != Display::Quiet && tried {
         crate::output::eprint(&format!(
             "\n{}",
             summary.table(started.elapsed().as_secs_f64())

@@ -6,4 +6,5 @@ mod e2e;
 mod engine;
 mod kolla_peer;
 mod real_tree;
+mod reliability;
 mod support;
