@@ -365,3 +365,287 @@ fn registry_credentials_are_not_in_the_templates_env() {
         "{dockerfile}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Engine tests: a busybox base, a running binary watched line by line, signals
+// ---------------------------------------------------------------------------------------------
+
+const BUSYBOX_REPO: &str = "kolla-build-test/busybox";
+const BUSYBOX_TAG: &str = "1";
+const TAG: &str = "kbtest";
+
+/// A tiny base image (busybox-static, from scripts/setup-engine.sh), imported once.
+fn busybox_image() {
+    static MADE: Mutex<bool> = Mutex::new(false);
+    let mut made = MADE.lock().unwrap_or_else(|p| p.into_inner());
+    if *made {
+        return;
+    }
+    let reference = format!("{BUSYBOX_REPO}:{BUSYBOX_TAG}");
+    let present = Command::new("docker")
+        .args(["image", "inspect", &reference])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !present {
+        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("busybox-static is installed (scripts/setup-engine.sh)");
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("bin")).unwrap();
+        std::fs::create_dir_all(root.path().join("tmp")).unwrap();
+        std::fs::copy(busybox, root.path().join("bin/busybox")).unwrap();
+        for applet in [
+            "sh", "sleep", "test", "echo", "cat", "true", "false", "dd", "ls", "mkdir", "rm",
+        ] {
+            std::os::unix::fs::symlink("busybox", root.path().join("bin").join(applet)).unwrap();
+        }
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "tar -C '{}' -c . | docker import -c 'ENV PATH=/bin' - {reference} >/dev/null",
+                root.path().display()
+            ))
+            .status()
+            .unwrap();
+        assert!(status.success(), "docker import of the busybox rootfs");
+    }
+    *made = true;
+}
+
+/// A tree whose `base` is FROM the busybox image, plus `images` (name, Dockerfile body after FROM
+/// base, extra files).
+fn busybox_tree(images: &[(&str, &str)]) -> Test {
+    let test = Test::new();
+    test.write(
+        "base/Dockerfile.j2",
+        "FROM {{ base_image }}:{{ base_distro_tag }}\nRUN echo base > /base.txt\n",
+    );
+    for (name, body) in images {
+        test.write(
+            &format!("images/{name}/Dockerfile.j2"),
+            &format!("FROM {{{{ namespace }}}}/{{{{ image_prefix }}}}base:{{{{ tag }}}}\n{body}\n"),
+        );
+    }
+    test
+}
+
+fn engine_args(ns: &str) -> Vec<String> {
+    [
+        "-n",
+        ns,
+        "--base-image",
+        BUSYBOX_REPO,
+        "--base-tag",
+        BUSYBOX_TAG,
+        "--tag",
+        TAG,
+        "--no-pull",
+        "--format",
+        "none",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// A running kolla-build whose stderr is read line by line.
+struct Running {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Running {
+    fn start(dir: &Path, args: &[String], env: &[(&str, &str)]) -> Running {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .current_dir(dir)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().unwrap();
+        let all = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                all.lock().unwrap().push_str(&format!("{line}\n"));
+                let _ = tx.send(line);
+            }
+        });
+        Running {
+            child,
+            lines,
+            stderr,
+        }
+    }
+
+    /// Waits (at most `limit`) for a stderr line containing every needle.
+    #[track_caller]
+    fn wait_for(&self, needles: &[&str], limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) if needles.iter().all(|n| line.contains(n)) => return,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!(
+            "no line with {needles:?} within {limit:?}; stderr:\n{}",
+            self.stderr.lock().unwrap()
+        );
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args(["-s", name, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// The exit code, waiting at most `limit` (then the process is killed and the test fails).
+    #[track_caller]
+    fn finish(mut self, limit: Duration) -> (Option<i32>, String) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the reader thread drain what is left.
+                std::thread::sleep(Duration::from_millis(100));
+                return (status.code(), self.stderr.lock().unwrap().clone());
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "kolla-build did not end within {limit:?}; stderr:\n{}",
+                    self.stderr.lock().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Containers made from this namespace's images (build steps left behind show up here), waited
+/// for (bounded) to go away.
+#[track_caller]
+fn assert_no_containers_from(ns: &str) {
+    let base = format!("{ns}/debian-binary-base:{TAG}");
+    let mut left = String::new();
+    for _ in 0..60 {
+        let out = Command::new("docker")
+            .args(["ps", "-a", "-q", "--filter", &format!("ancestor={base}")])
+            .output()
+            .unwrap();
+        left = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if left.is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("build containers left behind: {left}");
+}
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Signals mid-build (first and second signal) and mid-export
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn sigterm_mid_build_removes_its_containers_keeps_the_export_and_says_interrupted() {
+    let _lock = crate::engine::engine_lock();
+    busybox_image();
+    let ns = crate::engine::Namespace::new("sigbuild");
+    let test = busybox_tree(&[("slow", "RUN sleep 60")]);
+    test.write("out/images.tar.gz", "the previous export\n");
+    let mut args = engine_args(&ns.0);
+    args.extend(
+        [
+            "--export",
+            "out/images.tar.gz",
+            "--summary-json-file",
+            "summary.json",
+        ]
+        .map(String::from),
+    );
+    let run = Running::start(test.path(), &args, &[]);
+    run.wait_for(&["Building", "slow"], Duration::from_secs(120));
+    // The RUN step's container exists once the build is under way.
+    std::thread::sleep(Duration::from_secs(2));
+    run.signal("TERM");
+    let (code, stderr) = run.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(143), "{stderr}");
+    let summary = json_file(&test.path().join("summary.json"));
+    assert_eq!(summary["status"], "interrupted", "{summary}");
+    assert!(summary["error"].as_str().unwrap().contains("SIGTERM"));
+    assert_eq!(
+        names_with(&summary, "failed", "status", "cancelled"),
+        ["slow"]
+    );
+    assert_eq!(names_with(&summary, "built", "status", "built"), ["base"]);
+    assert_eq!(test.read("out/images.tar.gz"), "the previous export\n");
+    assert!(leftovers(&test.path().join("out")).is_empty());
+    assert_no_containers_from(&ns.0);
+
+    // A second signal exits at once; the previous output is still whole.
+    let run = Running::start(test.path(), &args, &[]);
+    run.wait_for(&["Building", "slow"], Duration::from_secs(120));
+    run.signal("INT");
+    std::thread::sleep(Duration::from_millis(50));
+    run.signal("INT");
+    let (code, stderr) = run.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(130), "{stderr}");
+    assert_eq!(test.read("out/images.tar.gz"), "the previous export\n");
+    assert!(leftovers(&test.path().join("out")).is_empty());
+    assert_no_containers_from(&ns.0);
+}
+
+#[test]
+fn sigint_mid_export_keeps_the_previous_tarball_and_leaves_no_scratch() {
+    let _lock = crate::engine::engine_lock();
+    busybox_image();
+    let ns = crate::engine::Namespace::new("sigexport");
+    // Enough incompressible bytes that the export takes a while.
+    let test = busybox_tree(&[(
+        "big",
+        "RUN dd if=/dev/urandom of=/big bs=1048576 count=300 2>/dev/null",
+    )]);
+    test.write("out/images.tar.gz", "the previous export\n");
+    let mut args = engine_args(&ns.0);
+    args.extend(
+        [
+            "--export",
+            "out/images.tar.gz",
+            "--summary-json-file",
+            "summary.json",
+        ]
+        .map(String::from),
+    );
+    let run = Running::start(test.path(), &args, &[]);
+    run.wait_for(&["Exporting"], Duration::from_secs(120));
+    run.signal("INT");
+    let (code, stderr) = run.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(130), "{stderr}");
+    let summary = json_file(&test.path().join("summary.json"));
+    assert_eq!(summary["status"], "interrupted", "{summary}");
+    assert_eq!(test.read("out/images.tar.gz"), "the previous export\n");
+    assert!(
+        leftovers(&test.path().join("out")).is_empty(),
+        "{:?}",
+        leftovers(&test.path().join("out"))
+    );
+}
