@@ -649,3 +649,351 @@ fn sigint_mid_export_keeps_the_previous_tarball_and_leaves_no_scratch() {
         leftovers(&test.path().join("out"))
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// 5. Freshness by the parent's image ID (and 1. a context symlink reaches the engine as one)
+// ---------------------------------------------------------------------------------------------
+
+fn build_once(dir: &Path, args: &[String], extra: &[&str]) -> (Option<i32>, String, Value) {
+    let summary = dir.join("summary.json");
+    let _ = std::fs::remove_file(&summary);
+    let out = Command::new(BIN)
+        .args(args)
+        .args(extra)
+        .arg("--summary-json-file")
+        .arg(&summary)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let summary = std::fs::read_to_string(&summary)
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap_or(Value::Null);
+    (out.status.code(), stderr, summary)
+}
+
+#[test]
+fn a_parent_rebuilt_alone_with_no_cache_makes_its_children_stale() {
+    let _lock = crate::engine::engine_lock();
+    busybox_image();
+    let ns = crate::engine::Namespace::new("parentid");
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), "TOPSECRET\n").unwrap();
+    // The child's context holds a symlink to a file outside the tree: the image gets the link.
+    let test = busybox_tree(&[(
+        "child",
+        "COPY conf /conf\nRUN test -L /conf/leak && ! cat /conf/leak",
+    )]);
+    std::fs::create_dir_all(test.path().join("images/child/conf")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret"),
+        test.path().join("images/child/conf/leak"),
+    )
+    .unwrap();
+    let args = engine_args(&ns.0);
+
+    let (code, stderr, first) = build_once(test.path(), &args, &["child"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(names_with(&first, "built", "status", "built").len(), 2);
+
+    let (code, stderr, again) = build_once(test.path(), &args, &["child"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let mut fresh = names_with(&again, "built", "status", "fresh");
+    fresh.sort();
+    assert_eq!(fresh, ["base", "child"], "{again}");
+
+    // The parent alone, rebuilt without the cache: a new image ID under the same tag.
+    let (code, stderr, parent) = build_once(test.path(), &args, &["--no-cache", "^base$"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(names_with(&parent, "built", "status", "built"), ["base"]);
+
+    let (code, stderr, after) = build_once(test.path(), &args, &["child"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        names_with(&after, "built", "status", "fresh"),
+        ["base"],
+        "{after}"
+    );
+    assert_eq!(
+        names_with(&after, "built", "status", "built"),
+        ["child"],
+        "the child is rebuilt on the new parent: {after}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. All-or-nothing publishing: export and push
+// ---------------------------------------------------------------------------------------------
+
+fn registry_has(repository: &str, tag: &str) -> bool {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+            "-H",
+            "Accept: application/vnd.docker.distribution.manifest.v2+json",
+            &format!("http://127.0.0.1:4000/v2/{repository}/manifests/{tag}"),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim() == "200"
+}
+
+#[test]
+fn a_failed_image_moves_no_tag_and_replaces_no_export_unless_asked() {
+    let _lock = crate::engine::engine_lock();
+    busybox_image();
+    let ns = crate::engine::Namespace::new("atomic");
+    let test = busybox_tree(&[("good", "RUN echo good > /good"), ("bad", "RUN false")]);
+    test.write("out/images.tar.gz", "the previous export\n");
+    let mut args = engine_args(&ns.0);
+    args.extend(
+        [
+            "--registry",
+            "127.0.0.1:4000",
+            "--push",
+            "--retries",
+            "0",
+            "--export",
+            "out/images.tar.gz",
+        ]
+        .map(String::from),
+    );
+    let good = format!("{}/debian-binary-good", ns.0);
+
+    let (code, stderr, failed) = build_once(test.path(), &args, &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["push"]["mode"], "atomic", "{failed}");
+    assert_eq!(failed["push"]["tags_moved"], false, "{failed}");
+    assert_eq!(
+        names_with(&failed, "built", "push", "staged").len(),
+        2,
+        "{failed}"
+    );
+    assert!(!registry_has(&good, TAG), "no final tag moved");
+    assert!(
+        registry_has(&good, &format!("{TAG}.kolla-staging")),
+        "the layers and manifest were pushed ahead"
+    );
+    assert_eq!(test.read("out/images.tar.gz"), "the previous export\n");
+    assert_eq!(failed["export"]["written"], false);
+    assert_eq!(failed["export"]["missing"], serde_json::json!(["bad"]));
+    assert!(leftovers(&test.path().join("out")).is_empty());
+
+    // --export-partial writes what built and names what is missing.
+    let (code, stderr, partial) = build_once(test.path(), &args, &["--export-partial"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(partial["export"]["written"], true, "{partial}");
+    assert_eq!(partial["export"]["missing"], serde_json::json!(["bad"]));
+    assert_ne!(
+        test.read_bytes("out/images.tar.gz"),
+        b"the previous export\n"
+    );
+
+    // Fixed, the run succeeds and every tag moves at the end.
+    test.write(
+        "images/bad/Dockerfile.j2",
+        "FROM {{ namespace }}/{{ image_prefix }}base:{{ tag }}\nRUN true\n",
+    );
+    let (code, stderr, fixed) = build_once(test.path(), &args, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(fixed["push"]["tags_moved"], true, "{fixed}");
+    assert_eq!(
+        names_with(&fixed, "built", "push", "pushed").len(),
+        3,
+        "{fixed}"
+    );
+    for image in ["base", "good", "bad"] {
+        assert!(
+            registry_has(&format!("{}/debian-binary-{image}", ns.0), TAG),
+            "{image}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2 and 4. Pull and bootstrap: failures write the summary; signals stop them cleanly
+// ---------------------------------------------------------------------------------------------
+
+/// A TCP server that accepts connections and never answers (a hung registry or mirror).
+struct Silent {
+    port: u16,
+    _thread: std::thread::JoinHandle<()>,
+}
+
+impl Silent {
+    fn start() -> Silent {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming().flatten() {
+                held.push(stream);
+            }
+        });
+        Silent {
+            port,
+            _thread: thread,
+        }
+    }
+}
+
+#[test]
+fn pull_and_bootstrap_failures_write_the_summary_and_signals_stop_them_cleanly() {
+    let _lock = crate::engine::engine_lock();
+    let ns = crate::engine::Namespace::new("pull");
+    let test = busybox_tree(&[]);
+    let common = |base_image: &str| -> Vec<String> {
+        [
+            "-n",
+            &ns.0,
+            "--base-image",
+            base_image,
+            "--base-tag",
+            "missing",
+            "--tag",
+            TAG,
+            "--format",
+            "none",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+
+    // A missing base image that may not be pulled.
+    let (code, stderr, summary) = build_once(
+        test.path(),
+        &common("kolla-build-test/nowhere"),
+        &["--no-pull"],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(summary["status"], "error", "{summary}");
+    assert!(summary["error"].as_str().unwrap().contains("--no-pull"));
+    assert_eq!(
+        names_with(&summary, "failed", "status", "not_built"),
+        ["base"]
+    );
+
+    // A bootstrap from a mirror that refuses connections.
+    let (code, stderr, summary) = build_once(
+        test.path(),
+        &common("kolla-build-test/nowhere"),
+        &[
+            "--bootstrap-base",
+            "--bootstrap-mirror",
+            "http://127.0.0.1:1/debian",
+        ],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(summary["status"], "error", "{summary}");
+    assert!(summary["error"].as_str().unwrap().contains("debootstrap"));
+
+    // A pull from a registry that never answers, stopped by SIGTERM.
+    let silent = Silent::start();
+    let mut args = common(&format!("127.0.0.1:{}/kolla-build-test/hung", silent.port));
+    args.extend(["--summary-json-file", "pull.json"].map(String::from));
+    let run = Running::start(test.path(), &args, &[]);
+    run.wait_for(&["Pulling"], Duration::from_secs(60));
+    run.signal("TERM");
+    let (code, stderr) = run.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(143), "{stderr}");
+    assert_eq!(
+        json_file(&test.path().join("pull.json"))["status"],
+        "interrupted"
+    );
+
+    // A bootstrap from a mirror that never answers, stopped by SIGINT: its root filesystem goes.
+    let mirror = format!("http://127.0.0.1:{}/debian", silent.port);
+    let mut args = common("kolla-build-test/nowhere");
+    args.extend(
+        [
+            "--bootstrap-base",
+            "--bootstrap-mirror",
+            &mirror,
+            "--summary-json-file",
+            "bootstrap.json",
+        ]
+        .map(String::from),
+    );
+    let run = Running::start(test.path(), &args, &[]);
+    run.wait_for(&["Bootstrap", &mirror], Duration::from_secs(60));
+    // Our root filesystem: the one whose debootstrap log names this mirror.
+    let ours = (0..100)
+        .find_map(|_| {
+            let found = rootfs_dirs().into_iter().find(|dir| {
+                std::fs::read_to_string(dir.join("debootstrap.log"))
+                    .is_ok_and(|log| log.contains(&silent.port.to_string()))
+            });
+            if found.is_none() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            found
+        })
+        .expect("debootstrap started in a kolla-build-rootfs-* directory");
+    run.signal("INT");
+    let (code, stderr) = run.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(130), "{stderr}");
+    assert_eq!(
+        json_file(&test.path().join("bootstrap.json"))["status"],
+        "interrupted"
+    );
+    assert!(!ours.exists(), "{} was removed", ours.display());
+}
+
+fn rootfs_dirs() -> Vec<std::path::PathBuf> {
+    ["/var/tmp", "/tmp"]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flat_map(|entries| entries.flatten())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("kolla-build-rootfs-"))
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. A signal mid-push
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn sigterm_mid_push_stops_it_and_moves_no_tag() {
+    let _lock = crate::engine::engine_lock();
+    busybox_image();
+    let ns = crate::engine::Namespace::new("sigpush");
+    let silent = Silent::start();
+    let test = busybox_tree(&[]);
+    let mut args = engine_args(&ns.0);
+    let registry = format!("127.0.0.1:{}", silent.port);
+    args.extend(
+        [
+            "--registry",
+            &registry,
+            "--push",
+            "--summary-json-file",
+            "summary.json",
+        ]
+        .map(String::from),
+    );
+    let run = Running::start(test.path(), &args, &[]);
+    run.wait_for(&["Pushing"], Duration::from_secs(120));
+    run.signal("TERM");
+    let (code, stderr) = run.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(143), "{stderr}");
+    let summary = json_file(&test.path().join("summary.json"));
+    assert_eq!(summary["status"], "interrupted", "{summary}");
+    assert_eq!(
+        names_with(&summary, "built", "push", "cancelled"),
+        ["base"],
+        "{summary}"
+    );
+    assert_eq!(summary["push"]["tags_moved"], false, "{summary}");
+}
