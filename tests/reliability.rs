@@ -421,6 +421,7 @@ fn busybox_tree(images: &[(&str, &str)]) -> Test {
         "base/Dockerfile.j2",
         "FROM {{ base_image }}:{{ base_distro_tag }}\nRUN echo base > /base.txt\n",
     );
+    std::fs::create_dir_all(test.path().join("images")).unwrap();
     for (name, body) in images {
         test.write(
             &format!("images/{name}/Dockerfile.j2"),
@@ -855,8 +856,9 @@ fn pull_and_bootstrap_failures_write_the_summary_and_signals_stop_them_cleanly()
             &ns.0,
             "--base-image",
             base_image,
+            // A suite debootstrap knows; the image `<base_image>:bookworm` does not exist.
             "--base-tag",
-            "missing",
+            "bookworm",
             "--tag",
             TAG,
             "--format",
@@ -924,13 +926,10 @@ fn pull_and_bootstrap_failures_write_the_summary_and_signals_stop_them_cleanly()
     );
     let run = Running::start(test.path(), &args, &[]);
     run.wait_for(&["Bootstrap", &mirror], Duration::from_secs(60));
-    // Our root filesystem: the one whose debootstrap log names this mirror.
+    // Our root filesystem: the target of the debootstrap process given this mirror.
     let ours = (0..100)
         .find_map(|_| {
-            let found = rootfs_dirs().into_iter().find(|dir| {
-                std::fs::read_to_string(dir.join("debootstrap.log"))
-                    .is_ok_and(|log| log.contains(&silent.port.to_string()))
-            });
+            let found = debootstrap_target(&mirror);
             if found.is_none() {
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -947,17 +946,25 @@ fn pull_and_bootstrap_failures_write_the_summary_and_signals_stop_them_cleanly()
     assert!(!ours.exists(), "{} was removed", ours.display());
 }
 
-fn rootfs_dirs() -> Vec<std::path::PathBuf> {
-    ["/var/tmp", "/tmp"]
-        .iter()
-        .filter_map(|d| std::fs::read_dir(d).ok())
-        .flat_map(|entries| entries.flatten())
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("kolla-build-rootfs-"))
-        })
-        .collect()
+/// The root filesystem directory (`kolla-build-rootfs-*`) of the running debootstrap given
+/// `mirror`, read from /proc.
+fn debootstrap_target(mirror: &str) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.iter().any(|a| a.contains("debootstrap")) && args.iter().any(|a| a == mirror) {
+            if let Some(target) = args.iter().find(|a| a.contains("kolla-build-rootfs-")) {
+                let path = Path::new(target);
+                return path.parent().map(Path::to_path_buf);
+            }
+        }
+    }
+    None
 }
 
 // ---------------------------------------------------------------------------------------------
