@@ -378,39 +378,63 @@ const TAG: &str = "kbtest";
 fn busybox_image() {
     static MADE: Mutex<bool> = Mutex::new(false);
     let mut made = MADE.lock().unwrap_or_else(|p| p.into_inner());
-    if *made {
-        return;
+    if !*made {
+        import_busybox(None);
+        *made = true;
     }
+}
+
+/// Imports the busybox image into the engine at `host` (the main one if `None`) unless present.
+fn import_busybox(host: Option<&str>) {
     let reference = format!("{BUSYBOX_REPO}:{BUSYBOX_TAG}");
-    let present = Command::new("docker")
-        .args(["image", "inspect", &reference])
+    let docker = |args: &[&str]| {
+        let mut command = Command::new("docker");
+        if let Some(host) = host {
+            command.env("DOCKER_HOST", host);
+        }
+        command.args(args);
+        command
+    };
+    let present = docker(&["image", "inspect", &reference])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !present {
-        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("busybox-static is installed (scripts/setup-engine.sh)");
-        let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(root.path().join("bin")).unwrap();
-        std::fs::create_dir_all(root.path().join("tmp")).unwrap();
-        std::fs::copy(busybox, root.path().join("bin/busybox")).unwrap();
-        for applet in [
-            "sh", "sleep", "test", "echo", "cat", "true", "false", "dd", "ls", "mkdir", "rm",
-        ] {
-            std::os::unix::fs::symlink("busybox", root.path().join("bin").join(applet)).unwrap();
-        }
-        let status = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "tar -C '{}' -c . | docker import -c 'ENV PATH=/bin' - {reference} >/dev/null",
-                root.path().display()
-            ))
-            .status()
-            .unwrap();
-        assert!(status.success(), "docker import of the busybox rootfs");
+    if present {
+        return;
     }
-    *made = true;
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("busybox-static is installed (scripts/setup-engine.sh)");
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("bin")).unwrap();
+    std::fs::create_dir_all(root.path().join("tmp")).unwrap();
+    std::fs::copy(busybox, root.path().join("bin/busybox")).unwrap();
+    for applet in [
+        "sh", "sleep", "test", "echo", "cat", "true", "false", "dd", "ls", "mkdir", "rm",
+    ] {
+        std::os::unix::fs::symlink("busybox", root.path().join("bin").join(applet)).unwrap();
+    }
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("rootfs.tar");
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(root.path())
+        .arg("-cf")
+        .arg(&archive)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let imported = docker(&["import", "-c", "ENV PATH=/bin"])
+        .arg(&archive)
+        .arg(&reference)
+        .output()
+        .unwrap();
+    assert!(
+        imported.status.success(),
+        "docker import: {}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
 }
 
 /// A tree whose `base` is FROM the busybox image, plus `images` (name, Dockerfile body after FROM
@@ -1003,4 +1027,109 @@ fn sigterm_mid_push_stops_it_and_moves_no_tag() {
         "{summary}"
     );
     assert_eq!(summary["push"]["tags_moved"], false, "{summary}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Engine death: a private dockerd killed mid-run, restarted, and the rerun resumes
+// ---------------------------------------------------------------------------------------------
+
+/// A private engine (scripts/private-dockerd.sh): stopped, with its bridge and files, when dropped.
+struct PrivateEngine {
+    dir: tempfile::TempDir,
+}
+
+impl PrivateEngine {
+    fn script(&self, action: &str) -> std::process::Output {
+        Command::new(format!(
+            "{}/scripts/private-dockerd.sh",
+            crate::support::REPO
+        ))
+        .arg(action)
+        .arg(self.dir.path())
+        .output()
+        .unwrap()
+    }
+
+    #[track_caller]
+    fn start(&self) {
+        let out = self.script("start");
+        assert!(
+            out.status.success(),
+            "private dockerd: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("unix://{}/docker.sock", self.dir.path().display())
+    }
+}
+
+impl Drop for PrivateEngine {
+    fn drop(&mut self) {
+        let _ = self.script("stop");
+    }
+}
+
+#[test]
+fn engine_death_mid_run_is_a_bounded_error_naming_what_was_lost_and_the_rerun_resumes() {
+    let _lock = crate::engine::engine_lock();
+    let engine = PrivateEngine {
+        dir: tempfile::Builder::new()
+            .prefix("kb-private-engine-")
+            .tempdir_in("/var/tmp")
+            .unwrap(),
+    };
+    engine.start();
+    import_busybox(Some(&engine.url()));
+    let test = busybox_tree(&[
+        ("quick", "RUN echo quick > /quick"),
+        ("slow", "RUN sleep 120"),
+    ]);
+    test.write(
+        "images/slow/slowchild/Dockerfile.j2",
+        "FROM {{ namespace }}/{{ image_prefix }}slow:{{ tag }}\nRUN echo child\n",
+    );
+    let mut args = engine_args("kbtest-death");
+    args.extend(["--engine-url", &engine.url()].map(String::from));
+
+    let mut first = args.clone();
+    first.extend(["--summary-json-file", "summary.json"].map(String::from));
+    let run = Running::start(test.path(), &first, &[]);
+    run.wait_for(&["Built", "quick"], Duration::from_secs(120));
+    let started_slow = run.stderr.lock().unwrap().contains("Building slow");
+    if !started_slow {
+        run.wait_for(&["Building", "slow"], Duration::from_secs(60));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(engine.script("kill").status.success());
+    let (code, stderr) = run.finish(Duration::from_secs(120));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("stopped answering"), "{stderr}");
+    let summary = json_file(&test.path().join("summary.json"));
+    assert_eq!(summary["status"], "error", "{summary}");
+    assert_eq!(
+        summary["lost"],
+        serde_json::json!(["slow", "slowchild"]),
+        "{summary}"
+    );
+    let mut built = names_with(&summary, "built", "status", "built");
+    built.sort();
+    assert_eq!(built, ["base", "quick"], "{summary}");
+
+    // Back up; the finished images are fresh, the lost ones build (now quickly).
+    assert!(engine.script("down").status.success());
+    engine.start();
+    test.write(
+        "images/slow/Dockerfile.j2",
+        "FROM {{ namespace }}/{{ image_prefix }}base:{{ tag }}\nRUN echo slow\n",
+    );
+    let (code, stderr, rerun) = build_once(test.path(), &args, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let mut fresh = names_with(&rerun, "built", "status", "fresh");
+    fresh.sort();
+    assert_eq!(fresh, ["base", "quick"], "{rerun}");
+    let mut built = names_with(&rerun, "built", "status", "built");
+    built.sort();
+    assert_eq!(built, ["slow", "slowchild"], "{rerun}");
 }
