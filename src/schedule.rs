@@ -686,6 +686,15 @@ mod tests {
         );
     }
 
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let base = Duration::from_secs(2);
+        assert_eq!(backoff_delay(base, 1), Duration::from_secs(2));
+        assert_eq!(backoff_delay(base, 3), Duration::from_secs(8));
+        assert_eq!(backoff_delay(base, 10), MAX_BACKOFF);
+        assert_eq!(backoff_delay(base, u32::MAX), MAX_BACKOFF);
+    }
+
     #[tokio::test]
     async fn retries_recover_a_flaky_build() {
         let engine = FakeEngine {
