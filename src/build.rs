@@ -356,7 +356,8 @@ async fn stages(
     Ok(())
 }
 
-/// Resolves with a message once the engine has missed two pings in a row.
+/// Resolves with a message once the engine has missed three pings in a row (a busy engine answers
+/// a ping in milliseconds; a dead one at once with an error, a hung one never).
 async fn watchdog(engine: &DockerEngine) -> String {
     let mut misses = 0;
     loop {
@@ -365,7 +366,7 @@ async fn watchdog(engine: &DockerEngine) -> String {
             misses = 0;
         } else {
             misses += 1;
-            if misses >= 2 {
+            if misses >= 3 {
                 return format!(
                     "the engine at {} stopped answering during the run",
                     engine.url()

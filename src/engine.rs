@@ -147,9 +147,9 @@ impl DockerEngine {
         })
     }
 
-    /// Whether the engine still answers a ping within 5 s.
+    /// Whether the engine still answers a ping within 10 s.
     pub async fn alive(&self) -> bool {
-        tokio::time::timeout(Duration::from_secs(5), self.docker.ping())
+        tokio::time::timeout(Duration::from_secs(10), self.docker.ping())
             .await
             .is_ok_and(|r| r.is_ok())
     }
