@@ -97,6 +97,7 @@ pub async fn bootstrap(
             }
             _ => format!("cannot run debootstrap: {e}"),
         })?;
+    let _group = child.id().map(crate::signals::track_group);
     let ran = tokio::select! {
         status = child.wait() => status.map_err(|e| format!("cannot run debootstrap: {e}"))?,
         signal = crate::signals::wait() => {
@@ -185,12 +186,9 @@ pub async fn bootstrap(
     imported.map_err(|e| e.to_string())
 }
 
-/// SIGKILL to a process group (or a single process): `kill` is the portable way without libc.
+/// SIGKILL to a process group (debootstrap's) or, failing that, the single process (tar).
 fn kill_group(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pid}")])
-        .stderr(Stdio::null())
-        .status();
+    crate::signals::kill_group(pid);
     let _ = Command::new("kill")
         .args(["-KILL", &pid.to_string()])
         .stderr(Stdio::null())

@@ -18,6 +18,7 @@ pub const SIGTERM: i32 = 15;
 
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
 static TRACKED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static GROUPS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 static CHANNEL: OnceLock<watch::Sender<i32>> = OnceLock::new();
 static INSTALLED: OnceLock<()> = OnceLock::new();
 
@@ -150,7 +151,38 @@ impl Drop for Tracked {
     }
 }
 
+/// A child process group (debootstrap and what it runs) killed by a second signal's immediate
+/// exit, before the scratch paths go; forgotten when dropped.
+#[must_use]
+pub struct TrackedGroup(u32);
+
+pub fn track_group(pgid: u32) -> TrackedGroup {
+    let mut list = GROUPS.lock().unwrap_or_else(|p| p.into_inner());
+    list.push(pgid);
+    TrackedGroup(pgid)
+}
+
+impl Drop for TrackedGroup {
+    fn drop(&mut self) {
+        let mut list = GROUPS.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = list.iter().rposition(|p| *p == self.0) {
+            list.remove(i);
+        }
+    }
+}
+
+/// SIGKILL to a process group: `kill` is the portable way without libc.
+pub fn kill_group(pgid: u32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
 fn remove_tracked() {
+    for pgid in GROUPS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        kill_group(*pgid);
+    }
     let list = TRACKED.lock().unwrap_or_else(|p| p.into_inner());
     for path in list.iter() {
         if path.is_dir() {

@@ -984,6 +984,32 @@ fn pull_and_bootstrap_failures_write_the_summary_and_signals_stop_them_cleanly()
         "interrupted"
     );
     assert!(!ours.exists(), "{} was removed", ours.display());
+    assert!(
+        debootstrap_target(&mirror).is_none(),
+        "debootstrap was stopped"
+    );
+
+    // Two signals: an immediate exit, still without the root filesystem or debootstrap.
+    let run = Running::start(test.path(), &args, &[]);
+    run.wait_for(&["Bootstrap", &mirror], Duration::from_secs(60));
+    let ours = (0..100)
+        .find_map(|_| {
+            let found = debootstrap_target(&mirror);
+            if found.is_none() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            found
+        })
+        .expect("debootstrap started in a kolla-build-rootfs-* directory");
+    run.signal("TERM");
+    run.signal("TERM");
+    let (code, stderr) = run.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(143), "{stderr}");
+    assert!(!ours.exists(), "{} was removed", ours.display());
+    assert!(
+        debootstrap_target(&mirror).is_none(),
+        "debootstrap was stopped"
+    );
 }
 
 /// The root filesystem directory (`kolla-build-rootfs-*`) of the running debootstrap given
