@@ -387,4 +387,34 @@ mod tests {
         assert!(table.contains("3 built (1 fresh), 3 failed"), "{table}");
         assert!(table.contains("parent `keystone-base` failed"), "{table}");
     }
+
+    #[test]
+    fn a_stopped_run_names_its_error_and_what_was_not_built() {
+        let mut s = Summary::default();
+        s.record(Row {
+            name: "base",
+            reference: "k/base:1",
+            input_hash: "aa",
+            outcome: &Outcome::Fresh,
+            push: Some(&PushOutcome::Pushed {
+                seconds: 1.0,
+                attempts: 1,
+            }),
+        });
+        s.mark_staged();
+        s.withhold_export("not written".into(), vec!["cron".into()]);
+        s.stop(
+            &crate::error::Error::Interrupted { signal: 15 },
+            &["base".into(), "cron".into()],
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["status"], "interrupted");
+        assert!(json["error"].as_str().unwrap().contains("SIGTERM"));
+        assert_eq!(json["built"][0]["push"], "staged");
+        assert_eq!(json["failed"][0]["name"], "cron");
+        assert_eq!(json["failed"][0]["status"], "not_built");
+        assert_eq!(json["export"]["written"], false);
+        assert_eq!(json["export"]["missing"][0], "cron");
+        assert!(!s.success());
+    }
 }
