@@ -47,10 +47,11 @@ fail() {
 # ---------------------------------------------------------------------------------------------
 # 1. Packages. docker.io brings dockerd, the docker CLI, containerd and runc; docker-registry is
 # the CNCF distribution registry v2; debootstrap makes the bookworm base rootfs; skopeo inspects
-# registries. curl is what this script pings the servers with. Installed with their recommends,
+# registries; busybox-static is the tiny base image of the reliability tests (tests/reliability.rs).
+# curl is what this script pings the servers with. Installed with their recommends,
 # as on the machine where this was verified.
 # ---------------------------------------------------------------------------------------------
-PACKAGES=(docker.io docker-registry debootstrap skopeo curl ca-certificates)
+PACKAGES=(docker.io docker-registry debootstrap skopeo curl ca-certificates busybox-static)
 missing=()
 for p in "${PACKAGES[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

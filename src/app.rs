@@ -13,13 +13,42 @@ use crate::workdir;
 
 /// Runs kolla-build with parsed arguments; prints errors and returns the exit code.
 pub fn run(cli: Cli) -> ExitCode {
-    match Settings::resolve(cli).and_then(|settings| execute(&settings)) {
-        Ok(code) => code,
+    crate::signals::install();
+    // Where a build's summary goes, in case the settings themselves are the error.
+    let builds = !(cli.template_only
+        || cli.list_images
+        || cli.list_dependencies
+        || cli.save_dependency.is_some());
+    let summary_file = cli.summary_json_file.as_ref().map(|f| {
+        std::env::current_dir()
+            .map(|cwd| cwd.join(f))
+            .unwrap_or_else(|_| f.clone())
+    });
+    let json_on_stdout = cli.format == Some(crate::types::SummaryFormat::Json);
+    let settings = match Settings::resolve(cli) {
+        Ok(settings) => settings,
         Err(err) => {
-            eprintln!("{}", error_text(&err));
-            ExitCode::from(1)
+            if builds {
+                crate::build::write_summary_to(summary_file.as_deref(), json_on_stdout, &err);
+            }
+            return report(&err);
         }
+    };
+    match execute(&settings) {
+        Ok(code) => code,
+        // A closed stdout (`| head`) ends the output, not successfully written work.
+        Err(Error::Write { path, source })
+            if path.as_os_str() == "<stdout>" && crate::output::is_broken_pipe(&source) =>
+        {
+            ExitCode::SUCCESS
+        }
+        Err(err) => report(&err),
     }
+}
+
+fn report(err: &Error) -> ExitCode {
+    crate::output::eprintln(&error_text(err));
+    ExitCode::from(err.exit_code())
 }
 
 fn error_text(err: &Error) -> String {
@@ -32,7 +61,27 @@ fn error_text(err: &Error) -> String {
 }
 
 fn execute(settings: &Settings) -> Result<ExitCode> {
-    let prepared = prepare(settings)?;
+    let builds = settings.actions.builds();
+    let prepared = match prepare(settings) {
+        Ok(prepared) => prepared,
+        Err(err) => {
+            let err = match crate::signals::interrupted() {
+                Some(signal) => Error::Interrupted { signal },
+                None => err,
+            };
+            if builds {
+                crate::build::write_error_summary(settings, None, &err);
+            }
+            return Err(err);
+        }
+    };
+    if let Some(signal) = crate::signals::interrupted() {
+        let err = Error::Interrupted { signal };
+        if builds {
+            crate::build::write_error_summary(settings, Some(&prepared), &err);
+        }
+        return Err(err);
+    }
     let (graph, selection) = (&prepared.graph, &prepared.selection);
     let actions = &settings.actions;
     let stdout_err = |source| Error::Write {
@@ -61,14 +110,14 @@ fn execute(settings: &Settings) -> Result<ExitCode> {
             .collect();
         let dir = workdir::write_tree(&work_dir, &prepared.tree, &images, &prepared.extra_files)?;
         if !settings.quiet {
-            eprintln!(
+            crate::output::eprintln(&format!(
                 "Rendered {} images for {} {} in {} ms into {}",
                 images.len(),
                 settings.naming.base,
                 settings.naming.install_type,
                 prepared.render_time.as_millis(),
                 dir.display()
-            );
+            ));
         }
     }
     if let Some(path) = &actions.save_dependency {

@@ -75,26 +75,39 @@ pub async fn bootstrap(
     let mirror = spec.mirror.clone();
     let target = rootfs.clone();
     let log_path = root.path().join("debootstrap.log");
-    let log = log_path.clone();
-    let ran = tokio::task::spawn_blocking(move || {
-        let log_file = std::fs::File::create(&log)?;
-        Command::new("debootstrap")
-            .args(["--variant=minbase", &suite])
-            .arg(&target)
-            .arg(&mirror)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            .status()
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => {
-            "`debootstrap` is not installed: `apt-get install debootstrap` (scripts/setup-engine.sh does)".to_string()
+    let _tracked = crate::signals::track(root.path());
+    let log_file = std::fs::File::create(&log_path)
+        .and_then(|f| Ok((f.try_clone()?, f)))
+        .map_err(|e| format!("cannot write the debootstrap log: {e}"))?;
+    // Its own process group, so that a signal stops debootstrap and everything it started
+    // (wget, dpkg) before the root filesystem is removed.
+    let mut child = tokio::process::Command::new("debootstrap")
+        .args(["--variant=minbase", &suite])
+        .arg(&target)
+        .arg(&mirror)
+        .stdin(Stdio::null())
+        .stdout(log_file.0)
+        .stderr(log_file.1)
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => {
+                "`debootstrap` is not installed: `apt-get install debootstrap` (scripts/setup-engine.sh does)".to_string()
+            }
+            _ => format!("cannot run debootstrap: {e}"),
+        })?;
+    let _group = child.id().map(crate::signals::track_group);
+    let ran = tokio::select! {
+        status = child.wait() => status.map_err(|e| format!("cannot run debootstrap: {e}"))?,
+        signal = crate::signals::wait() => {
+            if let Some(pid) = child.id() {
+                kill_group(pid);
+            }
+            let _ = child.wait().await;
+            return Err(format!("interrupted by {}", crate::signals::name(signal)));
         }
-        _ => format!("cannot run debootstrap: {e}"),
-    })?;
+    };
     if !ran.success() {
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
         let tail: Vec<&str> = log
@@ -128,6 +141,7 @@ pub async fn bootstrap(
         .spawn()
         .map_err(|e| format!("cannot run tar: {e}"))?;
     let mut stdout = child.stdout.take().expect("piped");
+    let tar_pid = child.id();
     let reader = tokio::task::spawn_blocking(move || {
         let mut buffer = vec![0u8; 256 * 1024];
         loop {
@@ -147,9 +161,18 @@ pub async fn bootstrap(
                 }
             }
         }
+        // Nobody reads tar's output any more: close it so that tar ends instead of blocking.
+        drop(stdout);
         child.wait_with_output()
     });
-    let imported = engine.import(&spec.repo, &spec.tag, rx).await;
+    let imported = tokio::select! {
+        imported = engine.import(&spec.repo, &spec.tag, rx) => imported,
+        signal = crate::signals::wait() => {
+            kill_group(tar_pid);
+            let _ = reader.await;
+            return Err(format!("interrupted by {}", crate::signals::name(signal)));
+        }
+    };
     let tar = reader
         .await
         .map_err(|e| e.to_string())?
@@ -161,6 +184,15 @@ pub async fn bootstrap(
         ));
     }
     imported.map_err(|e| e.to_string())
+}
+
+/// SIGKILL to a process group (debootstrap's) or, failing that, the single process (tar).
+fn kill_group(pid: u32) {
+    crate::signals::kill_group(pid);
+    let _ = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
 }
 
 fn clean_dir(dir: &Path) {

@@ -10,16 +10,17 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use crate::bootstrap::{BootstrapSpec, bootstrap};
-use crate::engine::{BuildRequest, DockerEngine, Engine, split_reference};
+use crate::engine::{BuildRequest, DockerEngine, Engine, PARENT_ID_LABEL, split_reference};
 use crate::error::{Error, Result};
 use crate::export::{ExportImage, export};
 use crate::plan::{INPUT_HASH_LABEL, Job, plan};
 use crate::prepare::Prepared;
 use crate::progress::{Display, Progress};
-use crate::schedule::{self, Options, Outcome, Results, Task};
+use crate::publish::{Publisher, PushMode};
+use crate::schedule::{self, Options, Outcome, PushOutcome, Results, Task};
 use crate::selection::Status;
 use crate::settings::Settings;
-use crate::summary::{Entry, Row, Summary};
+use crate::summary::{Entry, PushSummary, Row, Summary};
 use crate::types::SummaryFormat;
 
 pub fn build(settings: &Settings, prepared: &Prepared) -> Result<ExitCode> {
@@ -39,20 +40,105 @@ fn engine_error(e: impl std::fmt::Display) -> Error {
 
 async fn build_async(settings: &Settings, prepared: &Prepared) -> Result<ExitCode> {
     let started = Instant::now();
+    let display = Display::detect(settings.quiet);
+    let mut summary = Summary::default();
+    record_selection(&mut summary, prepared);
+    let mut result = stages(settings, prepared, display, &mut summary).await;
+    // Whatever failed after a signal failed because of it.
+    if let (Err(_), Some(signal)) = (&result, crate::signals::interrupted()) {
+        result = Err(Error::Interrupted { signal });
+    }
+    match &result {
+        Ok(()) => summary.finish(),
+        Err(err) => {
+            let names: Vec<String> = prepared
+                .selection
+                .ids_with(Status::Matched)
+                .map(|id| prepared.graph.name(id).to_string())
+                .collect();
+            summary.stop(err, &names);
+        }
+    }
+    // The table once something was tried; an error before that is said by itself.
+    let tried = !summary.built.is_empty()
+        || summary
+            .failed
+            .iter()
+            .any(|e| e.status.as_deref() != Some("not_built"));
+    if display != Display::Quiet && tried {
+        crate::output::eprint(&format!(
+            "\n{}",
+            summary.table(started.elapsed().as_secs_f64())
+        ));
+    }
+    write_summary(settings, &summary)?;
+    result?;
+    Ok(if summary.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Writes the summary of a run that stopped before building (a plan error, bad settings): the
+/// top-level error and the selection's statuses as far as they are known.
+pub fn write_error_summary(settings: &Settings, prepared: Option<&Prepared>, err: &Error) {
+    let mut summary = Summary::default();
+    let mut names = Vec::new();
+    if let Some(prepared) = prepared {
+        record_selection(&mut summary, prepared);
+        names = prepared
+            .selection
+            .ids_with(Status::Matched)
+            .map(|id| prepared.graph.name(id).to_string())
+            .collect();
+    }
+    summary.stop(err, &names);
+    if let Err(e) = write_summary(settings, &summary) {
+        crate::output::eprintln(&format!("error: {e}"));
+    }
+}
+
+/// Writes an error summary where only the summary's place is known (the settings did not resolve).
+pub fn write_summary_to(path: Option<&std::path::Path>, json_on_stdout: bool, err: &Error) {
+    let mut summary = Summary::default();
+    summary.stop(err, &[]);
+    if let Some(path) = path {
+        let json = serde_json::to_string_pretty(&summary).expect("summary serializes");
+        if let Err(e) = crate::app::write_atomically(path, format!("{json}\n").as_bytes()) {
+            crate::output::eprintln(&format!("error: {e}"));
+        }
+    } else if json_on_stdout {
+        crate::output::println(&serde_json::to_string(&summary).expect("summary serializes"));
+    }
+}
+
+fn interrupted(signal: i32) -> Error {
+    Error::Interrupted { signal }
+}
+
+/// Every stage of a build, recording into `summary` as it goes, so that an error or a signal
+/// at any point still leaves a summary with what is known.
+async fn stages(
+    settings: &Settings,
+    prepared: &Prepared,
+    display: Display,
+    summary: &mut Summary,
+) -> Result<()> {
     if settings.build.push && settings.naming.registry.is_none() {
         return Err(Error::Setting {
             key: "push".into(),
             message: "`--push` needs `--registry HOST:PORT` to push to".into(),
         });
     }
-    let engine = DockerEngine::connect(&settings.build.engine_url)
+    let engine = crate::signals::or_interrupt(DockerEngine::connect(&settings.build.engine_url))
         .await
+        .map_err(interrupted)?
         .map_err(engine_error)?;
     let engine = Arc::new(engine.with_credentials(settings.build.credentials.clone()));
-    let display = Display::detect(settings.quiet);
     let say = |verb: &str, text: &str| {
         if display != Display::Quiet {
-            eprintln!("{verb:>12} {text}");
+            crate::output::eprintln(&format!("{verb:>12} {text}"));
         }
     };
     if let Some(dir) = &settings.build.logs_dir {
@@ -80,11 +166,25 @@ async fn build_async(settings: &Settings, prepared: &Prepared) -> Result<ExitCod
         &prepared.extra_files,
         |external| externals.get(external).cloned(),
     )?;
-    let tasks = decide(&engine, settings, jobs).await?;
+    if let Some(signal) = crate::signals::interrupted() {
+        return Err(interrupted(signal));
+    }
+    let tasks = crate::signals::or_interrupt(decide(&engine, settings, prepared, jobs))
+        .await
+        .map_err(interrupted)??;
 
+    // The run stops on a signal, or when the engine stops answering (bounded: a few pings).
     let (cancel_tx, cancel_rx) = watch::channel(false);
-    let interrupt = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+    let lost: Arc<std::sync::OnceLock<String>> = Arc::default();
+    let watcher = tokio::spawn({
+        let (engine, lost) = (engine.clone(), lost.clone());
+        async move {
+            tokio::select! {
+                _ = crate::signals::wait() => {}
+                message = watchdog(&engine) => {
+                    let _ = lost.set(message);
+                }
+            }
             let _ = cancel_tx.send(true);
         }
     });
@@ -96,12 +196,119 @@ async fn build_async(settings: &Settings, prepared: &Prepared) -> Result<ExitCod
         backoff: Duration::from_secs(2),
         push_threads: settings.build.push_threads,
     };
-    let results = schedule::run(engine.clone(), &tasks, &options, &mut progress, cancel_rx).await;
+    let publisher = Arc::new(Publisher {
+        inner: engine.clone(),
+        mode: settings.build.push_mode,
+    });
+    let mut results = schedule::run(publisher, &tasks, &options, &mut progress, cancel_rx).await;
     progress.finish();
-    interrupt.abort();
+    watcher.abort();
 
-    let mut summary = summarize(prepared, &tasks, &results);
+    // A failure with the engine gone is the engine's: say what was lost.
+    let all_ok = results.outcomes.iter().all(Outcome::is_ok);
+    let mut engine_lost = lost.get().cloned();
+    if engine_lost.is_none()
+        && !all_ok
+        && crate::signals::interrupted().is_none()
+        && !engine.alive().await
+    {
+        engine_lost = Some(format!(
+            "the engine at {} stopped answering during the run",
+            engine.url()
+        ));
+    }
+
+    // The atomic push: the final tags move now, only if everything built and staged.
+    let mut tags_moved = settings.build.push_mode == PushMode::Immediate;
+    if settings.build.push && settings.build.push_mode == PushMode::Atomic {
+        let staged_all = results
+            .pushes
+            .iter()
+            .zip(&tasks)
+            .all(|(p, t)| !t.push || matches!(p, Some(PushOutcome::Pushed { .. })));
+        if all_ok && staged_all && engine_lost.is_none() && crate::signals::interrupted().is_none()
+        {
+            let references: Vec<(usize, String)> = tasks
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.push)
+                .map(|(i, t)| (i, t.request.reference.clone()))
+                .collect();
+            say(
+                "Tagging",
+                &format!("{} images in the registry", references.len()),
+            );
+            let moved = crate::signals::or_interrupt(crate::publish::move_tags(
+                &engine,
+                references,
+                options.push_threads,
+                options.retries,
+                options.backoff,
+            ))
+            .await;
+            if let Ok(moved) = moved {
+                tags_moved = moved
+                    .iter()
+                    .all(|(_, o)| matches!(o, PushOutcome::Pushed { .. }));
+                for (i, outcome) in moved {
+                    if let PushOutcome::Failed { .. } = outcome {
+                        results.pushes[i] = Some(outcome);
+                    }
+                }
+            }
+        }
+    }
+    summarize(summary, &tasks, &results);
+    if settings.build.push {
+        if !tags_moved {
+            summary.mark_staged();
+        }
+        summary.push = Some(PushSummary {
+            mode: match settings.build.push_mode {
+                PushMode::Atomic => "atomic",
+                PushMode::Immediate => "immediate",
+            }
+            .to_string(),
+            tags_moved,
+            staging_tag: (settings.build.push_mode == PushMode::Atomic)
+                .then(|| crate::publish::staging_tag(&settings.naming.tag)),
+        });
+    }
+    if let Some(message) = engine_lost {
+        summary.lost = tasks
+            .iter()
+            .zip(&results.outcomes)
+            .filter(|(_, o)| !o.is_ok())
+            .map(|(t, _)| t.name.clone())
+            .collect();
+        return Err(Error::Engine(format!(
+            "{message}; lost (not built): {}\nhint: restart the engine and run again: finished images are fresh",
+            summary.lost.join(", ")
+        )));
+    }
+    if let Some(signal) = crate::signals::interrupted() {
+        return Err(interrupted(signal));
+    }
+
     if let Some(path) = &settings.build.export {
+        let missing: Vec<String> = tasks
+            .iter()
+            .zip(&results.outcomes)
+            .filter(|(_, outcome)| !outcome.is_ok())
+            .map(|(task, _)| task.name.clone())
+            .collect();
+        if !missing.is_empty() && !settings.build.export_partial {
+            let error = format!(
+                "`{}` was not written (a previous file there is kept): {} of {} selected images did not build ({}); `--export-partial` exports the others",
+                path.display(),
+                missing.len(),
+                tasks.len(),
+                missing.join(", ")
+            );
+            crate::output::eprintln(&format!("error: {error}"));
+            summary.withhold_export(error, missing);
+            return Ok(());
+        }
         let images: Vec<ExportImage> = tasks
             .iter()
             .zip(&results.outcomes)
@@ -125,6 +332,9 @@ async fn build_async(settings: &Settings, prepared: &Prepared) -> Result<ExitCod
             &format!("{} images to {}", images.len(), path.display()),
         );
         let result = export(&engine, &images, path, settings.build.export_format).await;
+        if let Some(signal) = crate::signals::interrupted() {
+            return Err(interrupted(signal));
+        }
         match &result {
             Ok(report) => say(
                 "Exported",
@@ -136,19 +346,34 @@ async fn build_async(settings: &Settings, prepared: &Prepared) -> Result<ExitCod
                     began.elapsed().as_secs_f64()
                 ),
             ),
-            Err(e) => eprintln!("error: exporting to `{}` failed: {e}", path.display()),
+            Err(e) => crate::output::eprintln(&format!(
+                "error: exporting to `{}` failed: {e}",
+                path.display()
+            )),
         }
-        summary.record_export(&result);
+        summary.record_export(&result, missing);
     }
-    if display != Display::Quiet {
-        eprint!("\n{}", summary.table(started.elapsed().as_secs_f64()));
+    Ok(())
+}
+
+/// Resolves with a message once the engine has missed three pings in a row (a busy engine answers
+/// a ping in milliseconds; a dead one at once with an error, a hung one never).
+async fn watchdog(engine: &DockerEngine) -> String {
+    let mut misses = 0;
+    loop {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        if engine.alive().await {
+            misses = 0;
+        } else {
+            misses += 1;
+            if misses >= 3 {
+                return format!(
+                    "the engine at {} stopped answering during the run",
+                    engine.url()
+                );
+            }
+        }
     }
-    write_summary(settings, &summary)?;
-    Ok(if summary.success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
 }
 
 /// Finds an external base image, pulling or bootstrapping it when missing; returns its ID.
@@ -160,6 +385,9 @@ async fn ensure_external(
 ) -> Result<String> {
     if let Some(facts) = engine.inspect(reference).await.map_err(engine_error)? {
         return Ok(facts.id);
+    }
+    if let Some(signal) = crate::signals::interrupted() {
+        return Err(interrupted(signal));
     }
     let naming = &settings.naming;
     let is_base = reference == format!("{}:{}", naming.base_image, naming.base_tag);
@@ -199,15 +427,22 @@ async fn ensure_external(
         .from_image(repo)
         .tag(tag)
         .build();
-    let mut stream = engine.client().create_image(Some(options), None, None);
-    while let Some(item) = stream.next().await {
-        if let Err(e) = item {
-            return Err(Error::Engine(format!(
-                "cannot pull the base image `{reference}`: {e}\n\
-                 hint: where no registry is reachable, pass `--bootstrap-base` to make it with debootstrap"
-            )));
+    let pull = async {
+        let mut stream = engine.client().create_image(Some(options), None, None);
+        while let Some(item) = stream.next().await {
+            if let Err(e) = item {
+                return Err(Error::Engine(format!(
+                    "cannot pull the base image `{reference}`: {e}\n\
+                     hint: where no registry is reachable, pass `--bootstrap-base` to make it with debootstrap"
+                )));
+            }
         }
-    }
+        Ok(())
+    };
+    // Dropping the pull's request stops it in the engine.
+    crate::signals::or_interrupt(pull)
+        .await
+        .map_err(interrupted)??;
     engine
         .inspect(reference)
         .await
@@ -222,23 +457,71 @@ async fn ensure_external(
 async fn decide(
     engine: &Arc<DockerEngine>,
     settings: &Settings,
+    prepared: &Prepared,
     jobs: Vec<Job>,
 ) -> Result<Vec<Task>> {
     let naming = &settings.naming;
+    let graph = &prepared.graph;
     let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let references: Vec<String> = jobs.iter().map(|j| naming.reference(&j.name)).collect();
     let facts: Vec<_> = futures_util::stream::iter(references.iter().map(|r| engine.inspect(r)))
         .buffered(16)
         .collect()
         .await;
+    // The image each job is built FROM (ours or external), and its ID in the engine now.
+    let parents: Vec<Option<String>> = jobs
+        .iter()
+        .map(|job| {
+            let node = graph.node(graph.id(&job.name).expect("jobs come from the graph"));
+            node.parent
+                .map(|p| naming.reference(graph.name(p)))
+                .or_else(|| node.external.clone())
+        })
+        .collect();
+    let unique: std::collections::BTreeSet<&String> = parents.iter().flatten().collect();
+    let mut parent_ids: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for reference in unique {
+        let id = engine
+            .inspect(reference)
+            .await
+            .map_err(engine_error)?
+            .map(|f| f.id);
+        parent_ids.insert(reference.clone(), id);
+    }
+    let planned: BTreeMap<&str, usize> = references
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.as_str(), i))
+        .collect();
+    let mut fresh = vec![false; jobs.len()];
     let mut tasks = Vec::with_capacity(jobs.len());
-    for ((job, reference), facts) in jobs.into_iter().zip(references).zip(facts) {
+    for (n, (((job, reference), facts), parent)) in jobs
+        .into_iter()
+        .zip(references.iter().cloned())
+        .zip(facts)
+        .zip(parents)
+        .enumerate()
+    {
         let facts = facts.map_err(engine_error)?;
+        // Fresh only on the very parent image it was built on: a parent rebuilt (or retagged
+        // outside the tool) since, or being rebuilt now, makes it stale.
+        let parent_same = match &parent {
+            None => true,
+            Some(p) => {
+                let parent_stale = planned.get(p.as_str()).is_some_and(|&i| !fresh[i]);
+                let recorded = facts.as_ref().and_then(|f| f.labels.get(PARENT_ID_LABEL));
+                !parent_stale
+                    && recorded.is_some()
+                    && recorded == parent_ids.get(p).and_then(Option::as_ref)
+            }
+        };
         let done = match &facts {
             Some(f)
                 if !settings.build.no_cache
+                    && parent_same
                     && f.labels.get(INPUT_HASH_LABEL) == Some(&job.input_hash) =>
             {
+                fresh[n] = true;
                 Some(Outcome::Fresh)
             }
             Some(_) if settings.build.skip_existing => Some(Outcome::Existing),
@@ -284,14 +567,14 @@ async fn decide(
                 keep: settings.build.keep,
                 // External images are ensured above; a pull inside the build would fail offline.
                 pull: false,
+                parent,
             },
         });
     }
     Ok(tasks)
 }
 
-fn summarize(prepared: &Prepared, tasks: &[Task], results: &Results) -> Summary {
-    let mut summary = Summary::default();
+fn summarize(summary: &mut Summary, tasks: &[Task], results: &Results) {
     for ((task, outcome), push) in tasks.iter().zip(&results.outcomes).zip(&results.pushes) {
         summary.record(Row {
             name: &task.name,
@@ -305,6 +588,10 @@ fn summarize(prepared: &Prepared, tasks: &[Task], results: &Results) -> Summary 
             push: push.as_ref(),
         });
     }
+}
+
+/// The selection's own lists (not matched, skipped parents, unbuildable), known before building.
+fn record_selection(summary: &mut Summary, prepared: &Prepared) {
     let graph = &prepared.graph;
     for (id, status) in prepared.selection.status.iter().enumerate() {
         let entry = Entry::named(graph.name(id));
@@ -315,7 +602,6 @@ fn summarize(prepared: &Prepared, tasks: &[Task], results: &Results) -> Summary 
             Status::Matched => {}
         }
     }
-    summary
 }
 
 fn write_summary(settings: &Settings, summary: &Summary) -> Result<()> {
@@ -323,10 +609,7 @@ fn write_summary(settings: &Settings, summary: &Summary) -> Result<()> {
         let json = serde_json::to_string_pretty(summary).expect("summary serializes");
         crate::app::write_atomically(path, format!("{json}\n").as_bytes())?;
     } else if settings.build.format == SummaryFormat::Json {
-        println!(
-            "{}",
-            serde_json::to_string(summary).expect("summary serializes")
-        );
+        crate::output::println(&serde_json::to_string(summary).expect("summary serializes"));
     }
     Ok(())
 }

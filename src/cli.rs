@@ -195,10 +195,21 @@ pub struct Cli {
     /// `registry` (a registry storage tree) or `oci` (an OCI image layout).
     #[arg(long, value_enum, value_name = "FORMAT", help_heading = "Build")]
     pub export_format: Option<crate::export::ExportFormat>,
-    /// Retries of a failed build, with exponential backoff [default: 1].
+    /// Write the export even when some selected images did not build (the summary names the
+    /// missing ones). Without it the export replaces its target only when every image succeeded.
+    #[arg(long, help_heading = "Build")]
+    pub export_partial: bool,
+    /// How --push publishes: `atomic` (the default) pushes layers and manifests as images finish,
+    /// under a staging tag, and moves the final tags only once every selected image succeeded, so
+    /// a failed or interrupted run moves no tag and the registry never holds a mixed set;
+    /// `immediate` pushes each image under its final tag as soon as it is built (kolla's way).
+    #[arg(long, value_enum, value_name = "MODE", help_heading = "Build")]
+    pub push_mode: Option<crate::publish::PushMode>,
+    /// Retries of a failed build or push, with exponential backoff (2 s doubling, at most 60 s
+    /// between attempts) [default: 1, at most 10].
     #[arg(short = 'r', long, value_name = "N", help_heading = "Build")]
     pub retries: Option<u32>,
-    /// Seconds one build may take before it is stopped [default: 7200].
+    /// Seconds one build may take before it is stopped (at least 1) [default: 7200].
     #[arg(long, value_name = "SECS", help_heading = "Build")]
     pub timeout: Option<u64>,
     /// Do not build an image whose tag exists in the engine, whatever its inputs (kolla's

@@ -90,7 +90,7 @@ impl FileConfig {
         if is_ini(path, &text) {
             let (mut config, warnings) = Self::parse_ini(&text).map_err(config_err)?;
             for warning in warnings {
-                eprintln!("warning: {}: {warning}", path.display());
+                crate::output::eprintln(&format!("warning: {}: {warning}", path.display()));
             }
             if let Ok(cwd) = std::env::current_dir() {
                 config.resolve_paths(&cwd);

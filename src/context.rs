@@ -34,6 +34,22 @@ impl ContextSpec {
             self.dockerfile.as_bytes(),
         )?;
         for (path, source) in &self.files {
+            crate::signals::check()?;
+            // A symlink is sent as a symlink (as the docker CLI does), never its target's bytes:
+            // a link to a file outside the tree does not leak that file into the image.
+            let link = std::fs::symlink_metadata(source).map_err(|e| with_path(e, source))?;
+            if link.file_type().is_symlink() {
+                let target = std::fs::read_link(source).map_err(|e| with_path(e, source))?;
+                let mut header = tar::Header::new_gnu();
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                header.set_mode(0o777);
+                header.set_mtime(0);
+                header.set_uid(0);
+                header.set_gid(0);
+                builder.append_link(&mut header, path, &target)?;
+                continue;
+            }
             let file = std::fs::File::open(source).map_err(|e| with_path(e, source))?;
             let meta = file.metadata().map_err(|e| with_path(e, source))?;
             let mode = if is_executable(&meta) { 0o755 } else { 0o644 };

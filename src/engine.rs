@@ -40,7 +40,13 @@ pub struct BuildRequest {
     pub keep: bool,
     /// Ask the engine to pull a newer external base image.
     pub pull: bool,
+    /// The image this one is built FROM: its ID at build time is recorded in the
+    /// [`PARENT_ID_LABEL`] label, so a parent rebuilt or retagged later makes this image stale.
+    pub parent: Option<String>,
 }
+
+/// The label carrying the image ID of the parent an image was built on.
+pub const PARENT_ID_LABEL: &str = "org.opendev.kolla-build.parent-id";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EngineError {
@@ -139,6 +145,13 @@ impl DockerEngine {
             url: url.to_string(),
             credentials: None,
         })
+    }
+
+    /// Whether the engine still answers a ping within 10 s.
+    pub async fn alive(&self) -> bool {
+        tokio::time::timeout(Duration::from_secs(10), self.docker.ping())
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Credentials sent with pushes.
@@ -264,8 +277,13 @@ impl Engine for DockerEngine {
                 }
             }
         });
-        let labels: HashMap<&str, &str> = request
-            .labels
+        let mut labels = request.labels.clone();
+        if let Some(parent) = &request.parent {
+            if let Some(facts) = self.inspect(parent).await? {
+                labels.insert(PARENT_ID_LABEL.to_string(), facts.id);
+            }
+        }
+        let labels: HashMap<&str, &str> = labels
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();

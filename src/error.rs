@@ -87,6 +87,20 @@ pub enum Error {
 
     #[error("invalid value for `{key}`: {message}")]
     Setting { key: String, message: String },
+
+    /// SIGINT or SIGTERM stopped the run (exit code 128 + the signal).
+    #[error("interrupted by {}: the work was stopped and its scratch files removed", crate::signals::name(*.signal))]
+    Interrupted { signal: i32 },
+}
+
+impl Error {
+    /// The process exit code for this error: 128 + the signal when interrupted, else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Interrupted { signal } => (128 + signal) as u8,
+            _ => 1,
+        }
+    }
 }
 
 fn suggestion(name: &Option<String>) -> String {

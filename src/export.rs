@@ -70,6 +70,7 @@ pub async fn export(
         .prefix(".kolla-export-")
         .tempdir_in(&dir)
         .map_err(|e| format!("cannot write in `{}`: {e}", dir.display()))?;
+    let _tracked = crate::signals::track(scratch.path());
 
     let references: Vec<&str> = images.iter().map(|i| i.reference.as_str()).collect();
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(16);
@@ -78,7 +79,17 @@ pub async fn export(
         tokio::task::spawn_blocking(move || read_save(ChannelReader::new(rx), &scratch_path));
     let mut stream = engine.client().export_images(&references);
     let mut stream_error = None;
-    while let Some(chunk) = stream.next().await {
+    loop {
+        // A signal stops reading from the engine; the blocking side stops at its next check.
+        let chunk = tokio::select! {
+            chunk = stream.next() => chunk,
+            signal = crate::signals::wait() => {
+                stream_error = Some(format!("interrupted by {}", crate::signals::name(signal)));
+                let _ = tx.send(Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"))).await;
+                break;
+            }
+        };
+        let Some(chunk) = chunk else { break };
         match chunk {
             Ok(bytes) => {
                 if tx.send(Ok(bytes)).await.is_err() {
@@ -159,6 +170,7 @@ fn read_save(reader: impl Read, scratch: &Path) -> io::Result<Saved> {
     // writing into the scratch directory while its owner removes it.
     let mut stream_entries = || -> io::Result<()> {
         for (n, entry) in archive.entries()?.enumerate() {
+            crate::signals::check()?;
             let mut entry = entry?;
             let name = entry.path()?.to_string_lossy().into_owned();
             // `docker save` links a layer it already wrote (the same diff in two images).
@@ -435,8 +447,11 @@ fn write_export(
         .suffix(".partial")
         .tempfile_in(dir)
         .map_err(|e| format!("cannot write in `{}`: {e}", dir.display()))?;
+    let _tracked = crate::signals::track(temp.path());
     let written = write_tar_gz(temp.as_file(), &entries)
         .map_err(|e| format!("writing `{}`: {e}", path.display()))?;
+    // The last moment a signal keeps the previous file.
+    crate::signals::check().map_err(|e| e.to_string())?;
     temp.persist(path).map_err(|e| {
         format!(
             "cannot move the export into `{}`: {}",
@@ -466,6 +481,7 @@ fn write_tar_gz(file: &File, entries: &BTreeMap<String, Blob>) -> io::Result<u64
     let mut builder = tar::Builder::new(gz);
     let mut dirs_done = std::collections::BTreeSet::new();
     for (name, blob) in entries {
+        crate::signals::check()?;
         // Parent directories first (sorted order puts them before their files), 0755.
         let mut prefix = String::new();
         for part in name
@@ -503,7 +519,8 @@ fn write_tar_gz(file: &File, entries: &BTreeMap<String, Blob>) -> io::Result<u64
             Blob::File(path) => {
                 let file = File::open(path)?;
                 header.set_size(file.metadata()?.len());
-                builder.append_data(&mut header, name, BufReader::with_capacity(1 << 20, file))?;
+                let reader = Interruptible(BufReader::with_capacity(1 << 20, file));
+                builder.append_data(&mut header, name, reader)?;
             }
         }
     }
@@ -516,7 +533,7 @@ fn write_tar_gz(file: &File, entries: &BTreeMap<String, Blob>) -> io::Result<u64
 
 /// Gzips a layer (unless it already is) into `target`, returning its digest and size.
 fn compress(stored: &Stored, target: &Path) -> io::Result<Layer> {
-    let mut source = stored.open()?;
+    let mut source = Interruptible(stored.open()?);
     let mut head = [0u8; 2];
     let n = read_full(&mut source, &mut head)?;
     let mut source = io::Cursor::new(head[..n].to_vec()).chain(source);
@@ -540,6 +557,16 @@ fn compress(stored: &Stored, target: &Path) -> io::Result<Layer> {
         digest: format!("sha256:{digest}"),
         size,
     })
+}
+
+/// A reader that fails once a signal arrived, so long copies stop soon after SIGINT/SIGTERM.
+struct Interruptible<R>(R);
+
+impl<R: Read> Read for Interruptible<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        crate::signals::check()?;
+        self.0.read(buf)
+    }
 }
 
 fn read_full(source: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {

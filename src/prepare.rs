@@ -39,6 +39,7 @@ fn kolla_major(version: &str) -> Option<u32> {
 
 pub fn prepare(settings: &Settings) -> Result<Prepared> {
     let tree = Tree::load(&settings.images_dir, &settings.docker_dirs)?;
+    check_image_names(&tree, &settings.naming)?;
     // A kolla-layout tree said (`--kolla-version`) to be an older kolla's gets that kolla's
     // users and handle_repos; the default value, this tool's version, says nothing.
     let kolla_before_23 = tree.layout == crate::tree::Layout::Kolla
@@ -209,7 +210,11 @@ pub fn prepare(settings: &Settings) -> Result<Prepared> {
     let certificates: Vec<(String, std::path::PathBuf)> =
         ca_certificate_files(&settings.build.ca_certificates)
             .into_iter()
-            .map(|(name, path)| (format!("ca-certificates/{name}"), path))
+            // A certificate is sent as its content even where the path given is a symlink.
+            .map(|(name, path)| {
+                let path = std::fs::canonicalize(&path).unwrap_or(path);
+                (format!("ca-certificates/{name}"), path)
+            })
             .collect();
     let mut base_files = certificates;
     if let Some(release) = &settings.release {
@@ -242,6 +247,32 @@ pub fn prepare(settings: &Settings) -> Result<Prepared> {
         extra_files,
         render_time,
     })
+}
+
+/// Every image's name, with the prefix, must be a Docker repository name: an image folder named
+/// `Keystone` or `my image` is an error naming the folder, not a refusal from the engine later.
+fn check_image_names(tree: &Tree, naming: &crate::settings::Naming) -> Result<()> {
+    for image in &tree.images {
+        let name = format!("{}{}", naming.image_prefix, image.name);
+        let full = format!("{}/{name}", naming.full_namespace());
+        let checked =
+            crate::reference::path_component(&name).and_then(|()| crate::reference::name(&full));
+        if let Err(message) = checked {
+            let folder = tree
+                .file(&image.template)
+                .and_then(|t| t.parent())
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| image.dir.clone());
+            return Err(Error::BadTree {
+                path: folder.into(),
+                reason: format!(
+                    "the image `{}` would be named {message} (the Docker reference grammar); rename the folder",
+                    image.name
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The names the CA certificates get in `base`'s context (`ca-certificates/<name>`): numbered so

@@ -72,7 +72,7 @@ impl Progress {
         let line = format!("{verb:>12} {text}");
         match self.display {
             Display::Bars => self.multi.println(line).unwrap_or(()),
-            Display::Plain => eprintln!("{line}"),
+            Display::Plain => crate::output::eprintln(&line),
             Display::Quiet => {}
         }
     }
@@ -80,8 +80,8 @@ impl Progress {
     /// Errors are shown even with `--quiet`.
     fn error(&self, text: &str) {
         match self.display {
-            Display::Bars => self.multi.suspend(|| eprintln!("{text}")),
-            _ => eprintln!("{text}"),
+            Display::Bars => self.multi.suspend(|| crate::output::eprintln(text)),
+            _ => crate::output::eprintln(text),
         }
     }
 

@@ -322,6 +322,15 @@ pub async fn run<E: Engine>(
     }
 }
 
+/// The longest wait between two attempts, however many retries are allowed.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The wait before retry `attempt` (1, 2, ...): `base` doubled each time, at most [`MAX_BACKOFF`].
+pub fn backoff_delay(base: Duration, attempt: u32) -> Duration {
+    base.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+        .min(MAX_BACKOFF)
+}
+
 /// One image's push, with retries and backoff: registries drop connections under load.
 async fn push_work<E: Engine>(
     engine: Arc<E>,
@@ -363,7 +372,7 @@ async fn push_work<E: Engine>(
             }
             Err(error) if attempt <= options.retries => {
                 let _ = tx.send(Message::Retrying(i, attempt, error.to_string()));
-                tokio::time::sleep(options.backoff * 2u32.saturating_pow(attempt - 1)).await;
+                tokio::time::sleep(backoff_delay(options.backoff, attempt)).await;
             }
             Err(error) => {
                 let _ = tx.send(Message::PushDone(
@@ -433,7 +442,7 @@ async fn work<E: Engine>(
             }
             Err(error) if attempt <= options.retries => {
                 let _ = tx.send(Message::Retrying(i, attempt, error.to_string()));
-                tokio::time::sleep(options.backoff * 2u32.saturating_pow(attempt - 1)).await;
+                tokio::time::sleep(backoff_delay(options.backoff, attempt)).await;
             }
             Err(error) => {
                 let outcome = Outcome::Failed {
@@ -541,6 +550,7 @@ mod tests {
                 no_cache: false,
                 keep: false,
                 pull: false,
+                parent: None,
             },
             done: None,
             push: false,
@@ -674,6 +684,15 @@ mod tests {
             1,
             "nothing but base was sent to the engine"
         );
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let base = Duration::from_secs(2);
+        assert_eq!(backoff_delay(base, 1), Duration::from_secs(2));
+        assert_eq!(backoff_delay(base, 3), Duration::from_secs(8));
+        assert_eq!(backoff_delay(base, 10), MAX_BACKOFF);
+        assert_eq!(backoff_delay(base, u32::MAX), MAX_BACKOFF);
     }
 
     #[tokio::test]

@@ -130,6 +130,9 @@ pub struct BuildSettings {
     pub push_threads: usize,
     pub export: Option<PathBuf>,
     pub export_format: crate::export::ExportFormat,
+    /// `--export-partial`: export what built even when some images did not.
+    pub export_partial: bool,
+    pub push_mode: crate::publish::PushMode,
     /// For pushes: `KOLLA_REGISTRY_USERNAME`/`_PASSWORD`, else the Docker config file's entry.
     pub credentials: Option<Credentials>,
     pub timeout: Duration,
@@ -165,7 +168,11 @@ impl Settings {
             path: PathBuf::from("."),
             source,
         })?;
-        let data_dir = find_data_dir(&cwd);
+        // `--images-dir` naming a tree of ours is a data directory too (its build.toml, profiles).
+        let data_dir = find_data_dir(&cwd).or_else(|| {
+            let dir = cwd.join(cli.images_dir.as_ref()?);
+            (dir.join("base/Dockerfile.j2").is_file() && dir.join("images").is_dir()).then_some(dir)
+        });
         let config = match (&cli.config_file, &data_dir) {
             (Some(path), _) => FileConfig::load(path)?,
             (None, Some(dir)) if dir.join("build.toml").is_file() => {
@@ -307,6 +314,8 @@ impl Settings {
             push_threads: cli.push_threads.or(file.push_threads).unwrap_or(4).max(1),
             export: cli.export.map(|p| cwd.join(p)).or(file.export),
             export_format: cli.export_format.or(file.export_format).unwrap_or_default(),
+            export_partial: cli.export_partial,
+            push_mode: cli.push_mode.unwrap_or_default(),
             credentials: registry_credentials(naming.registry.as_deref(), &env),
             timeout: Duration::from_secs(cli.timeout.or(file.timeout).unwrap_or(7200)),
             skip_existing: cli.skip_existing || file.skip_existing.unwrap_or(false),
@@ -317,6 +326,7 @@ impl Settings {
                 .or(file.summary_json_file),
             format: cli.format.or(file.format).unwrap_or_default(),
         };
+        validate_build(&build)?;
         // kolla's tree is written for Jinja2's lenient undefined; ours is checked strictly.
         let undefined = cli.undefined.or(file.undefined).unwrap_or(
             match crate::tree::Layout::detect(&images_dir) {
@@ -387,7 +397,7 @@ impl Settings {
             build,
             quiet: cli.quiet,
             debug: cli.debug,
-            env,
+            env: template_env(env),
         })
     }
 }
@@ -469,6 +479,33 @@ fn parse_build_args(arg: &str) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
+/// The most retries a build or push may have: each waits longer (up to a minute), and a failure
+/// that survives ten is not transient.
+pub const MAX_RETRIES: u32 = 10;
+
+fn validate_build(build: &BuildSettings) -> Result<()> {
+    if build.retries > MAX_RETRIES {
+        return Err(Error::Setting {
+            key: "retries".into(),
+            message: format!("{} is more than {MAX_RETRIES}", build.retries),
+        });
+    }
+    if build.timeout.is_zero() {
+        return Err(Error::Setting {
+            key: "timeout".into(),
+            message: "0 would stop every build at once; give at least 1 second".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The environment as templates see it (`env`): without the registry credentials the tool reads.
+fn template_env(env: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    env.into_iter()
+        .filter(|(key, _)| !key.starts_with("KOLLA_REGISTRY_"))
+        .collect()
+}
+
 fn validate_naming(naming: &Naming) -> Result<()> {
     let bad = |key: &str, message: &str| {
         Err(Error::Setting {
@@ -479,40 +516,43 @@ fn validate_naming(naming: &Naming) -> Result<()> {
     if !matches!(naming.base_arch.as_str(), "x86_64" | "aarch64") {
         return bad("base-arch", "expected `x86_64` or `aarch64`");
     }
-    if naming.namespace.is_empty() || naming.namespace.contains(char::is_whitespace) {
-        return bad("namespace", "must be a non-empty name without spaces");
+    let grammar = |key: &str, checked: std::result::Result<(), String>| {
+        checked.map_err(|message| Error::Setting {
+            key: key.to_string(),
+            message: format!("{message} (the Docker reference grammar)"),
+        })
+    };
+    grammar("namespace", crate::reference::path(&naming.namespace))?;
+    if let Some(registry) = &naming.registry {
+        grammar("registry", crate::reference::domain(registry))?;
     }
-    let tag_ok = naming.tag.len() <= 128
-        && !naming.tag.starts_with(['.', '-'])
-        && naming
-            .tag
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if !tag_ok || naming.tag.is_empty() {
-        return bad(
-            "tag",
-            "a Docker tag is 1-128 characters of [A-Za-z0-9_.-], not starting with `.` or `-`",
-        );
+    // The prefix is the start of every image's name: with a name after it, it must be one.
+    if let Err(message) = crate::reference::path_component(&format!("{}a", naming.image_prefix)) {
+        return Err(Error::Setting {
+            key: "image-name-prefix".into(),
+            message: format!(
+                "`{}` cannot start an image name: {message} (the Docker reference grammar)",
+                naming.image_prefix
+            ),
+        });
     }
+    grammar("tag", crate::reference::tag(&naming.tag))?;
     Ok(())
 }
 
 /// The project's data directory: a checkout found from `cwd` upwards, else the data installed
-/// beside the binary (`<prefix>/share/kolla-build`), else the checkout the binary was built from.
+/// beside the binary (`<prefix>/share/kolla-build`). Nothing else: never the directory the
+/// binary was compiled in (a copied binary would read another tree's config silently).
 fn find_data_dir(cwd: &Path) -> Option<PathBuf> {
     let is_tree =
         |dir: &Path| dir.join("base/Dockerfile.j2").is_file() && dir.join("images").is_dir();
     if let Some(dir) = cwd.ancestors().find(|dir| is_tree(dir)) {
         return Some(dir.to_path_buf());
     }
-    let installed = std::env::current_exe()
+    std::env::current_exe()
         .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.join("share/kolla-build")));
-    let built_from = Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-    [installed, built_from]
-        .into_iter()
-        .flatten()
-        .find(|dir| is_tree(dir))
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("share/kolla-build")))
+        .filter(|dir| is_tree(dir))
 }
 
 #[cfg(test)]

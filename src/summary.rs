@@ -7,6 +7,17 @@ use crate::schedule::{Outcome, PushOutcome};
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Summary {
+    /// `success`, `failed` (some image did not build, push or export), `interrupted` (SIGINT or
+    /// SIGTERM) or `error` (the run could not go on: engine down or lost, plan error...).
+    pub status: String,
+    /// Why the run stopped, for `interrupted` and `error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Images the run lost when the engine stopped answering (not built, or cut off mid-build).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push: Option<PushSummary>,
     pub built: Vec<Entry>,
     pub failed: Vec<Entry>,
     pub not_matched: Vec<Entry>,
@@ -19,8 +30,26 @@ pub struct Summary {
     pub export_error: Option<String>,
 }
 
+/// How the pushes of the run were published.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct PushSummary {
+    /// `atomic` or `immediate`.
+    pub mode: String,
+    /// Whether the final tags were moved (always, for `immediate`, for what was pushed).
+    pub tags_moved: bool,
+    /// The staging tag of the atomic mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staging_tag: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct ExportSummary {
+    /// Whether the target was written (replaced); false when images were missing and
+    /// `--export-partial` was not given, or the export failed.
+    pub written: bool,
+    /// Selected images that are not in the export (they did not build).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
     pub bytes: u64,
     pub blobs: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -134,11 +163,69 @@ impl Summary {
     }
 
     pub fn success(&self) -> bool {
-        self.failed.is_empty() && self.export_error.is_none()
+        self.failed.is_empty() && self.export_error.is_none() && self.error.is_none()
+    }
+
+    /// Sets `status` from what was recorded.
+    pub fn finish(&mut self) {
+        if self.status.is_empty() {
+            self.status = if self.success() { "success" } else { "failed" }.to_string();
+        }
+    }
+
+    /// The run stopped on `error`: records it and marks every selected image not yet recorded
+    /// (`names`) as `not_built`.
+    pub fn stop(&mut self, error: &crate::error::Error, names: &[String]) {
+        self.status = match error {
+            crate::error::Error::Interrupted { .. } => "interrupted",
+            _ => "error",
+        }
+        .to_string();
+        self.error = Some(error.to_string().trim_end().to_string());
+        let known: std::collections::BTreeSet<&str> = self
+            .built
+            .iter()
+            .chain(&self.failed)
+            .chain(&self.skipped)
+            .map(|e| e.name.as_str())
+            .collect();
+        let missing: Vec<Entry> = names
+            .iter()
+            .filter(|n| !known.contains(n.as_str()))
+            .map(|n| Entry {
+                status: Some("not_built".into()),
+                ..Entry::named(n)
+            })
+            .collect();
+        self.failed.extend(missing);
+    }
+
+    /// The export was not written because images are missing: the previous file is kept.
+    pub fn withhold_export(&mut self, error: String, missing: Vec<String>) {
+        self.export_error = Some(error.clone());
+        self.export = Some(ExportSummary {
+            written: false,
+            missing,
+            error: Some(error),
+            ..ExportSummary::default()
+        });
+    }
+
+    /// In the atomic push mode, when the tags did not move: what was pushed is only staged.
+    pub fn mark_staged(&mut self) {
+        for entry in self.built.iter_mut().chain(self.failed.iter_mut()) {
+            if entry.push.as_deref() == Some("pushed") {
+                entry.push = Some("staged".into());
+            }
+        }
     }
 
     /// Records the export: each built image's manifest digest, or the error on all of them.
-    pub fn record_export(&mut self, result: &Result<crate::export::ExportReport, String>) {
+    pub fn record_export(
+        &mut self,
+        result: &Result<crate::export::ExportReport, String>,
+        missing: Vec<String>,
+    ) {
         for entry in &mut self.built {
             entry.export = Some(match result {
                 Ok(report) => entry
@@ -152,6 +239,8 @@ impl Summary {
         match result {
             Ok(report) => {
                 self.export = Some(ExportSummary {
+                    written: true,
+                    missing,
                     bytes: report.bytes,
                     blobs: report.blobs,
                     error: None,
@@ -160,6 +249,8 @@ impl Summary {
             Err(e) => {
                 self.export_error = Some(e.clone());
                 self.export = Some(ExportSummary {
+                    written: false,
+                    missing,
                     bytes: 0,
                     blobs: 0,
                     error: Some(e.clone()),
@@ -295,5 +386,35 @@ mod tests {
         let table = s.table(20.0);
         assert!(table.contains("3 built (1 fresh), 3 failed"), "{table}");
         assert!(table.contains("parent `keystone-base` failed"), "{table}");
+    }
+
+    #[test]
+    fn a_stopped_run_names_its_error_and_what_was_not_built() {
+        let mut s = Summary::default();
+        s.record(Row {
+            name: "base",
+            reference: "k/base:1",
+            input_hash: "aa",
+            outcome: &Outcome::Fresh,
+            push: Some(&PushOutcome::Pushed {
+                seconds: 1.0,
+                attempts: 1,
+            }),
+        });
+        s.mark_staged();
+        s.withhold_export("not written".into(), vec!["cron".into()]);
+        s.stop(
+            &crate::error::Error::Interrupted { signal: 15 },
+            &["base".into(), "cron".into()],
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["status"], "interrupted");
+        assert!(json["error"].as_str().unwrap().contains("SIGTERM"));
+        assert_eq!(json["built"][0]["push"], "staged");
+        assert_eq!(json["failed"][0]["name"], "cron");
+        assert_eq!(json["failed"][0]["status"], "not_built");
+        assert_eq!(json["export"]["written"], false);
+        assert_eq!(json["export"]["missing"][0], "cron");
+        assert!(!s.success());
     }
 }

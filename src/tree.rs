@@ -182,6 +182,10 @@ fn collect_files(root: &Path, dir: &Path, files: &mut BTreeMap<String, PathBuf>)
     if !dir.is_dir() {
         return Ok(());
     }
+    let inside = std::fs::canonicalize(root).map_err(|source| Error::Read {
+        path: root.to_path_buf(),
+        source,
+    })?;
     let walker = walkdir::WalkDir::new(dir)
         .sort_by_file_name()
         .into_iter()
@@ -196,17 +200,50 @@ fn collect_files(root: &Path, dir: &Path, files: &mut BTreeMap<String, PathBuf>)
         if entry.file_type().is_dir() {
             continue;
         }
-        let rel = entry
+        let mut parts = Vec::new();
+        for part in entry
             .path()
             .strip_prefix(root)
             .expect("walked below root")
             .components()
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/");
+        {
+            let Some(part) = part.as_os_str().to_str() else {
+                return Err(Error::BadTree {
+                    path: entry.path().to_path_buf(),
+                    reason: "the file name is not UTF-8; rename it (an image's files must have \
+                             names the templates and the engine can use)"
+                        .into(),
+                });
+            };
+            parts.push(part);
+        }
+        let rel = parts.join("/");
+        // A symlink the tool reads (a template, a data file) must stay inside the tree; a
+        // symlink in a build context is sent as a symlink, as the docker CLI does.
+        if entry.path_is_symlink() && read_by_the_tool(&rel) {
+            let target = std::fs::canonicalize(entry.path()).ok();
+            if !target.as_ref().is_some_and(|t| t.starts_with(&inside)) {
+                return Err(Error::BadTree {
+                    path: entry.path().to_path_buf(),
+                    reason: match target {
+                        Some(t) => format!(
+                            "this symlink points outside the tree (to `{}`); templates and data files must stay inside it",
+                            t.display()
+                        ),
+                        None => "this symlink points nowhere".into(),
+                    },
+                });
+            }
+        }
         files.insert(rel, entry.path().to_path_buf());
     }
     Ok(())
+}
+
+/// Files the tool reads itself: templates and the tree's data files.
+fn read_by_the_tool(rel: &str) -> bool {
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    name.ends_with(".j2") || TREE_DATA_FILES.contains(&name) || name == "unbuildable.toml"
 }
 
 fn find_images(files: &BTreeMap<String, PathBuf>) -> Result<Vec<ImageSource>> {

@@ -24,7 +24,11 @@ pub fn write_tree(
         .prefix(".docker.partial-")
         .tempdir_in(work_dir)
         .map_err(write_err(work_dir))?;
+    let _tracked = crate::signals::track(staging.path());
     for (image, dockerfile) in images {
+        if let Some(signal) = crate::signals::interrupted() {
+            return Err(Error::Interrupted { signal });
+        }
         let dir = staging.path().join(&image.dir);
         std::fs::create_dir_all(&dir).map_err(write_err(&dir))?;
         std::fs::write(dir.join("Dockerfile"), dockerfile)
@@ -46,7 +50,14 @@ pub fn write_tree(
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent).map_err(write_err(parent))?;
             }
-            std::fs::copy(source, &target).map_err(write_err(&target))?;
+            // A symlink stays a symlink (what the engine is sent), never its target's content.
+            let meta = std::fs::symlink_metadata(source).map_err(write_err(source))?;
+            if meta.file_type().is_symlink() {
+                let link = std::fs::read_link(source).map_err(write_err(source))?;
+                std::os::unix::fs::symlink(link, &target).map_err(write_err(&target))?;
+            } else {
+                std::fs::copy(source, &target).map_err(write_err(&target))?;
+            }
         }
     }
     let final_dir = work_dir.join("docker");

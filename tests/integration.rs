@@ -7,4 +7,5 @@ mod engine;
 mod kolla_ansible;
 mod kolla_peer;
 mod real_tree;
+mod reliability;
 mod support;

@@ -79,6 +79,10 @@ impl Test {
         std::fs::read_to_string(self.dir.path().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
     }
 
+    pub(crate) fn read_bytes(&self, rel: &str) -> Vec<u8> {
+        std::fs::read(self.dir.path().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
     pub(crate) fn exists(&self, rel: &str) -> bool {
         self.dir.path().join(rel).exists()
     }
