@@ -22,6 +22,8 @@ pub struct Repos {
     /// kolla before 23's `handle_repos`: no `grep -rlF '[name]' ... | xargs -r rm -f` guard
     /// before an rpm repository is written.
     pub kolla_before_23: bool,
+    /// kolla 20's `handle_repos` (`crate::compat::repos20`).
+    pub kolla_20: bool,
 }
 
 /// What a distro looks like to `handle_repos`.
@@ -50,6 +52,7 @@ impl Repos {
             data,
             overridden: false,
             kolla_before_23: false,
+            kolla_20: false,
         })
     }
 
@@ -119,6 +122,9 @@ impl Repos {
         names: &[String],
         mode: Mode,
     ) -> Result<String, String> {
+        if self.kolla_20 {
+            return crate::compat::repos20::handle(&self.data, target, names, mode);
+        }
         let repo_list = Self::repo_list(&self.data, target);
         let default_list = Self::repo_list(&self.defaults, target);
         let find = |list: &[(String, Entry)], name: &str| {
@@ -148,7 +154,7 @@ impl Repos {
                 if mode == Mode::Enable {
                     if !flag("distro") {
                         let name = py_str(required("name")?);
-                        if flag("build_only") {
+                        if flag("build_only") && !self.kolla_before_23 {
                             let default_entry = find(&default_list, repo);
                             let file = [
                                 entry.get("file_group"),
@@ -235,24 +241,33 @@ impl Repos {
                     let name = py_str(required("name")?);
                     commands.push_str(&format!("dnf config-manager --disable {name} || true"));
                 }
-            } else if target.package_type == "deb" && mode == Mode::Enable && !flag("distro") {
+            } else if target.package_type == "deb"
+                && mode == Mode::Enable
+                && (self.kolla_before_23 || !flag("distro"))
+            {
+                // kolla 21 and 22 write every deb repository as given: no distro skip, key
+                // path, codename in the suite, `trusted` or build-only backups (kolla 23's).
+                let new = !self.kolla_before_23;
                 let file = format!("/etc/apt/sources.list.d/{repo}.sources");
-                if flag("build_only") && backed_up.insert(file.clone()) {
+                if new && flag("build_only") && backed_up.insert(file.clone()) {
                     commands.push_str(&format!(
                         "mkdir -p {BACKUP_DIR} && cp {file} {BACKUP_DIR}/{repo}.sources \
                          2>/dev/null || true && touch {BACKUP_DIR}/{repo}.enabled && "
                     ));
                 }
                 let gpg_key = text(required("gpg_key")?, repo, "gpg_key")?;
-                let signed_by = if gpg_key.starts_with('/') {
+                let signed_by = if new && gpg_key.starts_with('/') {
                     gpg_key
                 } else {
                     format!("/etc/kolla/apt-keys/{gpg_key}")
                 };
-                let suite = text(required("suite")?, repo, "suite")?.replace(
-                    "{openstack_release_codename}",
-                    &target.release_codename.to_lowercase(),
-                );
+                let mut suite = text(required("suite")?, repo, "suite")?;
+                if new {
+                    suite = suite.replace(
+                        "{openstack_release_codename}",
+                        &target.release_codename.to_lowercase(),
+                    );
+                }
                 let component = py_str(required("component")?);
                 let url = py_str(required("url")?);
                 commands.push_str(&format!(
@@ -260,7 +275,7 @@ impl Repos {
                      echo 'Types: deb' >>{file} && echo 'Suites: {suite}' >>{file} && \
                      echo 'Signed-By: {signed_by}' >>{file}"
                 ));
-                if flag("trusted") {
+                if new && flag("trusted") {
                     commands.push_str(&format!(" && echo 'Trusted: yes' >>{file}"));
                 }
                 if let Some(arch) = entry.get("arch") {
@@ -450,7 +465,7 @@ fn text(value: &Value, repo: &str, key: &str) -> Result<String, String> {
 }
 
 /// Python's truth value of a YAML value.
-fn truthy(value: &Value) -> bool {
+pub(crate) fn truthy(value: &Value) -> bool {
     match value {
         Value::Null => false,
         Value::Bool(b) => *b,
@@ -463,7 +478,7 @@ fn truthy(value: &Value) -> bool {
 }
 
 /// Python's `str()` of a YAML value.
-fn py_str(value: &Value) -> String {
+pub(crate) fn py_str(value: &Value) -> String {
     match value {
         Value::Null => "None".into(),
         Value::Bool(true) => "True".into(),
