@@ -81,8 +81,9 @@ impl Repos {
     }
 
     /// The entries for a distro: the sections `<package type>`, `<distro>` and `<distro>-<arch>`
-    /// merged in that order, later keys winning; `distro` is dropped once a URL is known.
-    fn repo_list(data: &Mapping, target: Target<'_>) -> Vec<(String, Entry)> {
+    /// merged in that order, later keys winning; `distro` is dropped once a URL is known. Before
+    /// kolla 23 (`whole_entries`) a later section's entry replaces the whole entry (a dict union).
+    fn repo_list(data: &Mapping, target: Target<'_>, whole_entries: bool) -> Vec<(String, Entry)> {
         let mut result: Vec<(String, Entry)> = Vec::new();
         let sections = [
             target.package_type.to_string(),
@@ -100,6 +101,7 @@ impl Repos {
                     _ => Mapping::new(),
                 };
                 match result.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, merged)) if whole_entries => *merged = info,
                     Some((_, merged)) => {
                         for (k, v) in info {
                             merged.insert(k, v);
@@ -125,13 +127,13 @@ impl Repos {
         if self.kolla_20 {
             return crate::compat::repos20::handle(&self.data, target, names, mode);
         }
-        let repo_list = Self::repo_list(&self.data, target);
-        let default_list = Self::repo_list(&self.defaults, target);
+        let repo_list = Self::repo_list(&self.data, target, self.kolla_before_23);
+        let default_list = Self::repo_list(&self.defaults, target, self.kolla_before_23);
         let find = |list: &[(String, Entry)], name: &str| {
             list.iter().find(|(n, _)| n == name).map(|(_, e)| e.clone())
         };
         let rpm = target.package_type == "rpm";
-        if rpm && self.overridden {
+        if rpm && self.overridden && !self.kolla_before_23 {
             self.check_file_groups(&repo_list, &default_list)?;
         }
         let mut commands = String::new();
@@ -193,9 +195,10 @@ impl Repos {
                             commands
                                 .push_str(&format!(" && echo 'repo_gpgcheck={value}' >>{file}"));
                         }
-                        if !["baseurl", "metalink", "mirrorlist"]
-                            .iter()
-                            .any(|k| entry.contains_key(*k))
+                        if !self.kolla_before_23
+                            && !["baseurl", "metalink", "mirrorlist"]
+                                .iter()
+                                .any(|k| entry.contains_key(*k))
                         {
                             return Err(format!(
                                 "Repository '{repo}' has no baseurl, metalink, or mirrorlist"
@@ -342,8 +345,8 @@ impl Repos {
 
     /// `cleanup_repos()`: restores (or removes) the files of build-only repositories, or `""`.
     pub fn cleanup(&self, target: Target<'_>) -> String {
-        let repo_list = Self::repo_list(&self.data, target);
-        let default_list = Self::repo_list(&self.defaults, target);
+        let repo_list = Self::repo_list(&self.data, target, self.kolla_before_23);
+        let default_list = Self::repo_list(&self.defaults, target, self.kolla_before_23);
         let flag = |e: &Entry, key: &str| e.get(key).is_some_and(truthy);
         let mut commands: Vec<String> = Vec::new();
         let mut restored: BTreeSet<String> = BTreeSet::new();

@@ -161,9 +161,10 @@ mod tests {
         let tree = crate::tree::Tree::load(dir.path(), &[]).unwrap();
         let builtin = "[kolla]\nuid = 42400\ngid = 42400\n";
         let none = BTreeMap::new();
-        let current = load_for_tree(&tree, builtin, &none, false).unwrap();
+        let kolla_22 = &crate::compat::release("22.2.0").users_absent;
+        let current = load_for_tree(&tree, builtin, &none, &[]).unwrap();
         assert!(current.get("kerbside").is_some() && current.get("valkey").is_some());
-        let old = load_for_tree(&tree, builtin, &none, true).unwrap();
+        let old = load_for_tree(&tree, builtin, &none, kolla_22).unwrap();
         assert!(old.get("kerbside").is_none() && old.get("valkey").is_some());
         // a [kerbside-user] section still adds it
         let configured = BTreeMap::from([(
@@ -174,7 +175,7 @@ mod tests {
                 group: None,
             },
         )]);
-        let old = load_for_tree(&tree, builtin, &configured, true).unwrap();
+        let old = load_for_tree(&tree, builtin, &configured, kolla_22).unwrap();
         assert_eq!(old.get("kerbside").unwrap().uid, 1);
     }
 }

@@ -49,7 +49,7 @@ pub fn detect(tree: &Path) -> Option<Installation> {
     }
     // a checkout before 23: <checkout>/docker beside <checkout>/kolla
     let package = parent.join("kolla");
-    is_package(&package).then(|| Installation {
+    is_package(&package).then_some(Installation {
         package: Some(package),
         metadata: None,
         version: None,

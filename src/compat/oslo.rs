@@ -179,9 +179,9 @@ pub fn interpolate_text(
 mod tests {
     use super::*;
 
-    fn lookup_in(
-        values: &BTreeMap<&str, &str>,
-    ) -> impl FnMut(&str, &str) -> Result<String, String> + '_ {
+    fn lookup_in<'a>(
+        values: &'a BTreeMap<&'a str, &'a str>,
+    ) -> impl FnMut(&str, &str) -> Result<String, String> + 'a {
         |group, name| {
             values
                 .get(format!("{group}.{name}").as_str())
