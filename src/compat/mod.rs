@@ -389,7 +389,7 @@ impl Resolver<'_> {
         {
             return oslo::interpolate(value, group, &mut |g, n| self.get(g, n, depth + 1));
         }
-        self.default_value(&name)
+        self.default_value(&name, depth)
             .ok_or_else(|| format!("`${name}` is not an option kolla-build knows"))
     }
 
@@ -416,11 +416,13 @@ impl Resolver<'_> {
     }
 
     /// kolla's default of an option, for the release of the tree.
-    fn default_value(&self, name: &str) -> Option<String> {
+    fn default_value(&self, name: &str, depth: usize) -> Option<String> {
         let r = self.kolla.release;
-        let value = |n: &str| self.get("DEFAULT", n, 8).ok();
-        let base: BaseDistro = value("base")
-            .filter(|b| b != name)
+        let value = |n: &str| self.get("DEFAULT", n, depth + 1).ok();
+        // the base as given (a `$` in it is not followed here)
+        let base: BaseDistro = self
+            .cli_value("base")
+            .or_else(|| self.raw.get("DEFAULT").and_then(|g| g.get("base")).cloned())
             .and_then(|b| toml::Value::String(b).try_into().ok())
             .unwrap_or(r.default_base);
         let distro = r.distro(base);
