@@ -379,6 +379,12 @@ fn compare(
     if report.is_empty() {
         Ok(theirs_files.len())
     } else {
+        // One broken default differs in every file: the first few tell.
+        let more = report.len().saturating_sub(8);
+        report.truncate(8);
+        if more > 0 {
+            report.push(format!("... and {more} more files"));
+        }
         Err(report.join("\n"))
     }
 }
