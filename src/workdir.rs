@@ -24,31 +24,36 @@ pub fn write_tree(
         .prefix(".docker.partial-")
         .tempdir_in(work_dir)
         .map_err(write_err(work_dir))?;
-    for (image, dockerfile) in images {
-        let dir = staging.path().join(&image.dir);
-        std::fs::create_dir_all(&dir).map_err(write_err(&dir))?;
-        std::fs::write(dir.join("Dockerfile"), dockerfile)
-            .map_err(write_err(&dir.join("Dockerfile")))?;
-        let own = image.context_files.iter().map(|rel| {
-            let source = tree
-                .file(&format!("{}/{rel}", image.dir))
-                .expect("context files come from the tree");
-            (rel.as_str(), source)
-        });
-        let added = extra
-            .0
-            .get(&image.name)
-            .into_iter()
-            .flatten()
-            .map(|(rel, path)| (rel.as_str(), path.as_path()));
-        for (rel, source) in own.chain(added) {
-            let target = dir.join(rel);
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent).map_err(write_err(parent))?;
+    // Images are written in parallel: the tree of kolla's 188 images is ~370 small files.
+    use rayon::prelude::*;
+    images
+        .par_iter()
+        .try_for_each(|(image, dockerfile)| -> Result<()> {
+            let dir = staging.path().join(&image.dir);
+            std::fs::create_dir_all(&dir).map_err(write_err(&dir))?;
+            std::fs::write(dir.join("Dockerfile"), dockerfile)
+                .map_err(write_err(&dir.join("Dockerfile")))?;
+            let own = image.context_files.iter().map(|rel| {
+                let source = tree
+                    .file(&format!("{}/{rel}", image.dir))
+                    .expect("context files come from the tree");
+                (rel.as_str(), source)
+            });
+            let added = extra
+                .0
+                .get(&image.name)
+                .into_iter()
+                .flatten()
+                .map(|(rel, path)| (rel.as_str(), path.as_path()));
+            for (rel, source) in own.chain(added) {
+                let target = dir.join(rel);
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent).map_err(write_err(parent))?;
+                }
+                std::fs::copy(source, &target).map_err(write_err(&target))?;
             }
-            std::fs::copy(source, &target).map_err(write_err(&target))?;
-        }
-    }
+            Ok(())
+        })?;
     let final_dir = work_dir.join("docker");
     // Swap the finished tree in; the old one is removed only once the new one is in place.
     let old = work_dir.join(format!(".docker.old-{}", std::process::id()));
