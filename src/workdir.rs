@@ -47,7 +47,8 @@ pub fn write_tree(
                 .map(|(rel, path)| (rel.as_str(), path.as_path()));
             for (rel, source) in own.chain(added) {
                 let target = dir.join(rel);
-                if let Some(parent) = target.parent() {
+                // (the image's own folder exists already: one mkdir less per file)
+                if let Some(parent) = target.parent().filter(|p| *p != dir) {
                     std::fs::create_dir_all(parent).map_err(write_err(parent))?;
                 }
                 std::fs::copy(source, &target).map_err(write_err(&target))?;
