@@ -30,8 +30,16 @@ pub struct Cli {
 
     /// A configuration file to use instead of the tree's build.toml: TOML, or kolla's INI
     /// kolla-build.conf (a `.conf`/`.ini` name or INI content) for the options both tools share.
+    /// For kolla's own tree, without it the first of ~/.kolla/, ~/, /etc/kolla/, /etc/ holding
+    /// kolla.conf, and the first holding kolla-build.conf, are read, as kolla-build does (the
+    /// files read are named on stderr).
     #[arg(long, value_name = "PATH", help_heading = "Configuration")]
     pub config_file: Option<PathBuf>,
+    /// For kolla's own tree: a folder whose `*.conf` files are read after the config file
+    /// (repeatable; oslo.config's --config-dir) [default: the first kolla.conf.d/ and
+    /// kolla-build.conf.d/ found where kolla looks for its files].
+    #[arg(long, value_name = "DIR", help_heading = "Configuration")]
+    pub config_dir: Vec<PathBuf>,
 
     /// The base distro.
     #[arg(short = 'b', long, value_enum, help_heading = "Naming")]
@@ -124,9 +132,9 @@ pub struct Cli {
         help_heading = "Templates"
     )]
     pub template_override: Vec<PathBuf>,
-    /// What templates see as `kolla_version` (the `kolla_version` label of kolla's base image)
-    /// [default: this tool's version]. Set it to kolla's version to render kolla's tree exactly
-    /// as that kolla-build does.
+    /// The kolla release whose defaults and behaviour apply to kolla's own tree, and what
+    /// templates see as `kolla_version` [default: for kolla's tree, the version of the kolla
+    /// installation it belongs to; else this tool's version].
     #[arg(long, value_name = "VERSION", help_heading = "Templates")]
     pub kolla_version: Option<String>,
     /// What base checks /etc/os-release's PRETTY_NAME against (`supported_distro_name`)

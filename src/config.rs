@@ -288,7 +288,7 @@ impl FileConfig {
         toml::from_str(text).map_err(|e| e.to_string())
     }
 
-    fn resolve_paths(&mut self, dir: &Path) {
+    pub(crate) fn resolve_paths(&mut self, dir: &Path) {
         let resolve = |p: &mut PathBuf| {
             if p.is_relative() {
                 *p = dir.join(&*p);

@@ -7,6 +7,7 @@ pub mod app;
 pub mod bootstrap;
 pub mod build;
 pub mod cli;
+pub mod compat;
 pub mod config;
 pub mod context;
 pub mod dockerfile;

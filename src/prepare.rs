@@ -30,32 +30,33 @@ pub struct Prepared {
     pub render_time: Duration,
 }
 
-/// The major release of a kolla version (`22.2.0` → 22); `None` for anything else.
-fn kolla_major(version: &str) -> Option<u32> {
-    let (major, rest) = version.split_once('.')?;
-    rest.chars().next()?.is_ascii_digit().then_some(())?;
-    major.parse().ok()
-}
-
 pub fn prepare(settings: &Settings) -> Result<Prepared> {
     let tree = Tree::load(&settings.images_dir, &settings.docker_dirs)?;
     check_image_names(&tree, &settings.naming)?;
-    // A kolla-layout tree said (`--kolla-version`) to be an older kolla's gets that kolla's
-    // users and handle_repos; the default value, this tool's version, says nothing.
-    let kolla_before_23 = tree.layout == crate::tree::Layout::Kolla
-        && settings.kolla_version != env!("CARGO_PKG_VERSION")
-        && kolla_major(&settings.kolla_version).is_some_and(|major| major < 23);
-    let users =
-        crate::users::load_for_tree(&tree, BUILTIN_USERS, &settings.users, kolla_before_23)?;
-    let mut repos = crate::repos::load_for_tree(&tree, settings.repos_yaml.as_deref())?;
-    if let Some(repos) = repos.as_mut() {
-        repos.kolla_before_23 = kolla_before_23;
-        if let Some(release) = &settings.release {
-            for (name, keys) in &release.repos {
-                let keys: Vec<(String, String)> =
-                    keys.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                repos.overlay_keys(settings.naming.base.as_str(), name, &keys);
-            }
+    // A kolla-layout tree gets the users, repositories and unbuildable images of its kolla
+    // release (`src/compat/kolla.toml`).
+    let kolla = crate::compat::kolla_for(&tree.root, Some(&settings.kolla_version));
+    let users_absent = kolla
+        .as_ref()
+        .map(|k| k.release.users_absent.clone())
+        .unwrap_or_default();
+    let users = crate::users::load_for_tree(&tree, BUILTIN_USERS, &settings.users, &users_absent)?;
+    let mut repos = match &kolla {
+        Some(kolla) => crate::compat::load_repos(
+            &tree,
+            kolla,
+            settings.repos_yaml.as_deref(),
+            settings.naming.base,
+            &settings.naming.base_tag,
+        )?,
+        None => crate::repos::load_for_tree(&tree, settings.repos_yaml.as_deref())?,
+    };
+    // Our tree's release row (base/releases.toml) sets its repositories' suites and URLs.
+    if let (Some(repos), Some(release)) = (repos.as_mut(), &settings.release) {
+        for (name, keys) in &release.repos {
+            let keys: Vec<(String, String)> =
+                keys.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            repos.overlay_keys(settings.naming.base.as_str(), name, &keys);
         }
     }
     let overrides = settings
@@ -80,7 +81,7 @@ pub fn prepare(settings: &Settings) -> Result<Prepared> {
         docker_healthchecks: settings.docker_healthchecks,
         kolla_version: settings.kolla_version.clone(),
         supported_distro_name: settings.supported_distro_name.clone(),
-        build_date: kolla_before_23,
+        build_date: kolla.as_ref().is_some_and(|k| k.release.build_date),
         repos_yaml: settings
             .repos_yaml
             .as_ref()
@@ -145,18 +146,15 @@ pub fn prepare(settings: &Settings) -> Result<Prepared> {
     } else {
         settings.selection.regexes.clone()
     };
+    let tree_unbuildable = tree.read_data(&["images/unbuildable.toml", "unbuildable.toml"])?;
     let unbuildable = if settings.selection.enable_unbuildable {
         BTreeSet::new()
+    } else if let (None, Some(kolla)) = (&tree_unbuildable, &kolla) {
+        kolla
+            .release
+            .unbuildable(naming.base.as_str(), &naming.base_arch, &naming.base_tag)
     } else {
-        let found = tree.read_data(&["images/unbuildable.toml", "unbuildable.toml"])?;
-        let found = match found {
-            None if tree.layout == crate::tree::Layout::Kolla => Some((
-                std::path::PathBuf::from("<kolla's unbuildable list>"),
-                crate::tree::KOLLA_UNBUILDABLE.to_string(),
-            )),
-            other => other,
-        };
-        match found {
+        match tree_unbuildable {
             Some((path, text)) => {
                 let facts = [
                     naming.base.as_str(),
@@ -296,20 +294,4 @@ pub fn ca_certificate_files(paths: &[std::path::PathBuf]) -> Vec<(String, std::p
             (format!("kolla-build-{i}-{stem}.crt"), path.clone())
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::kolla_major;
-
-    #[test]
-    fn kolla_major_reads_release_versions_only() {
-        assert_eq!(kolla_major("22.2.0"), Some(22));
-        assert_eq!(kolla_major("23.0.0"), Some(23));
-        assert_eq!(kolla_major("21.1.1.dev3"), Some(21));
-        assert_eq!(kolla_major("0.1.0"), Some(0));
-        assert_eq!(kolla_major("dev"), None);
-        assert_eq!(kolla_major("22"), None);
-        assert_eq!(kolla_major("v22.1"), None);
-    }
 }

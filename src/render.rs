@@ -166,7 +166,26 @@ impl Renderer {
             UndefinedMode::Lenient => UndefinedBehavior::Lenient,
         });
         let sources = Arc::new(sources);
-        env.set_loader(move |name| Ok(lookup(&sources, name).map(str::to_string)));
+        // Jinja2's FileSystemLoader loads any file of the tree: kolla 20's rabbitmq imports
+        // macros from `rabbitmq_packages_rpm.<distro>`, a file of the image's folder.
+        let other_files: BTreeMap<String, std::path::PathBuf> = tree
+            .images
+            .iter()
+            .flat_map(|i| {
+                i.context_files
+                    .iter()
+                    .map(move |f| format!("{}/{f}", i.dir))
+            })
+            .filter_map(|rel| tree.file(&rel).map(|p| (rel.clone(), p.to_path_buf())))
+            .collect();
+        env.set_loader(move |name| {
+            Ok(match lookup(&sources, name) {
+                Some(source) => Some(source.to_string()),
+                None => other_files
+                    .get(name)
+                    .and_then(|path| std::fs::read_to_string(path).ok()),
+            })
+        });
         // Python's str/list/dict methods (`.split()`, `.startswith()`, `.items()`...), as Jinja2.
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         // Jinja2 prints values with Python's str(): `True`, `None`, `['a', 1]`.

@@ -22,6 +22,8 @@ pub struct Repos {
     /// kolla before 23's `handle_repos`: no `grep -rlF '[name]' ... | xargs -r rm -f` guard
     /// before an rpm repository is written.
     pub kolla_before_23: bool,
+    /// kolla 20's `handle_repos` (`crate::compat::repos20`).
+    pub kolla_20: bool,
 }
 
 /// What a distro looks like to `handle_repos`.
@@ -50,6 +52,7 @@ impl Repos {
             data,
             overridden: false,
             kolla_before_23: false,
+            kolla_20: false,
         })
     }
 
@@ -89,8 +92,9 @@ impl Repos {
     }
 
     /// The entries for a distro: the sections `<package type>`, `<distro>` and `<distro>-<arch>`
-    /// merged in that order, later keys winning; `distro` is dropped once a URL is known.
-    fn repo_list(data: &Mapping, target: Target<'_>) -> Vec<(String, Entry)> {
+    /// merged in that order, later keys winning; `distro` is dropped once a URL is known. Before
+    /// kolla 23 (`whole_entries`) a later section's entry replaces the whole entry (a dict union).
+    fn repo_list(data: &Mapping, target: Target<'_>, whole_entries: bool) -> Vec<(String, Entry)> {
         let mut result: Vec<(String, Entry)> = Vec::new();
         let sections = [
             target.package_type.to_string(),
@@ -108,6 +112,7 @@ impl Repos {
                     _ => Mapping::new(),
                 };
                 match result.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, merged)) if whole_entries => *merged = info,
                     Some((_, merged)) => {
                         for (k, v) in info {
                             merged.insert(k, v);
@@ -130,13 +135,16 @@ impl Repos {
         names: &[String],
         mode: Mode,
     ) -> Result<String, String> {
-        let repo_list = Self::repo_list(&self.data, target);
-        let default_list = Self::repo_list(&self.defaults, target);
+        if self.kolla_20 {
+            return crate::compat::repos20::handle(&self.data, target, names, mode);
+        }
+        let repo_list = Self::repo_list(&self.data, target, self.kolla_before_23);
+        let default_list = Self::repo_list(&self.defaults, target, self.kolla_before_23);
         let find = |list: &[(String, Entry)], name: &str| {
             list.iter().find(|(n, _)| n == name).map(|(_, e)| e.clone())
         };
         let rpm = target.package_type == "rpm";
-        if rpm && self.overridden {
+        if rpm && self.overridden && !self.kolla_before_23 {
             self.check_file_groups(&repo_list, &default_list)?;
         }
         let mut commands = String::new();
@@ -159,7 +167,7 @@ impl Repos {
                 if mode == Mode::Enable {
                     if !flag("distro") {
                         let name = py_str(required("name")?);
-                        if flag("build_only") {
+                        if flag("build_only") && !self.kolla_before_23 {
                             let default_entry = find(&default_list, repo);
                             let file = [
                                 entry.get("file_group"),
@@ -198,9 +206,10 @@ impl Repos {
                             commands
                                 .push_str(&format!(" && echo 'repo_gpgcheck={value}' >>{file}"));
                         }
-                        if !["baseurl", "metalink", "mirrorlist"]
-                            .iter()
-                            .any(|k| entry.contains_key(*k))
+                        if !self.kolla_before_23
+                            && !["baseurl", "metalink", "mirrorlist"]
+                                .iter()
+                                .any(|k| entry.contains_key(*k))
                         {
                             return Err(format!(
                                 "Repository '{repo}' has no baseurl, metalink, or mirrorlist"
@@ -246,24 +255,33 @@ impl Repos {
                     let name = py_str(required("name")?);
                     commands.push_str(&format!("dnf config-manager --disable {name} || true"));
                 }
-            } else if target.package_type == "deb" && mode == Mode::Enable && !flag("distro") {
+            } else if target.package_type == "deb"
+                && mode == Mode::Enable
+                && (self.kolla_before_23 || !flag("distro"))
+            {
+                // kolla 21 and 22 write every deb repository as given: no distro skip, key
+                // path, codename in the suite, `trusted` or build-only backups (kolla 23's).
+                let new = !self.kolla_before_23;
                 let file = format!("/etc/apt/sources.list.d/{repo}.sources");
-                if flag("build_only") && backed_up.insert(file.clone()) {
+                if new && flag("build_only") && backed_up.insert(file.clone()) {
                     commands.push_str(&format!(
                         "mkdir -p {BACKUP_DIR} && cp {file} {BACKUP_DIR}/{repo}.sources \
                          2>/dev/null || true && touch {BACKUP_DIR}/{repo}.enabled && "
                     ));
                 }
                 let gpg_key = text(required("gpg_key")?, repo, "gpg_key")?;
-                let signed_by = if gpg_key.starts_with('/') {
+                let signed_by = if new && gpg_key.starts_with('/') {
                     gpg_key
                 } else {
                     format!("/etc/kolla/apt-keys/{gpg_key}")
                 };
-                let suite = text(required("suite")?, repo, "suite")?.replace(
-                    "{openstack_release_codename}",
-                    &target.release_codename.to_lowercase(),
-                );
+                let mut suite = text(required("suite")?, repo, "suite")?;
+                if new {
+                    suite = suite.replace(
+                        "{openstack_release_codename}",
+                        &target.release_codename.to_lowercase(),
+                    );
+                }
                 let component = py_str(required("component")?);
                 let url = py_str(required("url")?);
                 commands.push_str(&format!(
@@ -271,7 +289,7 @@ impl Repos {
                      echo 'Types: deb' >>{file} && echo 'Suites: {suite}' >>{file} && \
                      echo 'Signed-By: {signed_by}' >>{file}"
                 ));
-                if flag("trusted") {
+                if new && flag("trusted") {
                     commands.push_str(&format!(" && echo 'Trusted: yes' >>{file}"));
                 }
                 if let Some(arch) = entry.get("arch") {
@@ -338,8 +356,8 @@ impl Repos {
 
     /// `cleanup_repos()`: restores (or removes) the files of build-only repositories, or `""`.
     pub fn cleanup(&self, target: Target<'_>) -> String {
-        let repo_list = Self::repo_list(&self.data, target);
-        let default_list = Self::repo_list(&self.defaults, target);
+        let repo_list = Self::repo_list(&self.data, target, self.kolla_before_23);
+        let default_list = Self::repo_list(&self.defaults, target, self.kolla_before_23);
         let flag = |e: &Entry, key: &str| e.get(key).is_some_and(truthy);
         let mut commands: Vec<String> = Vec::new();
         let mut restored: BTreeSet<String> = BTreeSet::new();
@@ -475,7 +493,7 @@ fn text(value: &Value, repo: &str, key: &str) -> Result<String, String> {
 }
 
 /// Python's truth value of a YAML value.
-fn truthy(value: &Value) -> bool {
+pub(crate) fn truthy(value: &Value) -> bool {
     match value {
         Value::Null => false,
         Value::Bool(b) => *b,
@@ -488,7 +506,7 @@ fn truthy(value: &Value) -> bool {
 }
 
 /// Python's `str()` of a YAML value.
-fn py_str(value: &Value) -> String {
+pub(crate) fn py_str(value: &Value) -> String {
     match value {
         Value::Null => "None".into(),
         Value::Bool(true) => "True".into(),

@@ -173,13 +173,24 @@ impl Settings {
             let dir = cwd.join(cli.images_dir.as_ref()?);
             (dir.join("base/Dockerfile.j2").is_file() && dir.join("images").is_dir()).then_some(dir)
         });
-        let config = match (&cli.config_file, &data_dir) {
-            (Some(path), _) => FileConfig::load(path)?,
-            (None, Some(dir)) if dir.join("build.toml").is_file() => {
+        // kolla's own tree: kolla's configuration files and its release's defaults.
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let kolla_config = crate::compat::load_config(&cli, &cwd, home.as_deref())?;
+        let kolla_files = kolla_config.as_ref().map(|(_, files)| files.clone());
+        let mut config = match (&cli.config_file, &data_dir, kolla_config) {
+            (_, _, Some((config, _))) => config,
+            (Some(path), _, None) => FileConfig::load(path)?,
+            (None, Some(dir), None) if dir.join("build.toml").is_file() => {
                 FileConfig::load(&dir.join("build.toml"))?
             }
             _ => FileConfig::default(),
         };
+        if let Some(kolla) =
+            crate::compat::apply_defaults(&cli, &mut config, &cwd, data_dir.as_deref())?
+            && !cli.quiet
+        {
+            eprintln!("{}", crate::compat::note(&kolla, kolla_files.as_deref()));
+        }
         let env: BTreeMap<String, String> = std::env::vars().collect();
         Self::merge(cli, config, data_dir, env, &cwd)
     }

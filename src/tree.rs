@@ -14,16 +14,6 @@ const TREE_DATA_FILES: [&str; 3] = ["releases.toml", "repos.yaml", "users.toml"]
 /// constraints file per release, and base gets only the selected one (as upper-constraints.txt).
 const TREE_DATA_DIRS: [&str; 1] = ["base/constraints/"];
 
-/// kolla keeps its unbuildable list in Python code (`kolla/image/unbuildable.py`), not in its
-/// tree: a kolla-layout tree without `unbuildable.toml` gets this one (the format of
-/// `images/unbuildable.toml`), so the same images are left out as by kolla-build (`centos` is
-/// kolla 22's list: kolla 23 dropped CentOS).
-pub const KOLLA_UNBUILDABLE: &str = r#"
-aarch64 = ["bifrost-base"]
-centos = ["collectd", "hacluster-pcs", "nova-spicehtml5proxy", "ovsdpdk", "tgtd"]
-rocky = ["collectd", "hacluster-pcs", "nova-spicehtml5proxy", "ovsdpdk", "tgtd"]
-"#;
-
 /// How the main tree is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
@@ -362,12 +352,5 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = Tree::load(dir.path(), &[]).unwrap_err().to_string();
         assert!(err.contains("base/Dockerfile.j2"), "{err}");
-    }
-
-    #[test]
-    fn kolla_unbuildable_lists_centos_as_kolla_22_does() {
-        let table: toml::Table = toml::from_str(KOLLA_UNBUILDABLE).unwrap();
-        assert_eq!(table["centos"], table["rocky"]);
-        assert!(table["centos"].as_array().unwrap().len() == 5);
     }
 }

@@ -42,18 +42,14 @@ vmtp = { uid = 42450, gid = 42450 }
 zookeeper = { uid = 42453, gid = 42453 }
 ";
 
-/// Users kolla 23 added to its table: a kolla-layout tree of an older kolla (`--kolla-version`
-/// below 23) does not get them.
-pub const KOLLA_23_USERS: [&str; 1] = ["kerbside"];
-
 /// The users table templates see: the tree's `base/users.toml`, else the built-in table (plus,
-/// for a kolla-layout tree, the users kolla's table still has, less [`KOLLA_23_USERS`] when
-/// `kolla_before_23`), then the config file's users.
+/// for a kolla-layout tree, the users kolla's table still has, less the users its release does
+/// not create, `absent`), then the config file's users.
 pub fn load_for_tree(
     tree: &crate::tree::Tree,
     builtin: &str,
     configured: &BTreeMap<String, UserEntry>,
-    kolla_before_23: bool,
+    absent: &[String],
 ) -> crate::error::Result<Users> {
     let mut users = match tree.read_data(&["base/users.toml"])? {
         Some((path, text)) => {
@@ -64,9 +60,7 @@ pub fn load_for_tree(
             if tree.layout == crate::tree::Layout::Kolla {
                 let mut extra = toml::from_str::<BTreeMap<String, UserEntry>>(KOLLA_EXTRA_USERS)
                     .expect("the kolla users supplement parses");
-                if kolla_before_23 {
-                    extra.retain(|name, _| !KOLLA_23_USERS.contains(&name.as_str()));
-                }
+                extra.retain(|name, _| !absent.contains(name));
                 users.extend(extra);
             }
             users
@@ -167,9 +161,10 @@ mod tests {
         let tree = crate::tree::Tree::load(dir.path(), &[]).unwrap();
         let builtin = "[kolla]\nuid = 42400\ngid = 42400\n";
         let none = BTreeMap::new();
-        let current = load_for_tree(&tree, builtin, &none, false).unwrap();
+        let kolla_22 = &crate::compat::release("22.2.0").users_absent;
+        let current = load_for_tree(&tree, builtin, &none, &[]).unwrap();
         assert!(current.get("kerbside").is_some() && current.get("valkey").is_some());
-        let old = load_for_tree(&tree, builtin, &none, true).unwrap();
+        let old = load_for_tree(&tree, builtin, &none, kolla_22).unwrap();
         assert!(old.get("kerbside").is_none() && old.get("valkey").is_some());
         // a [kerbside-user] section still adds it
         let configured = BTreeMap::from([(
@@ -180,7 +175,7 @@ mod tests {
                 group: None,
             },
         )]);
-        let old = load_for_tree(&tree, builtin, &configured, true).unwrap();
+        let old = load_for_tree(&tree, builtin, &configured, kolla_22).unwrap();
         assert_eq!(old.get("kerbside").unwrap().uid, 1);
     }
 }

@@ -186,7 +186,8 @@ fn images_dir_accepts_a_kolla_layout_tree() {
     ]);
     assert_eq!(
         test.read("out/docker/nova/nova-base/Dockerfile"),
-        "FROM kolla/base:2025.1\nRUN echo hi"
+        // no kolla installation beside it: the newest kolla's defaults (src/compat/kolla.toml)
+        "FROM kolla/base:2026.2-rocky-10\nRUN echo hi"
     );
 }
 

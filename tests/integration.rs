@@ -5,6 +5,7 @@ mod cli;
 mod e2e;
 mod engine;
 mod kolla_ansible;
+mod kolla_compat;
 mod kolla_peer;
 mod real_tree;
 mod reliability;

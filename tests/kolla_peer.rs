@@ -1,24 +1,34 @@
 //! kolla's own tree rendered by the Python kolla-build (the peer, installed from PyPI into a
-//! virtualenv under the target dir) and by ours, with the same settings: every Dockerfile must be
-//! byte-identical, for every distro the peer supports, with and without template overrides.
-//! kolla 23 dropped CentOS: centos is compared with a second peer, the newest kolla that still
-//! supports it, on that release's own tree.
+//! virtualenv under the target dir, one per kolla release) and by ours: every Dockerfile must be
+//! byte-identical, for the newest patch release of every maintained kolla (20.x to 23.x), every
+//! distro that release supports, in two modes:
+//! - defaults: only `--base` and `--template-only` (ours also gets `--images-dir`, the tree of
+//!   the installation: the kolla version, its defaults and its repos.yaml are found from it);
+//! - explicit: a set of flags, template overrides and a kolla-build.conf with overrides
+//!   (including oslo's `$option` interpolation and a `[<name>-user]` section).
+//!
 //! Nothing of kolla is kept in this repository: the tree is the one inside the installed package.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::support::BIN;
 
-/// The kolla release compared against; `KOLLA_PEER_SPEC` (a pip requirement) overrides it.
-const PEER_SPEC: &str = "kolla==23.0.0";
-/// The newest kolla release whose kolla-build accepts `--base centos`, for the distros the first
-/// peer does not support; `KOLLA_PEER_CENTOS_SPEC` overrides it.
-const CENTOS_PEER_SPEC: &str = "kolla==22.2.0";
+/// The kolla releases compared against (the newest patch release of each maintained major
+/// release on PyPI); `KOLLA_PEER_SPECS` (comma-separated pip requirements) overrides them.
+const PEER_SPECS: [&str; 4] = [
+    "kolla==20.6.0",
+    "kolla==21.3.0",
+    "kolla==22.2.0",
+    "kolla==23.0.0",
+];
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
 const RENDER_TIMEOUT: Duration = Duration::from_secs(300);
+/// The distros in the order cases are listed.
+const DISTROS: [&str; 4] = ["centos", "rocky", "debian", "ubuntu"];
 
 /// Two override files in the shape of kolla's documentation: package `_append`/`_remove`/
 /// `_override`, header and footer blocks, repository setup blocks, `super()`.
@@ -63,14 +73,59 @@ LABEL org.example.site="yes"
 {% endblock %}
 "#;
 
+/// kolla-build.conf of the explicit mode: options kolla has no flag for, `$option`
+/// interpolation (of a file value and of a default), options only kolla 23 has (ignored by older
+/// releases), a user section and a profile.
 const CONF: &str = "[DEFAULT]\n\
-# shared by both tools; kolla has no CLI flag for the maintainer\n\
-maintainer = Example Ops (https://example.org)\n\
-clean_package_cache = true\n";
+# kolla has no command-line flag for the maintainer\n\
+maintainer = Example Ops for $namespace (https://example.org)\n\
+namespace = acme\n\
+tag = ${openstack_release}-site\n\
+clean_package_cache = false\n\
+docker_healthchecks = false\n\
+use_dumb_init = false\n\
+rpm_setup_config = https://mirror.example.org/site.repo\n\
+pip_index_url = https://pypi.example.org/simple\n\
+\n\
+[keystone-user]\n\
+uid = 52000\n\
+gid = 52000\n\
+\n\
+[profiles]\n\
+site = keystone,nova-api\n";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Only `--base` and `--template-only`.
+    Defaults,
+    /// Flags, template overrides and a config file.
+    Explicit,
+}
 
 #[test]
 fn kolla_tree_renders_byte_identical_to_the_python_kolla_build() {
-    let peer = Peer::install("kolla-peer", "KOLLA_PEER_SPEC", PEER_SPEC);
+    let specs: Vec<String> = match std::env::var("KOLLA_PEER_SPECS") {
+        Ok(list) => list
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        Err(_) => PEER_SPECS.map(str::to_string).to_vec(),
+    };
+    let started = Instant::now();
+    // Each release once, all at once (pip waits on the network).
+    let peers: Vec<Peer> = std::thread::scope(|scope| {
+        let handles: Vec<_> = specs
+            .iter()
+            .map(|spec| scope.spawn(move || Peer::install(spec)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("installing a peer panicked"))
+            .collect()
+    });
+    eprintln!("peers ready in {:.1} s", started.elapsed().as_secs_f64());
+
     let work = tempfile::tempdir().expect("temp dir");
     let conf = work.path().join("kolla-build.conf");
     std::fs::write(&conf, CONF).unwrap();
@@ -80,79 +135,63 @@ fn kolla_tree_renders_byte_identical_to_the_python_kolla_build() {
         path
     });
 
-    let supports = |p: &Peer, distro: &str| p.distros.iter().any(|d| d == distro);
-    let mut cases: Vec<(&Peer, String, Vec<PathBuf>)> = Vec::new();
-    for distro in ["rocky", "debian", "ubuntu"] {
-        if supports(&peer, distro) {
-            cases.push((&peer, distro.to_string(), Vec::new()));
+    let mut cases: Vec<(&Peer, &str, Mode)> = Vec::new();
+    for peer in &peers {
+        let distros: Vec<&str> = DISTROS
+            .into_iter()
+            .filter(|d| peer.distros.iter().any(|p| p == d))
+            .collect();
+        assert!(
+            distros.len() >= 3,
+            "kolla {} supports only {:?}: nothing much to compare",
+            peer.version,
+            peer.distros
+        );
+        for distro in distros {
+            for mode in [Mode::Defaults, Mode::Explicit] {
+                cases.push((peer, distro, mode));
+            }
         }
     }
-    assert!(
-        cases.len() >= 3,
-        "the peer supports only {:?}: nothing much to compare",
-        peer.distros
-    );
-    let centos_peer;
-    if supports(&peer, "centos") {
-        cases.push((&peer, "centos".into(), Vec::new()));
-    } else {
-        centos_peer = Peer::install(
-            "kolla-peer-centos",
-            "KOLLA_PEER_CENTOS_SPEC",
-            CENTOS_PEER_SPEC,
-        );
-        assert!(
-            supports(&centos_peer, "centos"),
-            "the centos peer, kolla {}, supports only {:?}",
-            centos_peer.version,
-            centos_peer.distros
-        );
-        cases.push((&centos_peer, "centos".into(), Vec::new()));
-    }
-    for distro in ["rocky", "debian"] {
-        cases.push((&peer, distro.to_string(), overrides.to_vec()));
-    }
 
-    let started = Instant::now();
-    let results: Vec<Result<Vec<String>, String>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = cases
-            .iter()
-            .enumerate()
-            .map(|(i, (peer, distro, overrides))| {
-                let (conf, work) = (&conf, work.path());
-                scope.spawn(move || {
-                    compare(
-                        peer,
-                        conf,
-                        &work.join(format!("case{i}")),
-                        distro,
-                        overrides,
-                    )
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("comparison thread panicked".into()))
-            })
-            .collect()
+    // A few at once: the Python renders are CPU-bound.
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, 4);
+    let queue = Mutex::new(cases.iter().enumerate());
+    let results: Mutex<Vec<(usize, Result<usize, String>)>> = Mutex::new(Vec::new());
+    let rendering = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let Some((i, (peer, distro, mode))) = queue.lock().unwrap().next() else {
+                        break;
+                    };
+                    let dir = work.path().join(format!("case{i}"));
+                    let result = compare(peer, &dir, distro, *mode, &conf, &overrides);
+                    let _ = std::fs::remove_dir_all(&dir);
+                    results.lock().unwrap().push((i, result));
+                }
+            });
+        }
     });
+    let mut results = results.into_inner().unwrap();
+    results.sort_by_key(|(i, _)| *i);
     let mut failures = Vec::new();
-    for ((case_peer, distro, overrides), result) in cases.iter().zip(results) {
-        let with = if overrides.is_empty() {
-            ""
-        } else {
-            " with template overrides"
-        };
-        let label = format!("{distro}{with} (kolla {})", case_peer.version);
+    for (i, result) in results {
+        let (peer, distro, mode) = cases[i];
+        let label = format!("kolla {} {distro} {mode:?}", peer.version);
         match result {
-            Ok(files) => eprintln!("{label}: {} Dockerfiles identical", files.len()),
+            Ok(files) => eprintln!("{label}: {files} Dockerfiles identical"),
             Err(report) => failures.push(format!("=== {label}\n{report}")),
         }
     }
-    eprintln!("compared in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "{} cases compared in {:.1} s ({workers} at once)",
+        cases.len(),
+        rendering.elapsed().as_secs_f64()
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -160,21 +199,26 @@ fn kolla_tree_renders_byte_identical_to_the_python_kolla_build() {
 struct Peer {
     bin: PathBuf,
     tree: PathBuf,
-    /// kolla's `template/repos.yaml`, given to ours when it is not beside the tree (kolla before
-    /// 23 installs its tree under `<venv>/share/kolla/docker`).
-    repos_yaml: PathBuf,
     version: String,
     distros: Vec<String>,
 }
 
 impl Peer {
-    /// Installs `$spec_var` (else `default_spec`) into `<target tmp>/<dir>` unless already there.
-    fn install(dir: &str, spec_var: &str, default_spec: &str) -> Peer {
+    /// Installs `spec` (a pip requirement) into `<target tmp>/<spec's name>` unless already there.
+    fn install(spec: &str) -> Peer {
+        let dir = spec.replace("==", "-").replace(
+            |c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '.',
+            "_",
+        );
         let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(dir);
-        let spec = std::env::var(spec_var).unwrap_or_else(|_| default_spec.to_string());
         let marker = venv.join(".installed");
         let python = venv.join("bin/python");
-        if std::fs::read_to_string(&marker).ok().as_deref() != Some(spec.as_str()) {
+        if std::fs::read_to_string(&marker)
+            .ok()
+            .as_deref()
+            .map(str::trim)
+            != Some(spec)
+        {
             let _ = std::fs::remove_dir_all(&venv);
             let venv_arg = venv.to_str().expect("utf-8 path");
             run_checked(
@@ -187,13 +231,13 @@ impl Peer {
                     "install",
                     "--disable-pip-version-check",
                     "--quiet",
-                    &spec,
+                    spec,
                     "docker",
                 ]),
                 INSTALL_TIMEOUT,
                 &format!("installing the peer (pip install {spec} docker) from PyPI"),
             );
-            std::fs::write(&marker, &spec).unwrap();
+            std::fs::write(&marker, spec).unwrap();
         }
         let info = run_checked(
             Command::new(&python).args([
@@ -206,84 +250,71 @@ impl Peer {
                           os.path.join(sys.prefix, 'share', 'kolla', 'docker')]\n\
                  print(next(t for t in trees if os.path.isdir(os.path.join(t, 'base'))))\n\
                  print(v.version_info.cached_version_string())\n\
-                 print(','.join(c.BASE_OS_DISTRO))\n\
-                 print(os.path.join(pkg, 'template', 'repos.yaml'))",
+                 print(','.join(c.BASE_OS_DISTRO))",
             ]),
             Duration::from_secs(60),
-            "asking the peer for its tree, version, distros and repos.yaml",
+            "asking the peer for its tree, version and distros",
         );
         let mut lines = info.lines();
-        let mut next = || lines.next().expect("four lines from the peer").to_string();
+        let mut next = || lines.next().expect("three lines from the peer").to_string();
         Peer {
             bin: venv.join("bin/kolla-build"),
             tree: PathBuf::from(next()),
             version: next(),
             distros: next().split(',').map(str::to_string).collect(),
-            repos_yaml: PathBuf::from(next()),
         }
     }
 }
 
-/// Renders kolla's tree with both tools into `dir` and compares; `Ok` lists the files compared.
+/// Renders kolla's tree with both tools into `dir` and compares; `Ok` counts the files compared.
 fn compare(
     peer: &Peer,
-    conf: &Path,
     dir: &Path,
     distro: &str,
+    mode: Mode,
+    conf: &Path,
     overrides: &[PathBuf],
-) -> Result<Vec<String>, String> {
-    let (image, tag) = match distro {
-        "centos" => ("quay.io/centos/centos", "stream10"),
-        "rocky" => ("quay.io/rockylinux/rockylinux", "10"),
-        "debian" => ("debian", "trixie"),
-        _ => ("ubuntu", "24.04"),
-    };
-    let mut args: Vec<String> = [
-        "--config-file",
-        conf.to_str().unwrap(),
-        "--base",
-        distro,
-        "--base-image",
-        image,
-        "--base-tag",
-        tag,
-        "--base-arch",
-        "x86_64",
-        "--namespace",
-        "acme",
-        "--tag",
-        "2026.2-test",
-        "--openstack-release",
-        "2026.2",
-        "--openstack-release-codename",
-        "Hibiscus",
-        "--image-name-prefix=",
-        "--template-only",
-    ]
-    .map(str::to_string)
-    .to_vec();
-    for file in overrides {
-        args.extend(["--template-override".into(), file.display().to_string()]);
+) -> Result<usize, String> {
+    let mut args: Vec<String> = vec!["--base".into(), distro.into(), "--template-only".into()];
+    if mode == Mode::Explicit {
+        args.extend(
+            [
+                "--config-file",
+                conf.to_str().unwrap(),
+                "--base-arch",
+                "x86_64",
+                "--registry",
+                "registry.example.org:4000",
+                "--image-name-prefix",
+                "site-",
+            ]
+            .map(str::to_string),
+        );
+        for file in overrides {
+            args.extend(["--template-override".into(), file.display().to_string()]);
+        }
     }
     let theirs = dir.join("kolla");
     let ours = dir.join("ours");
+    // A fresh HOME: no ~/.kolla configuration of the machine for either tool.
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).map_err(|e| e.to_string())?;
     let mut kolla = Command::new(&peer.bin);
     kolla
         .args(&args)
         .arg("--work-dir")
         .arg(&theirs)
-        .env("HOME", dir); // no ~/.kolla config of the machine
+        .env("HOME", &home);
     run(&mut kolla, RENDER_TIMEOUT).map_err(|e| format!("the peer failed: {e}"))?;
     let mut ours_cmd = Command::new(BIN);
     ours_cmd
         .args(&args)
         .arg("--images-dir")
         .arg(&peer.tree)
-        .args(["--kolla-version", &peer.version]);
-    if !peer.tree.join("../template/repos.yaml").is_file() {
-        ours_cmd.arg("--repos-yaml").arg(&peer.repos_yaml);
-    }
-    ours_cmd.arg("--work-dir").arg(&ours).arg("--quiet");
+        .arg("--work-dir")
+        .arg(&ours)
+        .arg("--quiet")
+        .env("HOME", &home);
     run(&mut ours_cmd, RENDER_TIMEOUT).map_err(|e| format!("kolla-build (ours) failed: {e}"))?;
 
     let theirs_files = dockerfiles(&theirs.join("docker"));
@@ -311,20 +342,49 @@ fn compare(
     for rel in ours_files.keys().filter(|r| !theirs_files.contains_key(*r)) {
         report.push(format!("{rel}: written by ours, not by kolla"));
     }
-    if !overrides.is_empty() {
-        // Both tools ignoring the overrides would also be "identical": check they took effect.
-        for (rel, marker) in [
+    // Both tools ignoring a setting would also be "identical": check the settings took effect.
+    let base = ours_files
+        .get("base/Dockerfile")
+        .map(String::as_str)
+        .unwrap_or_default();
+    let expected: &[(&str, &str)] = match mode {
+        Mode::Defaults => &[(
+            "base/Dockerfile",
+            "Kolla Project (https://launchpad.net/kolla)",
+        )],
+        Mode::Explicit => &[
             ("base/Dockerfile", "site header"),
+            (
+                "base/Dockerfile",
+                "Example Ops for acme (https://example.org)",
+            ),
             ("nova/nova-api/Dockerfile", "second file"),
-        ] {
-            if !ours_files.get(rel).is_some_and(|t| t.contains(marker)) {
-                report.push(format!("{rel}: the override's `{marker}` is missing"));
-            }
+            (
+                "nova/nova-api/Dockerfile",
+                "FROM registry.example.org:4000/acme/site-nova-base:",
+            ),
+        ],
+    };
+    for (rel, marker) in expected {
+        if !ours_files.get(*rel).is_some_and(|t| t.contains(marker)) {
+            report.push(format!("{rel}: `{marker}` is missing"));
         }
     }
+    if mode == Mode::Defaults && !base.contains(&format!("kolla_version=\"{}\"", peer.version)) {
+        report.push(format!(
+            "base/Dockerfile: the label of kolla {} is missing",
+            peer.version
+        ));
+    }
     if report.is_empty() {
-        Ok(theirs_files.into_keys().collect())
+        Ok(theirs_files.len())
     } else {
+        // One broken default differs in every file: the first few tell.
+        let more = report.len().saturating_sub(8);
+        report.truncate(8);
+        if more > 0 {
+            report.push(format!("... and {more} more files"));
+        }
         Err(report.join("\n"))
     }
 }
