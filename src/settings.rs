@@ -171,7 +171,7 @@ impl Settings {
         // `--images-dir` naming a tree of ours is a data directory too (its build.toml, profiles).
         let data_dir = find_data_dir(&cwd).or_else(|| {
             let dir = cwd.join(cli.images_dir.as_ref()?);
-            (dir.join("base/Dockerfile.j2").is_file() && dir.join("images").is_dir()).then_some(dir)
+            is_our_tree(&dir).then_some(dir)
         });
         // kolla's own tree: kolla's configuration files and its release's defaults.
         let home = std::env::var_os("HOME").map(PathBuf::from);
@@ -554,16 +554,19 @@ fn validate_naming(naming: &Naming) -> Result<()> {
 /// The project's data directory: a checkout found from `cwd` upwards, else the data installed
 /// beside the binary (`<prefix>/share/kolla-build`). Nothing else: never the directory the
 /// binary was compiled in (a copied binary would read another tree's config silently).
+/// A template tree in this project's layout (it carries build.toml and profiles/ beside it).
+fn is_our_tree(dir: &Path) -> bool {
+    dir.join("base/Dockerfile.j2").is_file() && dir.join("images").is_dir()
+}
+
 fn find_data_dir(cwd: &Path) -> Option<PathBuf> {
-    let is_tree =
-        |dir: &Path| dir.join("base/Dockerfile.j2").is_file() && dir.join("images").is_dir();
-    if let Some(dir) = cwd.ancestors().find(|dir| is_tree(dir)) {
+    if let Some(dir) = cwd.ancestors().find(|dir| is_our_tree(dir)) {
         return Some(dir.to_path_buf());
     }
     std::env::current_exe()
         .ok()
         .and_then(|exe| Some(exe.parent()?.parent()?.join("share/kolla-build")))
-        .filter(|dir| is_tree(dir))
+        .filter(|dir| is_our_tree(dir))
 }
 
 #[cfg(test)]
