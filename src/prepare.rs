@@ -31,6 +31,27 @@ pub struct Prepared {
 }
 
 pub fn prepare(settings: &Settings) -> Result<Prepared> {
+    // A release row saying the distro has no packages of the release: nothing `binary` is built
+    // (or listed as buildable) under this release's tag from another release's packages;
+    // checked before any template is read.
+    if let Some(reason) = settings
+        .release
+        .as_ref()
+        .and_then(|r| r.unbuildable.as_ref())
+        && !settings.selection.enable_unbuildable
+        && !settings.actions.template_only
+    {
+        return Err(Error::Setting {
+            key: "install-type".into(),
+            message: format!(
+                "`{}` images of OpenStack {} are unbuildable on {}: {reason} \
+                 (--enable-unbuildable builds them anyway)",
+                settings.naming.install_type,
+                settings.naming.openstack_release,
+                settings.naming.base
+            ),
+        });
+    }
     let tree = Tree::load(&settings.images_dir, &settings.docker_dirs)?;
     check_image_names(&tree, &settings.naming)?;
     // A kolla-layout tree gets the users, repositories and unbuildable images of its kolla
@@ -54,9 +75,7 @@ pub fn prepare(settings: &Settings) -> Result<Prepared> {
     // Our tree's release row (base/releases.toml) sets its repositories' suites and URLs.
     if let (Some(repos), Some(release)) = (repos.as_mut(), &settings.release) {
         for (name, keys) in &release.repos {
-            let keys: Vec<(String, String)> =
-                keys.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            repos.overlay_keys(settings.naming.base.as_str(), name, &keys);
+            repos.overlay_keys(settings.naming.base.as_str(), name, keys);
         }
     }
     let overrides = settings
@@ -172,24 +191,6 @@ pub fn prepare(settings: &Settings) -> Result<Prepared> {
             None => BTreeSet::new(),
         }
     };
-    // A release row saying the distro has no packages of the release: nothing `binary` is built
-    // (or listed as buildable) under this release's tag from another release's packages.
-    if let Some(reason) = settings
-        .release
-        .as_ref()
-        .and_then(|r| r.unbuildable.as_ref())
-        && !settings.selection.enable_unbuildable
-        && !settings.actions.template_only
-    {
-        return Err(Error::Setting {
-            key: "install-type".into(),
-            message: format!(
-                "`{}` images of OpenStack {} are unbuildable on {}: {reason} \
-                 (--enable-unbuildable builds them anyway)",
-                naming.install_type, naming.openstack_release, naming.base
-            ),
-        });
-    }
     let filter = Filter {
         patterns,
         skip_parents: settings.selection.skip_parents,

@@ -82,7 +82,12 @@ impl Repos {
 
     /// Lays `keys` over the entry `name` of `section` (creating both if needed), in the tree's
     /// own data: how a release row of `base/releases.toml` sets its repositories' suites and URLs.
-    pub fn overlay_keys(&mut self, section: &str, name: &str, keys: &[(String, String)]) {
+    pub fn overlay_keys(
+        &mut self,
+        section: &str,
+        name: &str,
+        keys: &std::collections::BTreeMap<String, String>,
+    ) {
         for data in [&mut self.data, &mut self.defaults] {
             let entry = child_mapping(child_mapping(data, section), name);
             for (k, v) in keys {
@@ -769,10 +774,10 @@ rocky-aarch64:
     #[test]
     fn release_keys_overlay_the_entry_key_by_key() {
         let mut repos = Repos::parse(YAML).unwrap();
-        let keys = [(
+        let keys = std::collections::BTreeMap::from([(
             "baseurl".to_string(),
             "https://rpm.example.org/epoxy".to_string(),
-        )];
+        )]);
         repos.overlay_keys("rocky", "grafana", &keys);
         let line = repos
             .handle(
