@@ -9,5 +9,5 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    kolla_build::app::run(kolla_build::cli::Cli::parse())
+    kolla_build::app::run(kolla_build::config::cli::Cli::parse())
 }

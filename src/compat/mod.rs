@@ -17,11 +17,11 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 
-use crate::cli::Cli;
+use crate::common::error::{Error, Result};
+use crate::common::types::BaseDistro;
 use crate::config::FileConfig;
-use crate::error::{Error, Result};
+use crate::config::cli::Cli;
 use crate::tree::Layout;
-use crate::types::BaseDistro;
 
 const TABLE: &str = include_str!("kolla.toml");
 
@@ -498,7 +498,7 @@ pub fn load_repos(
     given: Option<&Path>,
     base: BaseDistro,
     base_tag: &str,
-) -> Result<Option<crate::repos::Repos>> {
+) -> Result<Option<crate::tree::repos::Repos>> {
     let r = kolla.release;
     let read = |path: &Path| {
         std::fs::read_to_string(path).map_err(|source| Error::Read {
@@ -507,7 +507,7 @@ pub fn load_repos(
         })
     };
     let parse = |path: &Path, text: &str| {
-        crate::repos::Repos::parse(text).map_err(|message| Error::Config {
+        crate::tree::repos::Repos::parse(text).map_err(|message| Error::Config {
             path: path.to_path_buf(),
             message,
         })
@@ -541,7 +541,9 @@ pub fn load_repos(
         repos
     };
     repos.kolla_before_23 = r.handle_repos != HandleRepos::Kolla23;
-    repos.kolla_20 = r.handle_repos == HandleRepos::Kolla20;
+    if r.handle_repos == HandleRepos::Kolla20 {
+        repos.dialect = Some(repos20::handle);
+    }
     Ok(Some(repos))
 }
 

@@ -5,7 +5,7 @@
 
 use serde_norway::{Mapping, Value};
 
-use crate::repos::{Mode, Target, py_str, truthy};
+use crate::tree::repos::{Mode, Target, py_str, truthy};
 
 /// The `RUN` line kolla 20 writes for `names`, or `""`.
 pub fn handle(

@@ -1,0 +1,225 @@
+//! Makes a base image where none can be pulled (air-gapped sites, CI machines without registry
+//! access): `debootstrap` a Debian or Ubuntu root filesystem from a package mirror and import it
+//! through the engine API, streamed, under the configured base image name and tag.
+
+use std::io::{self, Read};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::common::types::BaseDistro;
+use crate::engine::DockerEngine;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootstrapSpec {
+    pub distro: BaseDistro,
+    /// The release: a Debian codename, or an Ubuntu version or codename.
+    pub release: String,
+    pub mirror: String,
+    pub repo: String,
+    pub tag: String,
+}
+
+impl BootstrapSpec {
+    pub fn default_mirror(distro: BaseDistro) -> Option<&'static str> {
+        match distro {
+            BaseDistro::Debian => Some("http://deb.debian.org/debian"),
+            BaseDistro::Ubuntu => Some("http://archive.ubuntu.com/ubuntu"),
+            BaseDistro::Centos | BaseDistro::Rocky => None,
+        }
+    }
+
+    /// debootstrap wants a suite name: `22.04` is `jammy`.
+    pub fn suite(&self) -> &str {
+        match self.release.as_str() {
+            "20.04" => "focal",
+            "22.04" => "jammy",
+            "24.04" => "noble",
+            "12" => "bookworm",
+            "13" => "trixie",
+            other => other,
+        }
+    }
+}
+
+/// Bootstraps and imports; returns the new image's ID. `status` receives progress lines.
+pub async fn bootstrap(
+    engine: &DockerEngine,
+    spec: &BootstrapSpec,
+    status: impl Fn(&str),
+) -> Result<String, String> {
+    if spec.distro != BaseDistro::Debian && spec.distro != BaseDistro::Ubuntu {
+        return Err(format!(
+            "--bootstrap-base makes Debian and Ubuntu images only; for {} pull `{}:{}` or load it with `docker load`",
+            spec.distro, spec.repo, spec.tag
+        ));
+    }
+    // /var/tmp: a disk-backed place where device nodes and ownership survive.
+    let root = tempfile::Builder::new()
+        .prefix("kolla-build-rootfs-")
+        .tempdir_in(if Path::new("/var/tmp").is_dir() {
+            Path::new("/var/tmp")
+        } else {
+            Path::new("/tmp")
+        })
+        .map_err(|e| format!("cannot create a directory for the root filesystem: {e}"))?;
+    let rootfs = root.path().join("rootfs");
+    status(&format!(
+        "debootstrap {} from {}",
+        spec.suite(),
+        spec.mirror
+    ));
+    let suite = spec.suite().to_string();
+    let mirror = spec.mirror.clone();
+    let target = rootfs.clone();
+    let log_path = root.path().join("debootstrap.log");
+    let _tracked = crate::common::signals::track(root.path());
+    let log_file = std::fs::File::create(&log_path)
+        .and_then(|f| Ok((f.try_clone()?, f)))
+        .map_err(|e| format!("cannot write the debootstrap log: {e}"))?;
+    // Its own process group, so that a signal stops debootstrap and everything it started
+    // (wget, dpkg) before the root filesystem is removed.
+    let mut child = tokio::process::Command::new("debootstrap")
+        .args(["--variant=minbase", &suite])
+        .arg(&target)
+        .arg(&mirror)
+        .stdin(Stdio::null())
+        .stdout(log_file.0)
+        .stderr(log_file.1)
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => {
+                "`debootstrap` is not installed: `apt-get install debootstrap` (scripts/setup-engine.sh does)".to_string()
+            }
+            _ => format!("cannot run debootstrap: {e}"),
+        })?;
+    let _group = child.id().map(crate::common::signals::track_group);
+    let ran = tokio::select! {
+        status = child.wait() => status.map_err(|e| format!("cannot run debootstrap: {e}"))?,
+        signal = crate::common::signals::wait() => {
+            if let Some(pid) = child.id() {
+                kill_group(pid);
+            }
+            let _ = child.wait().await;
+            return Err(format!("interrupted by {}", crate::common::signals::name(signal)));
+        }
+    };
+    if !ran.success() {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let tail: Vec<&str> = log
+            .lines()
+            .rev()
+            .take(15)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        return Err(format!(
+            "debootstrap {} from {} failed ({ran}); last lines:\n  {}\nhint: check `--bootstrap-mirror` and that this runs as root",
+            spec.suite(),
+            spec.mirror,
+            tail.join("\n  ")
+        ));
+    }
+    // Trim what an image does not need: apt lists and caches are refetched by every build anyway.
+    for dir in ["var/cache/apt/archives", "var/lib/apt/lists"] {
+        clean_dir(&rootfs.join(dir));
+    }
+    status(&format!("importing {}:{}", spec.repo, spec.tag));
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(16);
+    // The system tar keeps device nodes, hard links and numeric ownership of a root filesystem.
+    let mut child = Command::new("tar")
+        .args(["--numeric-owner", "--sort=name", "--mtime=@0", "-C"])
+        .arg(&rootfs)
+        .args(["-cf", "-", "."])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run tar: {e}"))?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let tar_pid = child.id();
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut buffer = vec![0u8; 256 * 1024];
+        loop {
+            match stdout.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if tx
+                        .blocking_send(Ok(Bytes::copy_from_slice(&buffer[..n])))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    break;
+                }
+            }
+        }
+        // Nobody reads tar's output any more: close it so that tar ends instead of blocking.
+        drop(stdout);
+        child.wait_with_output()
+    });
+    let imported = tokio::select! {
+        imported = engine.import(&spec.repo, &spec.tag, rx) => imported,
+        signal = crate::common::signals::wait() => {
+            kill_group(tar_pid);
+            let _ = reader.await;
+            return Err(format!("interrupted by {}", crate::common::signals::name(signal)));
+        }
+    };
+    let tar = reader
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("tar: {e}"))?;
+    if !tar.status.success() {
+        return Err(format!(
+            "tar of the root filesystem failed: {}",
+            String::from_utf8_lossy(&tar.stderr)
+        ));
+    }
+    imported.map_err(|e| e.to_string())
+}
+
+/// SIGKILL to a process group (debootstrap's) or, failing that, the single process (tar).
+fn kill_group(pid: u32) {
+    crate::common::signals::kill_group(pid);
+    let _ = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn clean_dir(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_file() && path.file_name().is_some_and(|n| n != "lock") {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ubuntu_versions_map_to_suites() {
+        let spec = |release: &str| BootstrapSpec {
+            distro: BaseDistro::Ubuntu,
+            release: release.into(),
+            mirror: String::new(),
+            repo: "ubuntu".into(),
+            tag: release.into(),
+        };
+        assert_eq!(spec("22.04").suite(), "jammy");
+        assert_eq!(spec("noble").suite(), "noble");
+    }
+}

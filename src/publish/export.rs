@@ -1,0 +1,748 @@
+//! The nightly artifact: images read from the engine (`docker save` as a stream, never whole in
+//! memory) and written as a tarball a stock registry serves once unpacked into its storage root
+//! (DESIGN section 6), or as an OCI image layout. Blobs shared between images are stored once;
+//! layers are compressed in parallel; entries are sorted with fixed mtimes, so the same images
+//! give the same bytes; the file appears only when complete.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use crate::common::types::ExportFormat;
+use crate::engine::DockerEngine;
+use crate::report::event::ExportReport;
+
+/// One image to export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportImage {
+    /// The image's reference in the engine.
+    pub reference: String,
+    /// The repository it is served as (`kolla/debian-binary-keystone`).
+    pub repository: String,
+    pub tag: String,
+}
+
+const MANIFEST_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const CONFIG_V1: &str = "application/vnd.docker.container.image.v1+json";
+const LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// Exports `images` to `path`. On any error nothing is left at `path` (nor beside it).
+pub async fn export(
+    engine: &DockerEngine,
+    images: &[ExportImage],
+    path: &Path,
+    format: ExportFormat,
+) -> Result<ExportReport, String> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    // Scratch space beside the output: same filesystem, removed on every exit path.
+    let scratch = tempfile::Builder::new()
+        .prefix(".kolla-export-")
+        .tempdir_in(&dir)
+        .map_err(|e| format!("cannot write in `{}`: {e}", dir.display()))?;
+    let _tracked = crate::common::signals::track(scratch.path());
+
+    let references: Vec<&str> = images.iter().map(|i| i.reference.as_str()).collect();
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(16);
+    let scratch_path = scratch.path().to_path_buf();
+    let reader =
+        tokio::task::spawn_blocking(move || read_save(ChannelReader::new(rx), &scratch_path));
+    let mut stream = engine.client().export_images(&references);
+    let mut stream_error = None;
+    loop {
+        // A signal stops reading from the engine; the blocking side stops at its next check.
+        let chunk = tokio::select! {
+            chunk = stream.next() => chunk,
+            signal = crate::common::signals::wait() => {
+                stream_error = Some(format!("interrupted by {}", crate::common::signals::name(signal)));
+                let _ = tx.send(Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"))).await;
+                break;
+            }
+        };
+        let Some(chunk) = chunk else { break };
+        match chunk {
+            Ok(bytes) => {
+                if tx.send(Ok(bytes)).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                stream_error = Some(format!("reading the images from the engine: {e}"));
+                let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let saved = reader.await.map_err(|e| e.to_string())?;
+    if let Some(error) = stream_error {
+        return Err(error);
+    }
+    let saved = saved.map_err(|e| format!("reading the saved images: {e}"))?;
+
+    let images = images.to_vec();
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        write_export(&saved, &images, &path, scratch.path(), format)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// What `docker save` gave: its manifest, and every file it held (big ones spilled to disk).
+struct Saved {
+    manifest: Vec<SaveManifestEntry>,
+    files: BTreeMap<String, Stored>,
+    /// Large files (the layers) compressed while the rest of the archive was still streaming,
+    /// by their content's sha256.
+    compressed: BTreeMap<String, (Layer, PathBuf)>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SaveManifestEntry {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
+}
+
+enum Stored {
+    Memory(Vec<u8>),
+    /// A file on disk, with the sha256 of its content.
+    Disk {
+        path: PathBuf,
+        sha256: String,
+    },
+}
+
+impl Stored {
+    fn open(&self) -> io::Result<Box<dyn Read + '_>> {
+        Ok(match self {
+            Stored::Memory(bytes) => Box::new(bytes.as_slice()),
+            Stored::Disk { path, .. } => Box::new(BufReader::new(File::open(path)?)),
+        })
+    }
+}
+
+const SPILL: u64 = 1 << 20;
+
+fn read_save(reader: impl Read, scratch: &Path) -> io::Result<Saved> {
+    let mut archive = tar::Archive::new(reader);
+    let mut files = BTreeMap::new();
+    let mut links = Vec::new();
+    let mut manifest = None;
+    // Each spilled file is compressed on the rayon pool as soon as it is on disk, so compression
+    // overlaps the engine's (I/O-bound) save instead of waiting for all of it.
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<(String, io::Result<(Layer, PathBuf)>)>();
+    let mut compressing = std::collections::BTreeSet::new();
+    // Every compression job is waited for, even when reading fails half-way: none may still be
+    // writing into the scratch directory while its owner removes it.
+    let mut stream_entries = || -> io::Result<()> {
+        for (n, entry) in archive.entries()?.enumerate() {
+            crate::common::signals::check()?;
+            let mut entry = entry?;
+            let name = entry.path()?.to_string_lossy().into_owned();
+            // `docker save` links a layer it already wrote (the same diff in two images).
+            if entry.header().entry_type().is_symlink() {
+                if let Some(target) = entry.link_name()? {
+                    let resolved = resolve_link(&name, &target.to_string_lossy());
+                    links.push((name, resolved));
+                }
+                continue;
+            }
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            if name == "manifest.json" {
+                let mut text = String::new();
+                entry.read_to_string(&mut text)?;
+                manifest = Some(
+                    serde_json::from_str::<Vec<SaveManifestEntry>>(&text)
+                        .map_err(io::Error::other)?,
+                );
+            } else if entry.size() < SPILL {
+                let mut bytes = Vec::with_capacity(entry.size() as usize);
+                entry.read_to_end(&mut bytes)?;
+                files.insert(name, Stored::Memory(bytes));
+            } else {
+                let path = scratch.join(format!("saved-{n}"));
+                let mut out = HashingWriter::new(BufWriter::new(File::create(&path)?));
+                io::copy(&mut entry, &mut out)?;
+                let (sha256, _, mut inner) = out.finish();
+                inner.flush()?;
+                drop(inner);
+                if compressing.insert(sha256.clone()) {
+                    let target = scratch.join(format!("layer-{n}.gz"));
+                    let stored = Stored::Disk {
+                        path: path.clone(),
+                        sha256: sha256.clone(),
+                    };
+                    let (done_tx, key) = (done_tx.clone(), sha256.clone());
+                    rayon::spawn(move || {
+                        let result = compress(&stored, &target).map(|layer| (layer, target));
+                        let _ = done_tx.send((key, result));
+                    });
+                }
+                files.insert(name, Stored::Disk { path, sha256 });
+            }
+        }
+        Ok(())
+    };
+    let streamed = stream_entries();
+    drop(done_tx);
+    let mut compressed = BTreeMap::new();
+    let mut compress_error = None;
+    for (sha256, result) in done_rx {
+        match result {
+            Ok(layer) => {
+                compressed.insert(sha256, layer);
+            }
+            Err(e) => {
+                compress_error.get_or_insert(e);
+            }
+        }
+    }
+    streamed?;
+    if let Some(e) = compress_error {
+        return Err(e);
+    }
+    // Drain what follows the archive, so the engine is never left writing to a closed pipe.
+    io::copy(&mut archive.into_inner(), &mut io::sink())?;
+    for (name, target) in links {
+        let stored = match files.get(&target) {
+            Some(Stored::Memory(bytes)) => Stored::Memory(bytes.clone()),
+            Some(Stored::Disk { path, sha256 }) => Stored::Disk {
+                path: path.clone(),
+                sha256: sha256.clone(),
+            },
+            None => continue,
+        };
+        files.insert(name, stored);
+    }
+    let manifest = manifest
+        .ok_or_else(|| io::Error::other("the engine's image archive has no manifest.json"))?;
+    Ok(Saved {
+        manifest,
+        files,
+        compressed,
+    })
+}
+
+/// The archive path a symlink at `name` points to (`../<id>/layer.tar` → `<id>/layer.tar`).
+fn resolve_link(name: &str, target: &str) -> String {
+    let mut parts: Vec<&str> = name.split('/').collect();
+    parts.pop();
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    parts.join("/")
+}
+
+/// A blob of the output: its digest, size and where its bytes are.
+#[derive(Clone)]
+enum Blob {
+    Bytes(Vec<u8>),
+    File(PathBuf),
+}
+
+#[derive(Clone)]
+struct Layer {
+    digest: String,
+    size: u64,
+}
+
+fn write_export(
+    saved: &Saved,
+    images: &[ExportImage],
+    path: &Path,
+    scratch: &Path,
+    format: ExportFormat,
+) -> Result<ExportReport, String> {
+    // Which save-manifest entry is which image.
+    let mut picked = Vec::new();
+    for image in images {
+        let wanted = normalize_reference(&image.reference);
+        let entry = saved
+            .manifest
+            .iter()
+            .find(|e| {
+                e.repo_tags
+                    .iter()
+                    .flatten()
+                    .any(|t| normalize_reference(t) == wanted)
+            })
+            .ok_or_else(|| format!("the engine did not return `{}`", image.reference))?;
+        picked.push((image, entry));
+    }
+    // Unique layers (by their uncompressed content), compressed in parallel.
+    let mut layer_paths: BTreeMap<String, &str> = BTreeMap::new();
+    for (_, entry) in &picked {
+        for layer in &entry.layers {
+            let key = content_key(saved, layer)?;
+            layer_paths.entry(key).or_insert(layer.as_str());
+        }
+    }
+    let layer_list: Vec<(&String, &&str)> = layer_paths.iter().collect();
+    let compressed: BTreeMap<String, (Layer, PathBuf)> = layer_list
+        .par_iter()
+        .enumerate()
+        .map(|(n, (key, layer))| {
+            if let Some((layer, target)) = saved.compressed.get(*key) {
+                return Ok(((*key).clone(), (layer.clone(), target.clone())));
+            }
+            let target = scratch.join(format!("small-layer-{n}.gz"));
+            let stored = &saved.files[**layer];
+            let layer =
+                compress(stored, &target).map_err(|e| format!("compressing a layer: {e}"))?;
+            Ok(((*key).clone(), (layer, target)))
+        })
+        .collect::<Result<_, String>>()?;
+
+    let mut blobs: BTreeMap<String, Blob> = BTreeMap::new();
+    for (layer, target) in compressed.values() {
+        blobs.insert(layer.digest.clone(), Blob::File(target.clone()));
+    }
+    let mut entries: BTreeMap<String, Blob> = BTreeMap::new();
+    let mut manifests = BTreeMap::new();
+    let mut index = Vec::new();
+    for (image, entry) in &picked {
+        let Some(Stored::Memory(config)) = saved.files.get(&entry.config) else {
+            return Err(format!(
+                "the image config of `{}` is missing from the engine's archive",
+                image.reference
+            ));
+        };
+        let config_digest = format!("sha256:{}", hex::encode(Sha256::digest(config)));
+        blobs.insert(config_digest.clone(), Blob::Bytes(config.clone()));
+        let layers: Vec<&Layer> = entry
+            .layers
+            .iter()
+            .map(|l| content_key(saved, l).map(|k| &compressed[&k].0))
+            .collect::<Result<_, _>>()?;
+        let (manifest_type, config_type, layer_type) = match format {
+            ExportFormat::Registry => (MANIFEST_V2, CONFIG_V1, LAYER_GZIP),
+            ExportFormat::Oci => (OCI_MANIFEST, OCI_CONFIG, OCI_LAYER),
+        };
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: manifest_type,
+            config: Descriptor {
+                media_type: config_type,
+                size: config.len() as u64,
+                digest: config_digest.clone(),
+            },
+            layers: layers
+                .iter()
+                .map(|l| Descriptor {
+                    media_type: layer_type,
+                    size: l.size,
+                    digest: l.digest.clone(),
+                })
+                .collect(),
+        };
+        let manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
+        let manifest_digest = format!("sha256:{}", hex::encode(Sha256::digest(&manifest_bytes)));
+        manifests.insert(image.reference.clone(), manifest_digest.clone());
+        index.push(serde_json::json!({
+            "mediaType": manifest_type,
+            "digest": manifest_digest,
+            "size": manifest_bytes.len(),
+            "annotations": {"org.opencontainers.image.ref.name": format!("{}:{}", image.repository, image.tag)},
+        }));
+        blobs.insert(manifest_digest.clone(), Blob::Bytes(manifest_bytes));
+        if format == ExportFormat::Registry {
+            let repo = format!("docker/registry/v2/repositories/{}", image.repository);
+            let link = |digest: &str| Blob::Bytes(digest.as_bytes().to_vec());
+            // The config needs its own _layers link, else the registry answers 404 for it.
+            for digest in layers
+                .iter()
+                .map(|l| l.digest.as_str())
+                .chain([config_digest.as_str()])
+            {
+                entries.insert(
+                    format!("{repo}/_layers/sha256/{}/link", hex_of(digest)),
+                    link(digest),
+                );
+            }
+            let m = hex_of(&manifest_digest);
+            entries.insert(
+                format!("{repo}/_manifests/revisions/sha256/{m}/link"),
+                link(&manifest_digest),
+            );
+            entries.insert(
+                format!("{repo}/_manifests/tags/{}/current/link", image.tag),
+                link(&manifest_digest),
+            );
+            entries.insert(
+                format!("{repo}/_manifests/tags/{}/index/sha256/{m}/link", image.tag),
+                link(&manifest_digest),
+            );
+        }
+    }
+    for (digest, blob) in &blobs {
+        let hex = hex_of(digest);
+        let name = match format {
+            ExportFormat::Registry => {
+                format!("docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2])
+            }
+            ExportFormat::Oci => format!("blobs/sha256/{hex}"),
+        };
+        entries.insert(name, blob.clone());
+    }
+    if format == ExportFormat::Oci {
+        entries.insert(
+            "oci-layout".into(),
+            Blob::Bytes(br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
+        );
+        let index = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": index});
+        entries.insert(
+            "index.json".into(),
+            Blob::Bytes(serde_json::to_vec_pretty(&index).expect("json")),
+        );
+    }
+
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let temp = tempfile::Builder::new()
+        .prefix(".kolla-export-")
+        .suffix(".partial")
+        .tempfile_in(dir)
+        .map_err(|e| format!("cannot write in `{}`: {e}", dir.display()))?;
+    let _tracked = crate::common::signals::track(temp.path());
+    let written = write_tar_gz(temp.as_file(), &entries)
+        .map_err(|e| format!("writing `{}`: {e}", path.display()))?;
+    // The last moment a signal keeps the previous file.
+    crate::common::signals::check().map_err(|e| e.to_string())?;
+    temp.persist(path).map_err(|e| {
+        format!(
+            "cannot move the export into `{}`: {}",
+            path.display(),
+            e.error
+        )
+    })?;
+    Ok(ExportReport {
+        bytes: written,
+        blobs: blobs.len(),
+        manifests,
+    })
+}
+
+/// Sorted entries, directories implied, mtime 0, owner 0: the same images give the same bytes.
+fn write_tar_gz(file: &File, entries: &BTreeMap<String, Blob>) -> io::Result<u64> {
+    let counter = CountingWriter {
+        inner: BufWriter::with_capacity(1 << 20, file),
+        count: 0,
+    };
+    // The layers are gzip already and make up nearly all the bytes: compressing them again
+    // costs a core for a few bytes saved. Stored deflate blocks keep it a valid `.tar.gz`
+    // (`tar xzf` reads it) at the cost of a checksum pass.
+    let gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(counter, flate2::Compression::none());
+    let mut builder = tar::Builder::new(gz);
+    let mut dirs_done = std::collections::BTreeSet::new();
+    for (name, blob) in entries {
+        crate::common::signals::check()?;
+        // Parent directories first (sorted order puts them before their files), 0755.
+        let mut prefix = String::new();
+        for part in name
+            .split('/')
+            .collect::<Vec<_>>()
+            .iter()
+            .rev()
+            .skip(1)
+            .rev()
+        {
+            prefix.push_str(part);
+            prefix.push('/');
+            if dirs_done.insert(prefix.clone()) {
+                let mut header = tar::Header::new_gnu();
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(0o755);
+                header.set_mtime(0);
+                header.set_uid(0);
+                header.set_gid(0);
+                header.set_size(0);
+                builder.append_data(&mut header, &prefix, io::empty())?;
+            }
+        }
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        match blob {
+            Blob::Bytes(bytes) => {
+                header.set_size(bytes.len() as u64);
+                builder.append_data(&mut header, name, bytes.as_slice())?;
+            }
+            Blob::File(path) => {
+                let file = File::open(path)?;
+                header.set_size(file.metadata()?.len());
+                let reader = Interruptible(BufReader::with_capacity(1 << 20, file));
+                builder.append_data(&mut header, name, reader)?;
+            }
+        }
+    }
+    let gz = builder.into_inner()?;
+    let mut counter = gz.finish()?;
+    counter.flush()?;
+    counter.inner.get_ref().sync_all()?;
+    Ok(counter.count)
+}
+
+/// Gzips a layer (unless it already is) into `target`, returning its digest and size.
+fn compress(stored: &Stored, target: &Path) -> io::Result<Layer> {
+    let mut source = Interruptible(stored.open()?);
+    let mut head = [0u8; 2];
+    let n = read_full(&mut source, &mut head)?;
+    let mut source = io::Cursor::new(head[..n].to_vec()).chain(source);
+    let out = HashingWriter::new(BufWriter::with_capacity(1 << 20, File::create(target)?));
+    let (digest, size) = if head[..n] == [0x1f, 0x8b] {
+        let mut out = out;
+        io::copy(&mut source, &mut out)?;
+        let (digest, size, mut inner) = out.finish();
+        inner.flush()?;
+        (digest, size)
+    } else {
+        let mut gz = flate2::GzBuilder::new()
+            .mtime(0)
+            .write(out, flate2::Compression::default());
+        io::copy(&mut source, &mut gz)?;
+        let (digest, size, mut inner) = gz.finish()?.finish();
+        inner.flush()?;
+        (digest, size)
+    };
+    Ok(Layer {
+        digest: format!("sha256:{digest}"),
+        size,
+    })
+}
+
+/// A reader that fails once a signal arrived, so long copies stop soon after SIGINT/SIGTERM.
+struct Interruptible<R>(R);
+
+impl<R: Read> Read for Interruptible<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        crate::common::signals::check()?;
+        self.0.read(buf)
+    }
+}
+
+fn read_full(source: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match source.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// A layer's identity: the sha256 of its saved bytes.
+fn content_key(saved: &Saved, path: &str) -> Result<String, String> {
+    match saved.files.get(path) {
+        Some(Stored::Disk { sha256, .. }) => Ok(sha256.clone()),
+        Some(Stored::Memory(bytes)) => Ok(hex::encode(Sha256::digest(bytes))),
+        None => Err(format!(
+            "layer `{path}` is missing from the engine's archive"
+        )),
+    }
+}
+
+fn hex_of(digest: &str) -> &str {
+    digest.strip_prefix("sha256:").unwrap_or(digest)
+}
+
+/// `docker.io/library/x:t` and `x:t` are the same image.
+fn normalize_reference(reference: &str) -> String {
+    let r = reference.strip_prefix("docker.io/").unwrap_or(reference);
+    r.strip_prefix("library/").unwrap_or(r).to_string()
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Manifest {
+    schema_version: u32,
+    media_type: &'static str,
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor {
+    media_type: &'static str,
+    size: u64,
+    digest: String,
+}
+
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            size: 0,
+        }
+    }
+
+    fn finish(self) -> (String, u64, W) {
+        (hex::encode(self.hasher.finalize()), self.size, self.inner)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+struct CountingWriter<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> Write for CountingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A blocking `Read` over chunks arriving on a channel.
+struct ChannelReader {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl ChannelReader {
+    fn new(rx: mpsc::Receiver<io::Result<Bytes>>) -> Self {
+        ChannelReader {
+            rx,
+            current: Bytes::new(),
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(bytes)) => self.current = bytes,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_resolve_relative_to_their_folder() {
+        assert_eq!(resolve_link("b/layer.tar", "../a/layer.tar"), "a/layer.tar");
+        assert_eq!(resolve_link("blobs/sha256/x", "y"), "blobs/sha256/y");
+    }
+
+    #[test]
+    fn references_normalise_docker_hub_names() {
+        assert_eq!(
+            normalize_reference("docker.io/library/debian:bookworm"),
+            "debian:bookworm"
+        );
+        assert_eq!(
+            normalize_reference("127.0.0.1:4000/kolla/x:1"),
+            "127.0.0.1:4000/kolla/x:1"
+        );
+    }
+
+    #[test]
+    fn tar_gz_is_sorted_deterministic_and_has_parent_dirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut entries = BTreeMap::new();
+        entries.insert("b/x/link".to_string(), Blob::Bytes(b"sha256:1".to_vec()));
+        entries.insert("a/data".to_string(), Blob::Bytes(vec![7; 10]));
+        let write = |name: &str| {
+            let path = dir.path().join(name);
+            let file = File::create(&path).unwrap();
+            write_tar_gz(&file, &entries).unwrap();
+            std::fs::read(path).unwrap()
+        };
+        let first = write("one.tar.gz");
+        assert_eq!(first, write("two.tar.gz"), "same entries, same bytes");
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(first.as_slice()));
+        let names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                assert_eq!(e.header().mtime().unwrap(), 0);
+                e.path().unwrap().display().to_string()
+            })
+            .collect();
+        assert_eq!(names, ["a/", "a/data", "b/", "b/x/", "b/x/link"]);
+    }
+
+    #[test]
+    fn compress_is_deterministic_and_keeps_gzip_as_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let stored = Stored::Memory(b"layer bytes".repeat(1000));
+        let a = compress(&stored, &dir.path().join("a")).unwrap();
+        let b = compress(&stored, &dir.path().join("b")).unwrap();
+        assert_eq!((a.digest.clone(), a.size), (b.digest, b.size));
+        let gz = Stored::Memory(std::fs::read(dir.path().join("a")).unwrap());
+        let again = compress(&gz, &dir.path().join("c")).unwrap();
+        assert_eq!(
+            again.digest, a.digest,
+            "an already gzipped layer is stored unchanged"
+        );
+    }
+}

@@ -1,0 +1,123 @@
+//! All-or-nothing pushes. In the `atomic` mode (the default) each image is pushed, as soon as it
+//! is built, under a staging tag (`<tag>.kolla-staging`): its layers and manifest reach the
+//! registry beside the builds. The final tags move only once every selected image is built and
+//! staged: the image is pushed again under its own tag, which sends a manifest and nothing else
+//! (the registry has every layer). A run that fails, or is interrupted before that point, moves
+//! no tag. `immediate` pushes under the final tag as each image finishes (kolla's behaviour).
+
+pub mod export;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+
+use crate::common::retry::backoff_delay;
+use crate::common::types::PushMode;
+use crate::engine::split_reference;
+use crate::engine::{BuildRequest, DockerEngine, Engine, EngineError, ImageFacts, LogSink};
+use crate::report::event::PushOutcome;
+
+/// The staging tag an image is pushed under in the atomic mode; fixed per final tag, so runs
+/// overwrite it instead of piling up tags in the registry.
+pub fn staging_tag(tag: &str) -> String {
+    const SUFFIX: &str = ".kolla-staging";
+    let keep = tag.len().min(128 - SUFFIX.len());
+    format!("{}{SUFFIX}", &tag[..keep])
+}
+
+pub fn staging_reference(reference: &str) -> String {
+    let (name, tag) = split_reference(reference);
+    format!("{name}:{}", staging_tag(tag))
+}
+
+/// The engine as the scheduler sees it: builds and inspections go through; pushes follow the mode.
+pub struct Publisher {
+    pub inner: Arc<DockerEngine>,
+    pub mode: PushMode,
+}
+
+impl Engine for Publisher {
+    async fn inspect(&self, reference: &str) -> Result<Option<ImageFacts>, EngineError> {
+        self.inner.inspect(reference).await
+    }
+
+    async fn build(&self, request: BuildRequest, log: LogSink) -> Result<String, EngineError> {
+        self.inner.build(request, log).await
+    }
+
+    async fn push(&self, reference: &str, log: LogSink) -> Result<(), EngineError> {
+        match self.mode {
+            PushMode::Immediate => self.inner.push(reference, log).await,
+            PushMode::Atomic => {
+                let staging = staging_reference(reference);
+                let (repo, tag) = split_reference(&staging);
+                self.inner.tag(reference, repo, tag).await?;
+                let pushed = self.inner.push(&staging, log).await;
+                // The local staging tag only named the push; the registry keeps it.
+                let _ = self.inner.remove_image(&staging).await;
+                pushed
+            }
+        }
+    }
+}
+
+/// Moves the final tags: pushes each reference again (a manifest; the layers are there), with
+/// the run's retries and at most `threads` at once.
+pub async fn move_tags(
+    engine: &DockerEngine,
+    references: Vec<(usize, String)>,
+    threads: usize,
+    retries: u32,
+    backoff: std::time::Duration,
+) -> Vec<(usize, PushOutcome)> {
+    futures_util::stream::iter(references.into_iter().map(|(i, reference)| async move {
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (log, _rx) = tokio::sync::mpsc::unbounded_channel();
+            match engine.push(&reference, log).await {
+                Ok(()) => {
+                    return (
+                        i,
+                        PushOutcome::Pushed {
+                            seconds: started.elapsed().as_secs_f64(),
+                            attempts: attempt,
+                        },
+                    );
+                }
+                Err(_) if attempt <= retries => {
+                    tokio::time::sleep(backoff_delay(backoff, attempt)).await;
+                }
+                Err(error) => {
+                    return (
+                        i,
+                        PushOutcome::Failed {
+                            error: format!("moving the tag: {error}"),
+                            attempts: attempt,
+                        },
+                    );
+                }
+            }
+        }
+    }))
+    .buffer_unordered(threads.max(1))
+    .collect()
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_tags_are_valid_tags() {
+        assert_eq!(
+            staging_reference("127.0.0.1:4000/kolla/x:2024.1"),
+            "127.0.0.1:4000/kolla/x:2024.1.kolla-staging"
+        );
+        let long = staging_tag(&"a".repeat(128));
+        assert!(crate::common::reference::tag(&long).is_ok(), "{long}");
+    }
+}
