@@ -9,6 +9,8 @@ use crate::graph::listing;
 use crate::graph::selection::Status;
 use crate::prepare::prepare;
 use crate::prepare::workdir;
+use crate::report::event::{Notice, Reporter};
+use crate::report::progress::{Display, Progress};
 use crate::settings::Settings;
 
 /// Runs kolla-build with parsed arguments; prints errors and returns the exit code.
@@ -24,17 +26,28 @@ pub fn run(cli: Cli) -> ExitCode {
             .map(|cwd| cwd.join(f))
             .unwrap_or_else(|_| f.clone())
     });
+    let quiet = cli.quiet;
     let json_on_stdout = cli.format == Some(crate::common::types::SummaryFormat::Json);
     let settings = match Settings::resolve(cli) {
         Ok(settings) => settings,
         Err(err) => {
             if builds {
-                crate::build::write_summary_to(summary_file.as_deref(), json_on_stdout, &err);
+                crate::build::write_summary_to(
+                    summary_file.as_deref(),
+                    json_on_stdout,
+                    &err,
+                    &Progress::new(Display::detect(quiet)),
+                );
             }
             return report(&err);
         }
     };
-    match execute(&settings) {
+    let mut progress = Progress::new(Display::detect(settings.quiet));
+    progress.set_debug(settings.debug);
+    for notice in &settings.notices {
+        progress.notice(notice);
+    }
+    match execute(&settings, &mut progress) {
         Ok(code) => code,
         // A closed stdout (`| head`) ends the output, not successfully written work.
         Err(Error::Write { path, source })
@@ -60,7 +73,7 @@ fn error_text(err: &Error) -> String {
     }
 }
 
-fn execute(settings: &Settings) -> Result<ExitCode> {
+fn execute(settings: &Settings, progress: &mut Progress) -> Result<ExitCode> {
     let builds = settings.actions.builds();
     let prepared = match prepare(settings) {
         Ok(prepared) => prepared,
@@ -70,7 +83,7 @@ fn execute(settings: &Settings) -> Result<ExitCode> {
                 None => err,
             };
             if builds {
-                crate::build::write_error_summary(settings, None, &err);
+                crate::build::write_error_summary(settings, None, &err, progress);
             }
             return Err(err);
         }
@@ -78,7 +91,7 @@ fn execute(settings: &Settings) -> Result<ExitCode> {
     if let Some(signal) = crate::common::signals::interrupted() {
         let err = Error::Interrupted { signal };
         if builds {
-            crate::build::write_error_summary(settings, Some(&prepared), &err);
+            crate::build::write_error_summary(settings, Some(&prepared), &err, progress);
         }
         return Err(err);
     }
@@ -109,16 +122,14 @@ fn execute(settings: &Settings) -> Result<ExitCode> {
             })
             .collect();
         let dir = workdir::write_tree(&work_dir, &prepared.tree, &images, &prepared.extra_files)?;
-        if !settings.quiet {
-            crate::report::output::eprintln(&format!(
-                "Rendered {} images for {} {} in {} ms into {}",
-                images.len(),
-                settings.naming.base,
-                settings.naming.install_type,
-                prepared.render_time.as_millis(),
-                dir.display()
-            ));
-        }
+        progress.notice(&Notice::Note(format!(
+            "Rendered {} images for {} {} in {} ms into {}",
+            images.len(),
+            settings.naming.base,
+            settings.naming.install_type,
+            prepared.render_time.as_millis(),
+            dir.display()
+        )));
     }
     if let Some(path) = &actions.save_dependency {
         crate::common::fs::write_atomically(path, listing::dot(graph, selection).as_bytes())?;
@@ -135,7 +146,7 @@ fn execute(settings: &Settings) -> Result<ExitCode> {
     }
     if actions.builds() {
         drop(stdout);
-        return crate::build::build(settings, &prepared);
+        return crate::build::build(settings, &prepared, progress);
     }
     Ok(ExitCode::SUCCESS)
 }

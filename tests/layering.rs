@@ -166,3 +166,42 @@ fn the_checker_sees_a_cycle_and_an_upward_use() {
     let tail = "fn g() {}\n#[cfg(test)]\nmod tests { use crate::compat::Kolla; }";
     assert!(used_modules(&production_code(tail), &known).is_empty());
 }
+
+#[test]
+fn only_the_reporter_writes_to_the_terminal() {
+    // Everything a run says goes through `report` (bars on a terminal, plain lines elsewhere);
+    // `app` writes the command's own output (lists on stdout) and the last error line.
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let writes = [
+        "eprintln!",
+        "eprint!",
+        "println!",
+        "print!(",
+        "output::eprint",
+        "output::println",
+        "stderr()",
+    ];
+    let mut wrong = Vec::new();
+    for file in files {
+        let Some(module) = module_of(&src, &file) else {
+            continue;
+        };
+        if module.starts_with("report") {
+            continue;
+        }
+        let code = production_code(&std::fs::read_to_string(&file).unwrap());
+        for (n, line) in code.lines().enumerate() {
+            let allowed = module == "app" && line.contains("output::eprintln(&error_text(");
+            if !allowed && writes.iter().any(|w| line.contains(w)) {
+                wrong.push(format!("{module}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "terminal writes outside the reporter:\n  {}",
+        wrong.join("\n  ")
+    );
+}

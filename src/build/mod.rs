@@ -23,12 +23,16 @@ use crate::prepare::Prepared;
 use crate::prepare::plan::{INPUT_HASH_LABEL, Job, plan};
 use crate::publish::Publisher;
 use crate::publish::export::{ExportImage, export};
-use crate::report::event::{Outcome, PushOutcome};
-use crate::report::progress::{Display, Progress};
+use crate::report::event::{Notice, Outcome, PushOutcome, Reporter};
+use crate::report::progress::Progress;
 use crate::report::summary::{Entry, PushSummary, Row, Summary};
 use crate::settings::Settings;
 
-pub fn build(settings: &Settings, prepared: &Prepared) -> Result<ExitCode> {
+pub fn build(
+    settings: &Settings,
+    prepared: &Prepared,
+    progress: &mut Progress,
+) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -36,19 +40,22 @@ pub fn build(settings: &Settings, prepared: &Prepared) -> Result<ExitCode> {
             key: "runtime".into(),
             message: e.to_string(),
         })?;
-    runtime.block_on(build_async(settings, prepared))
+    runtime.block_on(build_async(settings, prepared, progress))
 }
 
 fn engine_error(e: impl std::fmt::Display) -> Error {
     Error::Engine(e.to_string())
 }
 
-async fn build_async(settings: &Settings, prepared: &Prepared) -> Result<ExitCode> {
+async fn build_async(
+    settings: &Settings,
+    prepared: &Prepared,
+    progress: &mut Progress,
+) -> Result<ExitCode> {
     let started = Instant::now();
-    let display = Display::detect(settings.quiet);
     let mut summary = Summary::default();
     record_selection(&mut summary, prepared);
-    let mut result = stages(settings, prepared, display, &mut summary).await;
+    let mut result = stages(settings, prepared, progress, &mut summary).await;
     // Whatever failed after a signal failed because of it.
     if let (Err(_), Some(signal)) = (&result, crate::common::signals::interrupted()) {
         result = Err(Error::Interrupted { signal });
@@ -70,10 +77,9 @@ async fn build_async(settings: &Settings, prepared: &Prepared) -> Result<ExitCod
             .failed
             .iter()
             .any(|e| e.status.as_deref() != Some("not_built"));
-    if display != Display::Quiet && tried {
-        crate::report::output::eprint(&format!(
-            "\n{}",
-            summary.table(started.elapsed().as_secs_f64())
+    if tried {
+        progress.notice(&Notice::Summary(
+            summary.table(started.elapsed().as_secs_f64()),
         ));
     }
     write_summary(settings, &summary)?;
@@ -87,7 +93,12 @@ async fn build_async(settings: &Settings, prepared: &Prepared) -> Result<ExitCod
 
 /// Writes the summary of a run that stopped before building (a plan error, bad settings): the
 /// top-level error and the selection's statuses as far as they are known.
-pub fn write_error_summary(settings: &Settings, prepared: Option<&Prepared>, err: &Error) {
+pub fn write_error_summary(
+    settings: &Settings,
+    prepared: Option<&Prepared>,
+    err: &Error,
+    progress: &Progress,
+) {
     let mut summary = Summary::default();
     let mut names = Vec::new();
     if let Some(prepared) = prepared {
@@ -100,23 +111,21 @@ pub fn write_error_summary(settings: &Settings, prepared: Option<&Prepared>, err
     }
     summary.stop(err, &names);
     if let Err(e) = write_summary(settings, &summary) {
-        crate::report::output::eprintln(&format!("error: {e}"));
+        progress.notice(&Notice::Error(e.to_string()));
     }
 }
 
 /// Writes an error summary where only the summary's place is known (the settings did not resolve).
-pub fn write_summary_to(path: Option<&std::path::Path>, json_on_stdout: bool, err: &Error) {
+pub fn write_summary_to(
+    path: Option<&std::path::Path>,
+    json_on_stdout: bool,
+    err: &Error,
+    progress: &Progress,
+) {
     let mut summary = Summary::default();
     summary.stop(err, &[]);
-    if let Some(path) = path {
-        let json = serde_json::to_string_pretty(&summary).expect("summary serializes");
-        if let Err(e) = crate::common::fs::write_atomically(path, format!("{json}\n").as_bytes()) {
-            crate::report::output::eprintln(&format!("error: {e}"));
-        }
-    } else if json_on_stdout {
-        crate::report::output::println(
-            &serde_json::to_string(&summary).expect("summary serializes"),
-        );
+    if let Err(e) = summary.write(path, json_on_stdout) {
+        progress.notice(&Notice::Error(e.to_string()));
     }
 }
 
@@ -129,7 +138,7 @@ fn interrupted(signal: i32) -> Error {
 async fn stages(
     settings: &Settings,
     prepared: &Prepared,
-    display: Display,
+    progress: &mut Progress,
     summary: &mut Summary,
 ) -> Result<()> {
     if settings.build.push && settings.naming.registry.is_none() {
@@ -144,10 +153,11 @@ async fn stages(
             .map_err(interrupted)?
             .map_err(engine_error)?;
     let engine = Arc::new(engine.with_credentials(settings.build.credentials.clone()));
-    let say = |verb: &str, text: &str| {
-        if display != Display::Quiet {
-            crate::report::output::eprintln(&format!("{verb:>12} {text}"));
-        }
+    let say = |progress: &Progress, verb: &'static str, text: &str| {
+        progress.notice(&Notice::Status {
+            verb,
+            text: text.to_string(),
+        })
     };
     if let Some(dir) = &settings.build.logs_dir {
         std::fs::create_dir_all(dir).map_err(|source| Error::Write {
@@ -162,7 +172,10 @@ async fn stages(
     for id in prepared.selection.ids_with(Status::Matched) {
         if let Some(external) = &graph.node(id).external {
             if !externals.contains_key(external) {
-                let image_id = ensure_external(&engine, settings, external, &say).await?;
+                let image_id = ensure_external(&engine, settings, external, &|verb, text| {
+                    say(progress, verb, text)
+                })
+                .await?;
                 externals.insert(external.clone(), image_id);
             }
         }
@@ -196,7 +209,7 @@ async fn stages(
             let _ = cancel_tx.send(true);
         }
     });
-    let mut progress = Progress::new(display, tasks.len(), settings.build.logs_dir.clone());
+    progress.begin(tasks.len(), settings.build.logs_dir.clone());
     let options = Options {
         threads: settings.threads,
         retries: settings.build.retries,
@@ -208,7 +221,7 @@ async fn stages(
         inner: engine.clone(),
         mode: settings.build.push_mode,
     });
-    let mut results = schedule::run(publisher, &tasks, &options, &mut progress, cancel_rx).await;
+    let mut results = schedule::run(publisher, &tasks, &options, progress, cancel_rx).await;
     progress.finish();
     watcher.abort();
 
@@ -246,6 +259,7 @@ async fn stages(
                 .map(|(i, t)| (i, t.request.reference.clone()))
                 .collect();
             say(
+                progress,
                 "Tagging",
                 &format!("{} images in the registry", references.len()),
             );
@@ -316,7 +330,7 @@ async fn stages(
                 tasks.len(),
                 missing.join(", ")
             );
-            crate::report::output::eprintln(&format!("error: {error}"));
+            progress.notice(&Notice::Error(error.clone()));
             summary.withhold_export(error, missing);
             return Ok(());
         }
@@ -339,6 +353,7 @@ async fn stages(
             .collect();
         let began = Instant::now();
         say(
+            progress,
             "Exporting",
             &format!("{} images to {}", images.len(), path.display()),
         );
@@ -348,6 +363,7 @@ async fn stages(
         }
         match &result {
             Ok(report) => say(
+                progress,
                 "Exported",
                 &format!(
                     "{} ({} blobs, {:.1} MB) in {:.1}s",
@@ -357,10 +373,10 @@ async fn stages(
                     began.elapsed().as_secs_f64()
                 ),
             ),
-            Err(e) => crate::report::output::eprintln(&format!(
-                "error: exporting to `{}` failed: {e}",
+            Err(e) => progress.notice(&Notice::Error(format!(
+                "exporting to `{}` failed: {e}",
                 path.display()
-            )),
+            ))),
         }
         summary.record_export(&result, missing);
     }
@@ -392,7 +408,7 @@ async fn ensure_external(
     engine: &DockerEngine,
     settings: &Settings,
     reference: &str,
-    say: &impl Fn(&str, &str),
+    say: &impl Fn(&'static str, &str),
 ) -> Result<String> {
     if let Some(facts) = engine.inspect(reference).await.map_err(engine_error)? {
         return Ok(facts.id);
@@ -616,13 +632,8 @@ fn record_selection(summary: &mut Summary, prepared: &Prepared) {
 }
 
 fn write_summary(settings: &Settings, summary: &Summary) -> Result<()> {
-    if let Some(path) = &settings.build.summary_json_file {
-        let json = serde_json::to_string_pretty(summary).expect("summary serializes");
-        crate::common::fs::write_atomically(path, format!("{json}\n").as_bytes())?;
-    } else if settings.build.format == SummaryFormat::Json {
-        crate::report::output::println(
-            &serde_json::to_string(summary).expect("summary serializes"),
-        );
-    }
-    Ok(())
+    summary.write(
+        settings.build.summary_json_file.as_deref(),
+        settings.build.format == SummaryFormat::Json,
+    )
 }

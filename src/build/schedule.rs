@@ -473,6 +473,8 @@ mod tests {
     struct Recorder(Vec<Event>);
 
     impl Reporter for Recorder {
+        fn notice(&self, _: &crate::report::event::Notice) {}
+
         fn event(&mut self, _: &[Subject], event: &Event) {
             if !matches!(event, Event::Tick | Event::Log { .. }) {
                 self.0.push(event.clone());

@@ -356,11 +356,10 @@ pub fn load_config(
         path: err_path.clone(),
         message: format!("{message} (in {shown})"),
     })?;
-    if !cli.quiet {
-        for warning in warnings {
-            eprintln!("warning: {shown}: {warning}");
-        }
-    }
+    config.warnings = warnings
+        .into_iter()
+        .map(|warning| format!("{shown}: {warning}"))
+        .collect();
     config.resolve_paths(cwd);
     Ok(Some((config, files)))
 }

@@ -244,7 +244,8 @@ pub struct Cli {
     /// Print errors only.
     #[arg(short = 'q', long, help_heading = "Output")]
     pub quiet: bool,
-    /// Print debugging detail (template error internals).
+    /// Print every build's output as it runs, each line prefixed with its image (the logs
+    /// are also kept per image with `--logs-dir`).
     #[arg(short = 'd', long, help_heading = "Output")]
     pub debug: bool,
 }

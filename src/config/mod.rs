@@ -14,6 +14,10 @@ use crate::common::types::{BaseDistro, InstallType, SummaryFormat, UndefinedMode
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct FileConfig {
+    /// What reading the file found odd (kolla options this tool does not use), each prefixed
+    /// with the file; reported by the caller.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
     pub base: Option<BaseDistro>,
     pub base_image: Option<String>,
     pub base_tag: Option<String>,
@@ -79,7 +83,7 @@ impl FileConfig {
     /// Reads and validates a config file: TOML, or kolla's INI `kolla-build.conf` (see
     /// [`is_ini`]). Relative paths in a TOML file are resolved against its directory, so a config
     /// works from any current directory; in an INI file against the current directory, as kolla
-    /// does. Warnings (kolla options this tool does not use) are printed on stderr.
+    /// does. Warnings (kolla options this tool does not use) are kept in `warnings`.
     pub fn load(path: &Path) -> Result<FileConfig> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
             path: path.to_path_buf(),
@@ -91,9 +95,10 @@ impl FileConfig {
         };
         if is_ini(path, &text) {
             let (mut config, warnings) = Self::parse_ini(&text).map_err(config_err)?;
-            for warning in warnings {
-                crate::report::output::eprintln(&format!("warning: {}: {warning}", path.display()));
-            }
+            config.warnings = warnings
+                .into_iter()
+                .map(|warning| format!("{}: {warning}", path.display()))
+                .collect();
             if let Ok(cwd) = std::env::current_dir() {
                 config.resolve_paths(&cwd);
             }

@@ -92,9 +92,27 @@ pub struct Subject {
     pub reference: String,
 }
 
-/// Receives events; implemented by the progress display and by tests.
+/// What a run says outside the scheduler: the render, bootstrap, pull, export and tagging
+/// stages, configuration notes and warnings, and the closing summary.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    /// A cargo-style status line: `verb` right-aligned, then `text` (`  Exporting 3 images`).
+    Status { verb: &'static str, text: String },
+    /// Something the user should know (which kolla release's defaults apply, files read).
+    Note(String),
+    /// Something probably wrong that does not stop the run.
+    Warning(String),
+    /// Something that failed; shown even with `--quiet`.
+    Error(String),
+    /// The end-of-run table.
+    Summary(String),
+}
+
+/// Receives everything a run reports: the scheduler's per-image events and the stages'
+/// notices. Implemented by the progress display (the only writer to the terminal) and by tests.
 pub trait Reporter {
     fn event(&mut self, subjects: &[Subject], event: &Event);
+    fn notice(&self, notice: &Notice);
 }
 
 /// What an export wrote.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::report::event::{Event, Outcome, PushOutcome, Reporter, Subject};
+use crate::report::event::{Event, Notice, Outcome, PushOutcome, Reporter, Subject};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Display {
@@ -41,30 +41,49 @@ pub struct Progress {
     log_files: BTreeMap<usize, File>,
     /// Errors while writing logs are reported once, not per line.
     log_error_shown: bool,
+    /// `--debug`: every build's output on stderr too, prefixed with its image.
+    debug: bool,
 }
 
 impl Progress {
-    pub fn new(display: Display, total: usize, logs_dir: Option<PathBuf>) -> Progress {
+    /// The reporter of a whole run; the bars appear once [`Progress::begin`] says how many
+    /// images are built.
+    pub fn new(display: Display) -> Progress {
         let multi = MultiProgress::with_draw_target(match display {
             Display::Bars => ProgressDrawTarget::stderr_with_hz(8),
             _ => ProgressDrawTarget::hidden(),
         });
-        let overall = multi.add(ProgressBar::new(total as u64));
-        overall.set_style(
+        Progress {
+            display,
+            multi,
+            overall: ProgressBar::hidden(),
+            running: BTreeMap::new(),
+            logs_dir: None,
+            log_files: BTreeMap::new(),
+            log_error_shown: false,
+            debug: false,
+        }
+    }
+
+    /// `--debug`: echo build output lines (`keystone | Step 3/9 : RUN ...`).
+    pub fn set_debug(&mut self, debug: bool) {
+        self.debug = debug;
+    }
+
+    pub fn display(&self) -> Display {
+        self.display
+    }
+
+    /// The scheduler starts: an overall bar for `total` images; build logs go to `logs_dir`.
+    pub fn begin(&mut self, total: usize, logs_dir: Option<PathBuf>) {
+        self.overall = self.multi.add(ProgressBar::new(total as u64));
+        self.overall.set_style(
             ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} images  {msg}",
             )
             .expect("valid template"),
         );
-        Progress {
-            display,
-            multi,
-            overall,
-            running: BTreeMap::new(),
-            logs_dir,
-            log_files: BTreeMap::new(),
-            log_error_shown: false,
-        }
+        self.logs_dir = logs_dir;
     }
 
     /// A status line in cargo's style (`   Building keystone`), above the bars.
@@ -73,6 +92,15 @@ impl Progress {
         match self.display {
             Display::Bars => self.multi.println(line).unwrap_or(()),
             Display::Plain => crate::report::output::eprintln(&line),
+            Display::Quiet => {}
+        }
+    }
+
+    /// A line of its own (notes, warnings); nothing with `--quiet`.
+    fn line(&self, text: &str) {
+        match self.display {
+            Display::Bars => self.multi.suspend(|| crate::report::output::eprintln(text)),
+            Display::Plain => crate::report::output::eprintln(text),
             Display::Quiet => {}
         }
     }
@@ -117,6 +145,20 @@ impl Progress {
 }
 
 impl Reporter for Progress {
+    fn notice(&self, notice: &Notice) {
+        match notice {
+            Notice::Status { verb, text } => self.status(verb, text),
+            Notice::Note(text) => self.line(text),
+            Notice::Warning(text) => self.line(&format!("warning: {text}")),
+            Notice::Error(text) => self.error(&format!("error: {text}")),
+            Notice::Summary(table) => {
+                if self.display != Display::Quiet {
+                    crate::report::output::eprint(&format!("\n{table}"));
+                }
+            }
+        }
+    }
+
     fn event(&mut self, subjects: &[Subject], event: &Event) {
         match event {
             Event::Started { task, attempt } => {
@@ -139,6 +181,9 @@ impl Reporter for Progress {
             Event::Log { task, line } => {
                 let name = subjects[*task].name.clone();
                 self.log(*task, &name, line);
+                if self.debug {
+                    self.line(&format!("{name} | {line}"));
+                }
                 if line.starts_with("Step ") {
                     if let Some(bar) = self.running.get(task) {
                         let step: String = line.chars().take(100).collect();

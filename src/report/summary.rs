@@ -301,6 +301,26 @@ impl Summary {
     }
 }
 
+impl Summary {
+    /// The JSON summary to `path` (whole or not at all), else on stdout when JSON is the asked
+    /// format; nothing otherwise.
+    pub fn write(
+        &self,
+        path: Option<&std::path::Path>,
+        json_on_stdout: bool,
+    ) -> crate::common::error::Result<()> {
+        if let Some(path) = path {
+            let json = serde_json::to_string_pretty(self).expect("summary serializes");
+            crate::common::fs::write_atomically(path, format!("{json}\n").as_bytes())?;
+        } else if json_on_stdout {
+            crate::report::output::println(
+                &serde_json::to_string(self).expect("summary serializes"),
+            );
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ use crate::common::types::{BaseDistro, InstallType, SummaryFormat, UndefinedMode
 use crate::common::types::{Credentials, DEFAULT_ENGINE_URL};
 use crate::config::FileConfig;
 use crate::config::cli::Cli;
+use crate::report::event::Notice;
 use crate::tree::releases::{ReleaseFacts, ReleaseTable};
 
 /// For trees without a releases table (kolla's own tree).
@@ -22,6 +23,8 @@ pub const DEFAULT_MAINTAINER: &str = "kolla-build (https://opendev.org/openstack
 /// Everything that decides which images are rendered and how they are named.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Notes and warnings from reading the configuration, for the reporter.
+    pub notices: Vec<Notice>,
     /// Where the project's `profiles/` live (a checkout or the installed data), if found.
     pub data_dir: Option<PathBuf>,
     /// The main template tree and the trees laid over it, in order.
@@ -185,14 +188,19 @@ impl Settings {
             }
             _ => FileConfig::default(),
         };
+        let mut notices: Vec<Notice> = config.warnings.drain(..).map(Notice::Warning).collect();
         if let Some(kolla) =
             crate::compat::apply_defaults(&cli, &mut config, &cwd, data_dir.as_deref())?
-            && !cli.quiet
         {
-            eprintln!("{}", crate::compat::note(&kolla, kolla_files.as_deref()));
+            notices.push(Notice::Note(crate::compat::note(
+                &kolla,
+                kolla_files.as_deref(),
+            )));
         }
         let env: BTreeMap<String, String> = std::env::vars().collect();
-        Self::merge(cli, config, data_dir, env, &cwd)
+        let mut settings = Self::merge(cli, config, data_dir, env, &cwd)?;
+        settings.notices = notices;
+        Ok(settings)
     }
 
     /// The pure part of `resolve`: CLI over file over defaults.
@@ -362,6 +370,7 @@ impl Settings {
             cli.profile
         };
         Ok(Settings {
+            notices: Vec::new(),
             data_dir,
             images_dir,
             docker_dirs,
