@@ -36,10 +36,7 @@ pub fn build(
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Setting {
-            key: "runtime".into(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(build_async(settings, prepared, progress))
 }
 

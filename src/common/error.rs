@@ -5,6 +5,41 @@ use std::path::PathBuf;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The exit code of an internal error or a panic: a bug, not a bad input.
+pub const INTERNAL_EXIT: u8 = 2;
+
+/// Declares a stage's error type that is one message naming the thing and saying what to do
+/// (the caller adds the file it came from).
+macro_rules! message_error {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+        #[error("{0}")]
+        pub struct $name(pub String);
+
+        impl From<String> for $name {
+            fn from(message: String) -> Self {
+                Self(message)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(message: &str) -> Self {
+                Self(message.to_string())
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+pub(crate) use message_error;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read `{path}`: {source}")]
@@ -88,16 +123,24 @@ pub enum Error {
     #[error("invalid value for `{key}`: {message}")]
     Setting { key: String, message: String },
 
+    /// A bug in kolla-build, not in the user's input (exit code 2).
+    #[error(
+        "internal error: {0}\nhint: this is a bug in kolla-build; please report it with the command line"
+    )]
+    Internal(String),
+
     /// SIGINT or SIGTERM stopped the run (exit code 128 + the signal).
     #[error("interrupted by {}: the work was stopped and its scratch files removed", crate::common::signals::name(*.signal))]
     Interrupted { signal: i32 },
 }
 
 impl Error {
-    /// The process exit code for this error: 128 + the signal when interrupted, else 1.
+    /// The process exit code for this error (documented in `--help`): 128 + the signal when
+    /// interrupted, 2 for a bug of ours, else 1.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Interrupted { signal } => (128 + signal) as u8,
+            Error::Internal(_) => INTERNAL_EXIT,
             _ => 1,
         }
     }
@@ -251,5 +294,31 @@ impl fmt::Display for TemplateError {
 impl From<TemplateError> for Error {
     fn from(err: TemplateError) -> Self {
         Error::Template(Box::new(err))
+    }
+}
+
+#[cfg(test)]
+mod exit_code_tests {
+    use super::*;
+
+    #[test]
+    fn bugs_exit_2_user_errors_1_signals_128_plus() {
+        assert_eq!(Error::Internal("x".into()).exit_code(), 2);
+        assert_eq!(
+            Error::Setting {
+                key: "tag".into(),
+                message: "bad".into()
+            }
+            .exit_code(),
+            1
+        );
+        assert_eq!(Error::Interrupted { signal: 2 }.exit_code(), 130);
+    }
+
+    #[test]
+    fn a_message_error_is_its_message() {
+        let e: crate::common::reference::ReferenceError = format!("bad `{}`", "x").into();
+        assert_eq!(e.to_string(), "bad `x`");
+        assert!(e.contains("`x`"));
     }
 }

@@ -13,6 +13,11 @@
 //! tag             := /[\w][\w.-]{0,127}/
 //! ```
 
+crate::common::error::message_error!(
+    /// An image reference (or part of one) that breaks the distribution grammar.
+    ReferenceError
+);
+
 /// The longest name (domain and path) a registry accepts.
 pub const MAX_NAME: usize = 255;
 
@@ -22,19 +27,19 @@ fn is_alnum(c: char) -> bool {
 
 /// One `/`-separated part of a repository path: lower-case letters and digits, separated by one
 /// `.` or `_`, two `_`, or any number of `-`.
-pub fn path_component(value: &str) -> Result<(), String> {
+pub fn path_component(value: &str) -> Result<(), ReferenceError> {
     let rule = "lower-case letters and digits, separated by `.`, `_`, `__` or dashes, \
                 starting and ending with a letter or digit";
     let chars: Vec<char> = value.chars().collect();
     if chars.is_empty() {
-        return Err(format!("an empty path component; expected {rule}"));
+        return Err(format!("an empty path component; expected {rule}").into());
     }
     let mut i = 0;
     let mut expect_alnum = true;
     while i < chars.len() {
         if expect_alnum {
             if !is_alnum(chars[i]) {
-                return Err(bad_char(value, chars[i], rule));
+                return Err(bad_char(value, chars[i], rule).into());
             }
             while i < chars.len() && is_alnum(chars[i]) {
                 i += 1;
@@ -55,13 +60,14 @@ pub fn path_component(value: &str) -> Result<(), String> {
                         i += 1;
                     }
                 }
-                other => return Err(bad_char(value, other, rule)),
+                other => return Err(bad_char(value, other, rule).into()),
             }
             if i == chars.len() {
                 return Err(format!(
                     "`{value}` ends with `{}`; expected {rule}",
                     chars[start..].iter().collect::<String>()
-                ));
+                )
+                .into());
             }
             expect_alnum = true;
         }
@@ -78,12 +84,12 @@ fn bad_char(value: &str, c: char, rule: &str) -> String {
 }
 
 /// A repository path of one or more components (`kolla`, `team/kolla`).
-pub fn path(value: &str) -> Result<(), String> {
+pub fn path(value: &str) -> Result<(), ReferenceError> {
     value.split('/').try_for_each(path_component)
 }
 
 /// A registry: `host`, `host:port`, an IPv4 address, or `[v6]:port`.
-pub fn domain(value: &str) -> Result<(), String> {
+pub fn domain(value: &str) -> Result<(), ReferenceError> {
     let rule = "a host name (letters, digits, `-` inside, `.` between parts) or an IP address, \
                 with an optional `:port`";
     let (host, port) = match value.rsplit_once(':') {
@@ -92,16 +98,14 @@ pub fn domain(value: &str) -> Result<(), String> {
     };
     if let Some(port) = port {
         if port.is_empty() || !port.chars().all(|c| c.is_ascii_digit()) || port.len() > 5 {
-            return Err(format!("`{value}` has the port `{port}`; expected {rule}"));
+            return Err(format!("`{value}` has the port `{port}`; expected {rule}").into());
         }
     }
     if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         return if v6.parse::<std::net::Ipv6Addr>().is_ok() {
             Ok(())
         } else {
-            Err(format!(
-                "`{value}` is not a valid IPv6 address; expected {rule}"
-            ))
+            Err(format!("`{value}` is not a valid IPv6 address; expected {rule}").into())
         };
     }
     let component_ok = |c: &str| {
@@ -111,15 +115,13 @@ pub fn domain(value: &str) -> Result<(), String> {
             && !c.ends_with('-')
     };
     if host.is_empty() || !host.split('.').all(component_ok) {
-        return Err(format!(
-            "`{value}` is not a valid registry; expected {rule}"
-        ));
+        return Err(format!("`{value}` is not a valid registry; expected {rule}").into());
     }
     Ok(())
 }
 
 /// A tag: 1 to 128 word characters, `.` or `-`, not starting with `.` or `-`.
-pub fn tag(value: &str) -> Result<(), String> {
+pub fn tag(value: &str) -> Result<(), ReferenceError> {
     let ok = !value.is_empty()
         && value.len() <= 128
         && !value.starts_with(['.', '-'])
@@ -131,17 +133,18 @@ pub fn tag(value: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "`{value}`: a Docker tag is 1-128 characters of [A-Za-z0-9_.-], not starting with `.` or `-`"
-        ))
+        ).into())
     }
 }
 
 /// A whole name (`registry/namespace/prefixname`), including the length limit.
-pub fn name(value: &str) -> Result<(), String> {
+pub fn name(value: &str) -> Result<(), ReferenceError> {
     if value.len() > MAX_NAME {
         return Err(format!(
             "`{value}` is {} bytes long; a Docker image name is at most {MAX_NAME}",
             value.len()
-        ));
+        )
+        .into());
     }
     Ok(())
 }

@@ -373,9 +373,14 @@ struct Resolver<'a> {
 }
 
 impl Resolver<'_> {
-    fn get(&self, group: &str, name: &str, depth: usize) -> std::result::Result<String, String> {
+    fn get(
+        &self,
+        group: &str,
+        name: &str,
+        depth: usize,
+    ) -> std::result::Result<String, oslo::OsloError> {
         if depth > 16 {
-            return Err(format!("`${name}` refers to itself"));
+            return Err(format!("`${name}` refers to itself").into());
         }
         let name = name.replace('-', "_");
         let in_group = self.raw.get(group).and_then(|g| g.get(&name));
@@ -389,7 +394,7 @@ impl Resolver<'_> {
             return oslo::interpolate(value, group, &mut |g, n| self.get(g, n, depth + 1));
         }
         self.default_value(&name, depth)
-            .ok_or_else(|| format!("`${name}` is not an option kolla-build knows"))
+            .ok_or_else(|| format!("`${name}` is not an option kolla-build knows").into())
     }
 
     fn cli_value(&self, name: &str) -> Option<String> {
@@ -508,7 +513,7 @@ pub fn load_repos(
     let parse = |path: &Path, text: &str| {
         crate::tree::repos::Repos::parse(text).map_err(|message| Error::Config {
             path: path.to_path_buf(),
-            message,
+            message: message.to_string(),
         })
     };
     let mut repos = if let (Some(path), ReposOverride::Replace) = (given, r.repos_yaml_override) {
@@ -534,7 +539,7 @@ pub fn load_repos(
                 .merge_override(&read(over)?)
                 .map_err(|message| Error::Config {
                     path: over.to_path_buf(),
-                    message,
+                    message: message.to_string(),
                 })?;
         }
         repos

@@ -20,7 +20,13 @@ use crate::common::types::{BaseDistro, InstallType, SummaryFormat, UndefinedMode
         kolla-build --base debian -t binary --template-only --work-dir out keystone\n  \
         kolla-build --profile default --list-images\n  \
         kolla-build -b ubuntu --list-dependencies '^nova'\n  \
-        kolla-build --bootstrap-base --ca-certificate /usr/local/share/ca-certificates/proxy.crt -p gate"
+        kolla-build --bootstrap-base --ca-certificate /usr/local/share/ca-certificates/proxy.crt -p gate\n\n\
+        Exit status:\n  \
+        0    every selected image built, fresh or skipped (and pushed/exported as asked)\n  \
+        1    a bad input (configuration, template, selection), the engine or registry \
+        unreachable, or an image failed (the summary says which)\n  \
+        2    an internal error: a bug in kolla-build, please report it\n  \
+        128+N  stopped by signal N (130 for Ctrl-C, 143 for SIGTERM); finished images are kept"
 )]
 pub struct Cli {
     /// Regexes selecting images by name (searched anywhere in the name, as kolla does); their

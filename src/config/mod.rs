@@ -11,6 +11,11 @@ use serde::Deserialize;
 use crate::common::error::{Error, Result};
 use crate::common::types::{BaseDistro, InstallType, SummaryFormat, UndefinedMode};
 
+crate::common::error::message_error!(
+    /// A configuration file (TOML or kolla's INI) that does not parse or holds a bad value.
+    ConfigError
+);
+
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct FileConfig {
@@ -89,9 +94,9 @@ impl FileConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        let config_err = |message| Error::Config {
+        let config_err = |message: ConfigError| Error::Config {
             path: path.to_path_buf(),
-            message,
+            message: message.to_string(),
         };
         if is_ini(path, &text) {
             let (mut config, warnings) = Self::parse_ini(&text).map_err(config_err)?;
@@ -114,7 +119,7 @@ impl FileConfig {
     /// `[DEFAULT]` keys (`_` or `-`), `[profiles]` (comma-separated regexes) and `[<name>-user]`
     /// sections (uid, gid, group). Returns the settings and warnings for kolla options and
     /// sections this tool accepts but does not use; any other key is an error.
-    pub fn parse_ini(text: &str) -> std::result::Result<(FileConfig, Vec<String>), String> {
+    pub fn parse_ini(text: &str) -> std::result::Result<(FileConfig, Vec<String>), ConfigError> {
         let option = ini::ParseOption {
             enabled_quote: true,
             enabled_escape: false,
@@ -166,7 +171,7 @@ impl FileConfig {
                                 return Err(format!(
                                     "[{name}]: unknown key `{other}` (a user section takes uid, gid \
                                      and group)"
-                                ));
+                                ).into());
                             }
                         }
                     }
@@ -174,7 +179,8 @@ impl FileConfig {
                         return Err(format!(
                             "[{name}]: needs both `uid` and `gid` (this tool has no default ids \
                              for users missing from its table)"
-                        ));
+                        )
+                        .into());
                     };
                     config.users.get_or_insert_with(BTreeMap::new).insert(
                         user.to_string(),
@@ -196,7 +202,7 @@ impl FileConfig {
         key: &str,
         values: &[&str],
         warnings: &mut Vec<String>,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<(), ConfigError> {
         let key = key.trim().replace('-', "_");
         let value = values.last().copied().unwrap_or_default().trim();
         let text = || Some(value.to_string());
@@ -285,14 +291,14 @@ impl FileConfig {
                     .filter(|best| strsim::jaro_winkler(best, other) > 0.85)
                     .map(|best| format!("; did you mean `{best}`?"))
                     .unwrap_or_default();
-                return Err(format!("unknown option `{other}`{hint}"));
+                return Err(format!("unknown option `{other}`{hint}").into());
             }
         }
         Ok(())
     }
 
-    pub fn parse(text: &str) -> std::result::Result<FileConfig, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+    pub fn parse(text: &str) -> std::result::Result<FileConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError(e.to_string()))
     }
 
     pub(crate) fn resolve_paths(&mut self, dir: &Path) {
@@ -396,21 +402,21 @@ const KOLLA_ONLY_OPTIONS: &[&str] = &[
 ];
 
 /// oslo.config's boolean words.
-fn ini_bool(value: &str) -> std::result::Result<bool, String> {
+fn ini_bool(value: &str) -> std::result::Result<bool, ConfigError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "on" | "yes" => Ok(true),
         "false" | "0" | "off" | "no" => Ok(false),
-        other => Err(format!(
-            "`{other}` is not a boolean (true/false, yes/no, on/off, 1/0)"
-        )),
+        other => {
+            Err(format!("`{other}` is not a boolean (true/false, yes/no, on/off, 1/0)").into())
+        }
     }
 }
 
-fn ini_number<T: std::str::FromStr>(value: &str) -> std::result::Result<T, String> {
+fn ini_number<T: std::str::FromStr>(value: &str) -> std::result::Result<T, ConfigError> {
     value
         .trim()
         .parse()
-        .map_err(|_| format!("`{value}` is not a whole number"))
+        .map_err(|_| format!("`{value}` is not a whole number").into())
 }
 
 /// oslo.config's list: comma-separated, items trimmed, empty items dropped.

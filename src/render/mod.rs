@@ -432,6 +432,7 @@ fn handle_repos(
     mode: Option<&str>,
 ) -> Result<String, minijinja::Error> {
     let invalid = |message: String| minijinja::Error::new(ErrorKind::InvalidOperation, message);
+    let invalid_repos = |e: crate::tree::repos::ReposError| invalid(e.0);
     // A list built with `+` is a lazy sequence in minijinja: accept anything list-like.
     if !matches!(
         names.kind(),
@@ -460,7 +461,7 @@ fn handle_repos(
         arch: &arch,
         release_codename: &codename,
     };
-    repos.handle(target, &names, mode).map_err(invalid)
+    repos.handle(target, &names, mode).map_err(invalid_repos)
 }
 
 fn target_of(state: &State) -> Result<[String; 4], minijinja::Error> {

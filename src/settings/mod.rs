@@ -536,12 +536,13 @@ fn validate_naming(naming: &Naming) -> Result<()> {
     if !matches!(naming.base_arch.as_str(), "x86_64" | "aarch64") {
         return bad("base-arch", "expected `x86_64` or `aarch64`");
     }
-    let grammar = |key: &str, checked: std::result::Result<(), String>| {
-        checked.map_err(|message| Error::Setting {
-            key: key.to_string(),
-            message: format!("{message} (the Docker reference grammar)"),
-        })
-    };
+    let grammar =
+        |key: &str, checked: std::result::Result<(), crate::common::reference::ReferenceError>| {
+            checked.map_err(|message| Error::Setting {
+                key: key.to_string(),
+                message: format!("{message} (the Docker reference grammar)"),
+            })
+        };
     grammar(
         "namespace",
         crate::common::reference::path(&naming.namespace),

@@ -8,6 +8,11 @@ use std::collections::BTreeSet;
 
 use serde_norway::{Mapping, Value};
 
+crate::common::error::message_error!(
+    /// A repos.yaml that does not parse, or a repository the templates ask for that it lacks.
+    ReposError
+);
+
 /// Where build-only repositories' original files are kept while the image builds.
 const BACKUP_DIR: &str = "/tmp/kolla-repos-backup";
 const URL_KEYS: [&str; 4] = ["baseurl", "metalink", "mirrorlist", "url"];
@@ -27,7 +32,7 @@ pub struct Repos {
 }
 
 /// A whole `handle_repos` of its own: the data, the distro, the names, the mode → the `RUN` line.
-pub type Handler = fn(&Mapping, Target<'_>, &[String], Mode) -> Result<String, String>;
+pub type Handler = fn(&Mapping, Target<'_>, &[String], Mode) -> Result<String, ReposError>;
 
 /// What a distro looks like to `handle_repos`.
 #[derive(Debug, Clone, Copy)]
@@ -48,7 +53,7 @@ pub enum Mode {
 type Entry = Mapping;
 
 impl Repos {
-    pub fn parse(text: &str) -> Result<Repos, String> {
+    pub fn parse(text: &str) -> Result<Repos, ReposError> {
         let data = parse_sections(text)?;
         Ok(Repos {
             defaults: data.clone(),
@@ -61,12 +66,14 @@ impl Repos {
 
     /// Lays an override file over the repositories, as kolla's `repos_yaml`: an entry of the
     /// override replaces the whole entry of the same name in its section.
-    pub fn merge_override(&mut self, text: &str) -> Result<(), String> {
+    pub fn merge_override(&mut self, text: &str) -> Result<(), ReposError> {
         for (section, repos) in parse_sections(text)? {
             let repos = match repos {
                 Value::Mapping(m) => m,
                 Value::Null => Mapping::new(),
-                other => return Err(format!("section {section:?} is not a mapping: {other:?}")),
+                other => {
+                    return Err(format!("section {section:?} is not a mapping: {other:?}").into());
+                }
             };
             match self.data.get_mut(&section) {
                 Some(Value::Mapping(existing)) => {
@@ -142,7 +149,7 @@ impl Repos {
         target: Target<'_>,
         names: &[String],
         mode: Mode,
-    ) -> Result<String, String> {
+    ) -> Result<String, ReposError> {
         if let Some(handle) = self.dialect {
             return handle(&self.data, target, names, mode);
         }
@@ -221,7 +228,8 @@ impl Repos {
                         {
                             return Err(format!(
                                 "Repository '{repo}' has no baseurl, metalink, or mirrorlist"
-                            ));
+                            )
+                            .into());
                         }
                         let gpgkey = entry
                             .get("gpgkey")
@@ -322,7 +330,7 @@ impl Repos {
         &self,
         repo_list: &[(String, Entry)],
         default_list: &[(String, Entry)],
-    ) -> Result<(), String> {
+    ) -> Result<(), ReposError> {
         let default = |name: &str| default_list.iter().find(|(n, _)| n == name).map(|(_, e)| e);
         let flag = |e: &Entry, key: &str| e.get(key).is_some_and(truthy);
         let overridden: Vec<&str> = repo_list
@@ -359,7 +367,8 @@ impl Repos {
              also override them in your repos.yaml.",
             py_list(&overridden),
             py_list(&still)
-        ))
+        )
+        .into())
     }
 
     /// `cleanup_repos()`: restores (or removes) the files of build-only repositories, or `""`.
@@ -447,13 +456,16 @@ pub fn load_for_tree(
                     .map(Some)
                     .map_err(|message| Error::Config {
                         path: path.to_path_buf(),
-                        message,
+                        message: message.to_string(),
                     })
             }
             None => Ok(None),
         };
     };
-    let mut repos = Repos::parse(&text).map_err(|message| Error::Config { path, message })?;
+    let mut repos = Repos::parse(&text).map_err(|message| Error::Config {
+        path,
+        message: message.to_string(),
+    })?;
     if let Some(path) = override_file {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
             path: path.to_path_buf(),
@@ -463,7 +475,7 @@ pub fn load_for_tree(
             .merge_override(&text)
             .map_err(|message| Error::Config {
                 path: path.to_path_buf(),
-                message,
+                message: message.to_string(),
             })?;
     }
     Ok(Some(repos))
@@ -483,7 +495,7 @@ fn child_mapping<'a>(map: &'a mut Mapping, key: &str) -> &'a mut Mapping {
     }
 }
 
-fn parse_sections(text: &str) -> Result<Mapping, String> {
+fn parse_sections(text: &str) -> Result<Mapping, ReposError> {
     match serde_norway::from_str::<Value>(text).map_err(|e| e.to_string())? {
         Value::Mapping(m) => Ok(m),
         Value::Null => Ok(Mapping::new()),
@@ -491,12 +503,13 @@ fn parse_sections(text: &str) -> Result<Mapping, String> {
     }
 }
 
-fn text(value: &Value, repo: &str, key: &str) -> Result<String, String> {
+fn text(value: &Value, repo: &str, key: &str) -> Result<String, ReposError> {
     match value {
         Value::String(s) => Ok(s.clone()),
         other => Err(format!(
             "repository `{repo}` in repos.yaml: `{key}` must be a string, not {other:?}"
-        )),
+        )
+        .into()),
     }
 }
 

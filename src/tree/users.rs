@@ -5,6 +5,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+crate::common::error::message_error!(
+    /// A users.toml that does not parse or assigns an ID twice.
+    UsersError
+);
+
 /// A user as written in a table or a config file; a missing `group` is the user's name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,8 +57,12 @@ pub fn load_for_tree(
     absent: &[String],
 ) -> crate::common::error::Result<Users> {
     let mut users = match tree.read_data(&["base/users.toml"])? {
-        Some((path, text)) => Users::parse(&text)
-            .map_err(|message| crate::common::error::Error::Config { path, message })?,
+        Some((path, text)) => {
+            Users::parse(&text).map_err(|message| crate::common::error::Error::Config {
+                path,
+                message: message.to_string(),
+            })?
+        }
         None => {
             let mut users = Users::parse(builtin).expect("the built-in users table parses");
             if tree.layout == crate::tree::Layout::Kolla {
@@ -83,7 +92,7 @@ pub struct Users(BTreeMap<String, User>);
 
 impl Users {
     /// Parses the table; a missing `group` is the user's own name.
-    pub fn parse(text: &str) -> Result<Users, String> {
+    pub fn parse(text: &str) -> Result<Users, UsersError> {
         let entries: BTreeMap<String, UserEntry> =
             toml::from_str(text).map_err(|e| e.to_string())?;
         Ok(Users(
