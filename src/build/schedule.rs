@@ -253,51 +253,37 @@ async fn push_work<E: Engine>(
 ) {
     let started = Instant::now();
     let _ = tx.send(Message::PushStarted(i));
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
+    let mut attempts = 0;
+    let result = loop {
+        attempts += 1;
         let (log_tx, mut log_rx) = mpsc::unbounded_channel::<String>();
-        let push = engine.push(&reference, log_tx);
-        let result = match options.timeout {
-            Some(limit) => tokio::time::timeout(limit, push).await.unwrap_or_else(|_| {
-                Err(EngineError::Push(format!(
-                    "timed out after {} s",
-                    limit.as_secs()
-                )))
-            }),
-            None => push.await,
-        };
+        let result = bounded(
+            options.timeout,
+            engine.push(&reference, log_tx),
+            EngineError::Push,
+        )
+        .await;
         while let Ok(line) = log_rx.try_recv() {
             let _ = tx.send(Message::Log(i, line));
         }
         match result {
-            Ok(()) => {
-                let seconds = started.elapsed().as_secs_f64();
-                let _ = tx.send(Message::PushDone(
-                    i,
-                    PushOutcome::Pushed {
-                        seconds,
-                        attempts: attempt,
-                    },
-                ));
-                return;
+            Err(error) if attempts <= options.retries => {
+                back_off(i, attempts, &error, &options, &tx).await
             }
-            Err(error) if attempt <= options.retries => {
-                let _ = tx.send(Message::Retrying(i, attempt, error.to_string()));
-                tokio::time::sleep(backoff_delay(options.backoff, attempt)).await;
-            }
-            Err(error) => {
-                let _ = tx.send(Message::PushDone(
-                    i,
-                    PushOutcome::Failed {
-                        error: error.to_string(),
-                        attempts: attempt,
-                    },
-                ));
-                return;
-            }
+            result => break result,
         }
-    }
+    };
+    let outcome = match result {
+        Ok(()) => PushOutcome::Pushed {
+            seconds: started.elapsed().as_secs_f64(),
+            attempts,
+        },
+        Err(error) => PushOutcome::Failed {
+            error: error.to_string(),
+            attempts,
+        },
+    };
+    let _ = tx.send(Message::PushDone(i, outcome));
 }
 
 /// One task's attempts, with retries, backoff and a per-attempt timeout.
@@ -310,25 +296,16 @@ async fn work<E: Engine>(
 ) {
     let started = Instant::now();
     let mut tail: VecDeque<String> = VecDeque::with_capacity(LOG_TAIL);
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let _ = tx.send(Message::Started(i, attempt));
+    let mut attempts = 0;
+    let result = loop {
+        attempts += 1;
+        let _ = tx.send(Message::Started(i, attempts));
         let (log_tx, mut log_rx) = mpsc::unbounded_channel::<String>();
-        let build = engine.build(request.clone(), log_tx);
-        let build = async {
-            match options.timeout {
-                Some(limit) => tokio::time::timeout(limit, build)
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(EngineError::Build(format!(
-                            "timed out after {} s",
-                            limit.as_secs()
-                        )))
-                    }),
-                None => build.await,
-            }
-        };
+        let build = bounded(
+            options.timeout,
+            engine.build(request.clone(), log_tx),
+            EngineError::Build,
+        );
         tokio::pin!(build);
         let result = loop {
             tokio::select! {
@@ -340,33 +317,53 @@ async fn work<E: Engine>(
             forward(&tx, &mut tail, i, line);
         }
         match result {
-            Ok(image_id) => {
-                let seconds = started.elapsed().as_secs_f64();
-                let _ = tx.send(Message::Done(
-                    i,
-                    Outcome::Built {
-                        image_id,
-                        seconds,
-                        attempts: attempt,
-                    },
-                ));
-                return;
+            Err(error) if attempts <= options.retries => {
+                back_off(i, attempts, &error, &options, &tx).await
             }
-            Err(error) if attempt <= options.retries => {
-                let _ = tx.send(Message::Retrying(i, attempt, error.to_string()));
-                tokio::time::sleep(backoff_delay(options.backoff, attempt)).await;
-            }
-            Err(error) => {
-                let outcome = Outcome::Failed {
-                    error: error.to_string(),
-                    attempts: attempt,
-                    seconds: started.elapsed().as_secs_f64(),
-                    log_tail: tail.into_iter().collect(),
-                };
-                let _ = tx.send(Message::Done(i, outcome));
-                return;
-            }
+            result => break result,
         }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let outcome = match result {
+        Ok(image_id) => Outcome::Built {
+            image_id,
+            seconds,
+            attempts,
+        },
+        Err(error) => Outcome::Failed {
+            error: error.to_string(),
+            attempts,
+            seconds,
+            log_tail: tail.into_iter().collect(),
+        },
+    };
+    let _ = tx.send(Message::Done(i, outcome));
+}
+
+/// After failed attempt number `attempt` with retries left: tells the coordinator, then waits
+/// the backoff before the next attempt.
+async fn back_off(
+    i: usize,
+    attempt: u32,
+    error: &EngineError,
+    options: &Options,
+    tx: &mpsc::UnboundedSender<Message>,
+) {
+    let _ = tx.send(Message::Retrying(i, attempt, error.to_string()));
+    tokio::time::sleep(backoff_delay(options.backoff, attempt)).await;
+}
+
+/// `work` cut off after `limit`, failing as `error` says.
+async fn bounded<T>(
+    limit: Option<Duration>,
+    work: impl Future<Output = Result<T, EngineError>>,
+    error: fn(String) -> EngineError,
+) -> Result<T, EngineError> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, work)
+            .await
+            .unwrap_or_else(|_| Err(error(format!("timed out after {} s", limit.as_secs())))),
+        None => work.await,
     }
 }
 

@@ -284,11 +284,7 @@ impl FileConfig {
             )),
             other => {
                 let known = INI_OPTIONS.iter().chain(KOLLA_ONLY_OPTIONS.iter());
-                let hint = known
-                    .max_by(|a, b| {
-                        strsim::jaro_winkler(a, other).total_cmp(&strsim::jaro_winkler(b, other))
-                    })
-                    .filter(|best| strsim::jaro_winkler(best, other) > 0.85)
+                let hint = crate::common::error::did_you_mean(other, known.copied())
                     .map(|best| format!("; did you mean `{best}`?"))
                     .unwrap_or_default();
                 return Err(format!("unknown option `{other}`{hint}").into());

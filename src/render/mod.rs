@@ -9,6 +9,7 @@ use minijinja::{Environment, ErrorKind, State, UndefinedBehavior, Value};
 use rayon::prelude::*;
 
 use crate::common::error::TemplateError;
+use crate::common::python::py_str;
 use crate::common::types::UndefinedMode;
 use crate::settings::Naming;
 use crate::tree::repos::{Mode, Repos, Target};
@@ -254,66 +255,6 @@ impl Renderer {
             .par_iter()
             .map(|image| (*image, self.render(image)))
             .collect()
-    }
-}
-
-/// Python's `str()` of a value, as Jinja2 prints it.
-fn py_str(value: &Value) -> String {
-    match value.kind() {
-        ValueKind::Bool if value.is_true() => "True".into(),
-        ValueKind::Bool => "False".into(),
-        ValueKind::None => "None".into(),
-        ValueKind::Seq => {
-            let items: Vec<String> = value
-                .try_iter()
-                .map(|items| items.map(|v| py_repr(&v)).collect())
-                .unwrap_or_default();
-            format!("[{}]", items.join(", "))
-        }
-        ValueKind::Map => {
-            let items: Vec<String> = value
-                .try_iter()
-                .map(|keys| {
-                    keys.map(|k| {
-                        let v = value.get_item(&k).unwrap_or_default();
-                        format!("{}: {}", py_repr(&k), py_repr(&v))
-                    })
-                    .collect()
-                })
-                .unwrap_or_default();
-            format!("{{{}}}", items.join(", "))
-        }
-        _ => value.to_string(),
-    }
-}
-
-/// Python's `repr()`: strings quoted the way Python quotes them.
-fn py_repr(value: &Value) -> String {
-    match value.as_str() {
-        Some(s) => {
-            let quote = if s.contains('\'') && !s.contains('"') {
-                '"'
-            } else {
-                '\''
-            };
-            let mut out = String::from(quote);
-            for c in s.chars() {
-                match c {
-                    '\\' => out.push_str("\\\\"),
-                    '\n' => out.push_str("\\n"),
-                    '\t' => out.push_str("\\t"),
-                    '\r' => out.push_str("\\r"),
-                    c if c == quote => {
-                        out.push('\\');
-                        out.push(c);
-                    }
-                    c => out.push(c),
-                }
-            }
-            out.push(quote);
-            out
-        }
-        None => py_str(value),
     }
 }
 

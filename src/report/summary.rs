@@ -56,32 +56,23 @@ pub struct ExportSummary {
     pub error: Option<String>,
 }
 
+/// Fields that are `None` are left out of the JSON.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Entry {
     pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub input_hash: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub fresh: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub seconds: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
     /// `pushed`, `error` or `cancelled` when a push was asked for.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub push: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub push_seconds: Option<f64>,
     /// The manifest digest the image was exported under, or `error`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub export: Option<String>,
 }
 

@@ -232,10 +232,23 @@ impl Settings {
             Some(table) => Some(table.facts(asked_release.as_deref(), base, install_type)?),
             None => None,
         };
-        let openstack_release = asked_release.unwrap_or_else(|| match &release {
-            Some(facts) => facts.name.clone(),
-            None => DEFAULT_OPENSTACK_RELEASE.to_string(),
-        });
+        // What a setting neither given nor in the file becomes: the release table's row for
+        // this base, else the built-in defaults.
+        let (default_release, default_image, default_tag, default_codename) = match &release {
+            Some(facts) => (
+                facts.name.clone(),
+                facts.base_image.clone(),
+                facts.base_tag.clone(),
+                facts.codename.clone(),
+            ),
+            None => (
+                DEFAULT_OPENSTACK_RELEASE.to_string(),
+                base.default_image().to_string(),
+                base.default_tag().to_string(),
+                DEFAULT_OPENSTACK_CODENAME.to_string(),
+            ),
+        };
+        let openstack_release = asked_release.unwrap_or(default_release);
         let prefix_template = cli
             .image_name_prefix
             .or(file.image_name_prefix)
@@ -243,20 +256,8 @@ impl Settings {
         let registry = cli.registry.or(file.registry).filter(|r| !r.is_empty());
         let naming = Naming {
             base,
-            base_image: cli
-                .base_image
-                .or(file.base_image)
-                .unwrap_or_else(|| match &release {
-                    Some(facts) => facts.base_image.clone(),
-                    None => base.default_image().to_string(),
-                }),
-            base_tag: cli
-                .base_tag
-                .or(file.base_tag)
-                .unwrap_or_else(|| match &release {
-                    Some(facts) => facts.base_tag.clone(),
-                    None => base.default_tag().to_string(),
-                }),
+            base_image: cli.base_image.or(file.base_image).unwrap_or(default_image),
+            base_tag: cli.base_tag.or(file.base_tag).unwrap_or(default_tag),
             base_arch: cli
                 .base_arch
                 .or(file.base_arch)
@@ -277,10 +278,7 @@ impl Settings {
             openstack_release_codename: cli
                 .openstack_release_codename
                 .or(file.openstack_release_codename)
-                .unwrap_or_else(|| match &release {
-                    Some(facts) => facts.codename.clone(),
-                    None => DEFAULT_OPENSTACK_CODENAME.to_string(),
-                }),
+                .unwrap_or(default_codename),
             openstack_release,
             maintainer: cli
                 .maintainer

@@ -526,28 +526,9 @@ pub(crate) fn truthy(value: &Value) -> bool {
     }
 }
 
-/// Python's `str()` of a YAML value.
+/// Python's `str()` of a YAML value, as kolla's `handle_repos` writes it.
 pub(crate) fn py_str(value: &Value) -> String {
-    match value {
-        Value::Null => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Number(n) if n.is_f64() => {
-            let f = n.as_f64().unwrap_or_default();
-            if f.fract() == 0.0 && f.is_finite() {
-                format!("{f:.1}")
-            } else {
-                f.to_string()
-            }
-        }
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => s.clone(),
-        Value::Sequence(items) => {
-            let items: Vec<String> = items.iter().map(py_str).collect();
-            format!("[{}]", items.join(", "))
-        }
-        Value::Mapping(_) | Value::Tagged(_) => format!("{value:?}"),
-    }
+    crate::common::python::py_str(&minijinja::Value::from(minijinja::value::Serde(value)))
 }
 
 fn py_list(items: &[&str]) -> String {
