@@ -19,7 +19,7 @@ pub enum BaseDistro {
 impl BaseDistro {
     pub const ALL: [BaseDistro; 4] = [Self::Centos, Self::Rocky, Self::Debian, Self::Ubuntu];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Centos => "centos",
             Self::Rocky => "rocky",
@@ -110,7 +110,7 @@ pub enum InstallType {
 impl InstallType {
     pub const ALL: [InstallType; 2] = [Self::Binary, Self::Source];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Binary => "binary",
             Self::Source => "source",

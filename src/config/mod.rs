@@ -2,6 +2,7 @@
 //! `settings` merges it under the CLI and over the defaults.
 
 pub mod cli;
+pub mod options;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -283,8 +284,8 @@ impl FileConfig {
                 "kolla option `{other}` is not supported by this tool and is ignored"
             )),
             other => {
-                let known = INI_OPTIONS.iter().chain(KOLLA_ONLY_OPTIONS.iter());
-                let hint = crate::common::error::did_you_mean(other, known.copied())
+                let known = options::ini_keys().chain(KOLLA_ONLY_OPTIONS.iter().copied());
+                let hint = crate::common::error::did_you_mean(other, known)
                     .map(|best| format!("; did you mean `{best}`?"))
                     .unwrap_or_default();
                 return Err(format!("unknown option `{other}`{hint}").into());
@@ -317,51 +318,6 @@ impl FileConfig {
             .for_each(resolve);
     }
 }
-
-/// The `[DEFAULT]` keys of kolla's INI file this tool reads.
-const INI_OPTIONS: &[&str] = &[
-    "base",
-    "base_image",
-    "base_tag",
-    "base_arch",
-    "namespace",
-    "registry",
-    "tag",
-    "image_name_prefix",
-    "openstack_release",
-    "openstack_release_codename",
-    "maintainer",
-    "profile",
-    "docker_dir",
-    "template_override",
-    "work_dir",
-    "logs_dir",
-    "summary_json_file",
-    "repos_yaml",
-    "enable_unbuildable",
-    "skip_parents",
-    "skip_existing",
-    "clean_package_cache",
-    "use_dumb_init",
-    "docker_healthchecks",
-    "pull",
-    "cache",
-    "keep",
-    "push",
-    "threads",
-    "push_threads",
-    "retries",
-    "timeout",
-    "network_mode",
-    "format",
-    "build_args",
-    "rpm_setup_config",
-    "pip_index_url",
-    "pip_trusted_host",
-    "pip_extra_index_url",
-    "kolla_version",
-    "supported_distro_name",
-];
 
 /// kolla options an INI file may hold that this tool does not use: a warning, not an error.
 const KOLLA_ONLY_OPTIONS: &[&str] = &[

@@ -13,12 +13,16 @@ use crate::config::cli::Cli;
 use crate::report::event::Notice;
 use crate::tree::releases::{ReleaseFacts, ReleaseTable};
 
-/// For trees without a releases table (kolla's own tree).
-pub const DEFAULT_OPENSTACK_RELEASE: &str = "2025.1";
-pub const DEFAULT_OPENSTACK_CODENAME: &str = "epoxy";
-pub const DEFAULT_NAMESPACE: &str = "kolla";
-pub const DEFAULT_PREFIX: &str = "{base}-{install_type}-";
-pub const DEFAULT_MAINTAINER: &str = "kolla-build (https://opendev.org/openstack/kolla)";
+// The defaults, from the table of options.
+use crate::config::options::{
+    DEFAULT_BASE, DEFAULT_CLEAN_PACKAGE_CACHE, DEFAULT_DOCKER_HEALTHCHECKS, DEFAULT_INSTALL_TYPE,
+    DEFAULT_NETWORK_MODE, DEFAULT_PULL, DEFAULT_PUSH_THREADS, DEFAULT_RETRIES, DEFAULT_THREADS,
+    DEFAULT_TIMEOUT, DEFAULT_USE_DUMB_INIT, ENGINE_URL_ENV,
+};
+pub use crate::config::options::{
+    DEFAULT_MAINTAINER, DEFAULT_NAMESPACE, DEFAULT_OPENSTACK_CODENAME, DEFAULT_OPENSTACK_RELEASE,
+    DEFAULT_PREFIX,
+};
 
 /// Everything that decides which images are rendered and how they are named.
 #[derive(Debug, Clone)]
@@ -211,11 +215,11 @@ impl Settings {
         env: BTreeMap<String, String>,
         cwd: &Path,
     ) -> Result<Settings> {
-        let base = cli.base.or(file.base).unwrap_or(BaseDistro::Debian);
+        let base = cli.base.or(file.base).unwrap_or(DEFAULT_BASE);
         let install_type = cli
             .install_type
             .or(file.install_type)
-            .unwrap_or(InstallType::Binary);
+            .unwrap_or(DEFAULT_INSTALL_TYPE);
         let images_dir = match cli.images_dir.or(file.images_dir) {
             Some(dir) => cwd.join(dir),
             None => data_dir.clone().ok_or_else(|| Error::NoTree {
@@ -292,7 +296,7 @@ impl Settings {
         let mut template_overrides = file.template_override.unwrap_or_default();
         template_overrides.extend(cli.template_override.into_iter().map(|f| cwd.join(f)));
 
-        let threads = cli.threads.or(file.threads).unwrap_or(8);
+        let threads = cli.threads.or(file.threads).unwrap_or(DEFAULT_THREADS);
         if threads == 0 {
             return Err(Error::Setting {
                 key: "threads".into(),
@@ -309,12 +313,12 @@ impl Settings {
             engine_url: cli
                 .engine_url
                 .or(file.engine_url)
-                .or_else(|| env.get("DOCKER_HOST").cloned())
+                .or_else(|| env.get(ENGINE_URL_ENV).cloned())
                 .unwrap_or_else(|| DEFAULT_ENGINE_URL.to_string()),
             pull: if cli.no_pull {
                 false
             } else {
-                cli.pull || file.pull.unwrap_or(true)
+                cli.pull || file.pull.unwrap_or(DEFAULT_PULL)
             },
             bootstrap_base: cli.bootstrap_base || file.bootstrap_base.unwrap_or(false),
             bootstrap_mirror: cli.bootstrap_mirror.or(file.bootstrap_mirror),
@@ -322,19 +326,23 @@ impl Settings {
             network_mode: cli
                 .network_mode
                 .or(file.network_mode)
-                .unwrap_or_else(|| "host".into()),
+                .unwrap_or_else(|| DEFAULT_NETWORK_MODE.into()),
             no_cache: cli.no_cache || file.no_cache.unwrap_or(false),
             keep: cli.keep || file.keep.unwrap_or(false),
             ca_certificates,
-            retries: cli.retries.or(file.retries).unwrap_or(1),
+            retries: cli.retries.or(file.retries).unwrap_or(DEFAULT_RETRIES),
             push: cli.push || file.push.unwrap_or(false),
-            push_threads: cli.push_threads.or(file.push_threads).unwrap_or(4).max(1),
+            push_threads: cli
+                .push_threads
+                .or(file.push_threads)
+                .unwrap_or(DEFAULT_PUSH_THREADS)
+                .max(1),
             export: cli.export.map(|p| cwd.join(p)).or(file.export),
             export_format: cli.export_format.or(file.export_format).unwrap_or_default(),
             export_partial: cli.export_partial,
             push_mode: cli.push_mode.unwrap_or_default(),
             credentials: registry_credentials(naming.registry.as_deref(), &env),
-            timeout: Duration::from_secs(cli.timeout.or(file.timeout).unwrap_or(7200)),
+            timeout: Duration::from_secs(cli.timeout.or(file.timeout).unwrap_or(DEFAULT_TIMEOUT)),
             skip_existing: cli.skip_existing || file.skip_existing.unwrap_or(false),
             logs_dir: cli.logs_dir.map(|d| cwd.join(d)).or(file.logs_dir),
             summary_json_file: cli
@@ -401,9 +409,13 @@ impl Settings {
             .filter(|(_, v)| v.as_deref().is_some_and(|v| !v.is_empty()))
             .map(|(k, _)| format!("ARG {k}"))
             .collect(),
-            clean_package_cache: file.clean_package_cache.unwrap_or(true),
-            use_dumb_init: file.use_dumb_init.unwrap_or(true),
-            docker_healthchecks: file.docker_healthchecks.unwrap_or(true),
+            clean_package_cache: file
+                .clean_package_cache
+                .unwrap_or(DEFAULT_CLEAN_PACKAGE_CACHE),
+            use_dumb_init: file.use_dumb_init.unwrap_or(DEFAULT_USE_DUMB_INIT),
+            docker_healthchecks: file
+                .docker_healthchecks
+                .unwrap_or(DEFAULT_DOCKER_HEALTHCHECKS),
             threads,
             work_dir: cli.work_dir.map(|d| cwd.join(d)).or(file.work_dir),
             actions: Actions {
