@@ -12,12 +12,15 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
+use crate::engine::docker::DockerEngine;
+
 use crate::build::bootstrap::{BootstrapSpec, bootstrap};
 use crate::build::schedule::{Options, Results, Task};
 use crate::common::error::{Error, Result};
 use crate::common::types::PushMode;
 use crate::common::types::SummaryFormat;
-use crate::engine::{BuildRequest, DockerEngine, Engine, PARENT_ID_LABEL, split_reference};
+use crate::engine::{BuildRequest, Engine, PARENT_ID_LABEL, split_reference};
+use crate::graph::ImageGraph;
 use crate::graph::selection::Status;
 use crate::prepare::Prepared;
 use crate::prepare::plan::{INPUT_HASH_LABEL, Job, plan};
@@ -162,7 +165,7 @@ async fn stages(
     for id in prepared.selection.ids_with(Status::Matched) {
         if let Some(external) = &graph.node(id).external {
             if !externals.contains_key(external) {
-                let image_id = ensure_external(&engine, settings, external, &say).await?;
+                let image_id = ensure_external(&*engine, settings, external, &say).await?;
                 externals.insert(external.clone(), image_id);
             }
         }
@@ -177,7 +180,7 @@ async fn stages(
     if let Some(signal) = crate::common::signals::interrupted() {
         return Err(interrupted(signal));
     }
-    let tasks = crate::common::signals::or_interrupt(decide(&engine, settings, prepared, jobs))
+    let tasks = crate::common::signals::or_interrupt(decide(&*engine, settings, graph, jobs))
         .await
         .map_err(interrupted)??;
 
@@ -189,7 +192,7 @@ async fn stages(
         async move {
             tokio::select! {
                 _ = crate::common::signals::wait() => {}
-                message = watchdog(&engine) => {
+                message = watchdog(&*engine) => {
                     let _ = lost.set(message);
                 }
             }
@@ -250,7 +253,7 @@ async fn stages(
                 &format!("{} images in the registry", references.len()),
             );
             let moved = crate::common::signals::or_interrupt(crate::publish::move_tags(
-                &engine,
+                &*engine,
                 references,
                 options.push_threads,
                 options.retries,
@@ -342,7 +345,9 @@ async fn stages(
             "Exporting",
             &format!("{} images to {}", images.len(), path.display()),
         );
-        let result = export(&engine, &images, path, settings.build.export_format).await;
+        let result = export(&*engine, &images, path, settings.build.export_format)
+            .await
+            .map_err(|e| e.to_string());
         if let Some(signal) = crate::common::signals::interrupted() {
             return Err(interrupted(signal));
         }
@@ -369,7 +374,7 @@ async fn stages(
 
 /// Resolves with a message once the engine has missed three pings in a row (a busy engine answers
 /// a ping in milliseconds; a dead one at once with an error, a hung one never).
-async fn watchdog(engine: &DockerEngine) -> String {
+async fn watchdog(engine: &impl Engine) -> String {
     let mut misses = 0;
     loop {
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -388,8 +393,8 @@ async fn watchdog(engine: &DockerEngine) -> String {
 }
 
 /// Finds an external base image, pulling or bootstrapping it when missing; returns its ID.
-async fn ensure_external(
-    engine: &DockerEngine,
+async fn ensure_external<E: Engine>(
+    engine: &E,
     settings: &Settings,
     reference: &str,
     say: &impl Fn(&str, &str),
@@ -419,7 +424,7 @@ async fn ensure_external(
         let began = Instant::now();
         let id = bootstrap(engine, &spec, |line| say("Bootstrap", line))
             .await
-            .map_err(Error::Engine)?;
+            .map_err(|e| Error::Engine(e.to_string()))?;
         say(
             "Bootstrapped",
             &format!("{reference} in {:.0}s", began.elapsed().as_secs_f64()),
@@ -433,22 +438,13 @@ async fn ensure_external(
         )));
     }
     say("Pulling", reference);
-    let (repo, tag) = reference.rsplit_once(':').unwrap_or((reference, "latest"));
-    let options = bollard::query_parameters::CreateImageOptionsBuilder::default()
-        .from_image(repo)
-        .tag(tag)
-        .build();
     let pull = async {
-        let mut stream = engine.client().create_image(Some(options), None, None);
-        while let Some(item) = stream.next().await {
-            if let Err(e) = item {
-                return Err(Error::Engine(format!(
-                    "cannot pull the base image `{reference}`: {e}\n\
-                     hint: where no registry is reachable, pass `--bootstrap-base` to make it with debootstrap"
-                )));
-            }
-        }
-        Ok(())
+        engine.pull(reference).await.map_err(|e| {
+            Error::Engine(format!(
+                "cannot pull the base image `{reference}`: {e}\n\
+                 hint: where no registry is reachable, pass `--bootstrap-base` to make it with debootstrap"
+            ))
+        })
     };
     // Dropping the pull's request stops it in the engine.
     crate::common::signals::or_interrupt(pull)
@@ -465,14 +461,13 @@ async fn ensure_external(
 /// Turns jobs into tasks, deciding up front which need no build: the tagged image already
 /// carries the same input hash (fresh), or `--skip-existing` and the tag exists. `--no-cache`
 /// asks for a real rebuild (new packages, security updates), so nothing is fresh then.
-async fn decide(
-    engine: &Arc<DockerEngine>,
+async fn decide<E: Engine>(
+    engine: &E,
     settings: &Settings,
-    prepared: &Prepared,
+    graph: &ImageGraph,
     jobs: Vec<Job>,
 ) -> Result<Vec<Task>> {
     let naming = &settings.naming;
-    let graph = &prepared.graph;
     let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let references: Vec<String> = jobs.iter().map(|j| naming.reference(&j.name)).collect();
     let facts: Vec<_> = futures_util::stream::iter(references.iter().map(|r| engine.inspect(r)))

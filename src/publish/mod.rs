@@ -15,7 +15,9 @@ use futures_util::StreamExt;
 use crate::common::retry::backoff_delay;
 use crate::common::types::PushMode;
 use crate::engine::split_reference;
-use crate::engine::{BuildRequest, DockerEngine, Engine, EngineError, ImageFacts, LogSink};
+use crate::engine::{
+    BuildRequest, ByteReceiver, Engine, EngineError, ImageFacts, LogSink, SaveStream,
+};
 use crate::report::event::PushOutcome;
 
 /// The staging tag an image is pushed under in the atomic mode; fixed per final tag, so runs
@@ -31,19 +33,52 @@ pub fn staging_reference(reference: &str) -> String {
     format!("{name}:{}", staging_tag(tag))
 }
 
-/// The engine as the scheduler sees it: builds and inspections go through; pushes follow the mode.
-pub struct Publisher {
-    pub inner: Arc<DockerEngine>,
+/// The engine as the scheduler sees it: every call goes through; pushes follow the mode.
+pub struct Publisher<E> {
+    pub inner: Arc<E>,
     pub mode: PushMode,
 }
 
-impl Engine for Publisher {
+impl<E: Engine> Engine for Publisher<E> {
+    fn url(&self) -> &str {
+        self.inner.url()
+    }
+
+    async fn ping(&self) -> Result<(), EngineError> {
+        self.inner.ping().await
+    }
+
     async fn inspect(&self, reference: &str) -> Result<Option<ImageFacts>, EngineError> {
         self.inner.inspect(reference).await
     }
 
+    async fn pull(&self, reference: &str) -> Result<(), EngineError> {
+        self.inner.pull(reference).await
+    }
+
     async fn build(&self, request: BuildRequest, log: LogSink) -> Result<String, EngineError> {
         self.inner.build(request, log).await
+    }
+
+    async fn tag(&self, source: &str, repo: &str, tag: &str) -> Result<(), EngineError> {
+        self.inner.tag(source, repo, tag).await
+    }
+
+    fn save(&self, references: &[String]) -> SaveStream {
+        self.inner.save(references)
+    }
+
+    async fn import(
+        &self,
+        repo: &str,
+        tag: &str,
+        body: ByteReceiver,
+    ) -> Result<String, EngineError> {
+        self.inner.import(repo, tag, body).await
+    }
+
+    async fn remove(&self, reference: &str) -> Result<(), EngineError> {
+        self.inner.remove(reference).await
     }
 
     async fn push(&self, reference: &str, log: LogSink) -> Result<(), EngineError> {
@@ -55,7 +90,7 @@ impl Engine for Publisher {
                 self.inner.tag(reference, repo, tag).await?;
                 let pushed = self.inner.push(&staging, log).await;
                 // The local staging tag only named the push; the registry keeps it.
-                let _ = self.inner.remove_image(&staging).await;
+                let _ = self.inner.remove(&staging).await;
                 pushed
             }
         }
@@ -64,8 +99,8 @@ impl Engine for Publisher {
 
 /// Moves the final tags: pushes each reference again (a manifest; the layers are there), with
 /// the run's retries and at most `threads` at once.
-pub async fn move_tags(
-    engine: &DockerEngine,
+pub async fn move_tags<E: Engine>(
+    engine: &E,
     references: Vec<(usize, String)>,
     threads: usize,
     retries: u32,
