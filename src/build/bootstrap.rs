@@ -266,6 +266,7 @@ fn clean_dir(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::fake::FakeEngine;
 
     #[test]
     fn ubuntu_versions_map_to_suites() {
@@ -278,5 +279,87 @@ mod tests {
         };
         assert_eq!(spec("22.04").suite(), "jammy");
         assert_eq!(spec("noble").suite(), "noble");
+    }
+
+    /// The names and contents of a tarball's regular files, in archive order.
+    fn files_of(tarball: &[u8]) -> Vec<(String, String)> {
+        let mut archive = tar::Archive::new(tarball);
+        archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.header().entry_type().is_file())
+            .map(|mut e| {
+                let name = e.path().unwrap().display().to_string();
+                let mut text = String::new();
+                e.read_to_string(&mut text).unwrap();
+                (name, text)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_root_filesystem_is_imported_as_one_layer_under_its_name() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("etc")).unwrap();
+        std::fs::write(root.path().join("etc/os-release"), "ID=debian\n").unwrap();
+        std::fs::write(root.path().join("bin"), "#!").unwrap();
+        let engine = FakeEngine::new();
+        let id = import_rootfs(&engine, root.path(), "debian", "trixie")
+            .await
+            .unwrap();
+        let image = engine.image("debian:trixie").expect("imported");
+        assert_eq!(image.id, id);
+        assert_eq!(image.layers.len(), 1);
+        assert_eq!(
+            files_of(&image.layers[0]),
+            [
+                ("./bin".to_string(), "#!".to_string()),
+                ("./etc/os-release".to_string(), "ID=debian\n".to_string())
+            ],
+            "sorted by name"
+        );
+        assert_eq!(engine.calls(), ["import debian:trixie"]);
+        let again = import_rootfs(&engine, root.path(), "debian", "again")
+            .await
+            .unwrap();
+        assert_eq!(
+            again, id,
+            "the same tree gives the same bytes, so the same image"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_import_is_the_engines_error() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("f"), "x").unwrap();
+        let engine = FakeEngine::new().with_failing_import("no space left on device");
+        let err = import_rootfs(&engine, root.path(), "debian", "trixie")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BootstrapError::Import(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "engine error: importing debian:trixie: no space left on device"
+        );
+        assert!(engine.image("debian:trixie").is_none());
+    }
+
+    #[tokio::test]
+    async fn only_debian_and_ubuntu_bootstrap() {
+        let engine = FakeEngine::new();
+        let spec = BootstrapSpec {
+            distro: BaseDistro::Rocky,
+            release: "9".into(),
+            mirror: String::new(),
+            repo: "rockylinux".into(),
+            tag: "9".into(),
+        };
+        let err = bootstrap(&engine, &spec, |_| {}).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--bootstrap-base makes Debian and Ubuntu images only; for rocky pull `rockylinux:9` or load it with `docker load`"
+        );
+        assert!(engine.calls().is_empty());
     }
 }

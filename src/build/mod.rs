@@ -621,3 +621,268 @@ fn write_summary(settings: &Settings, summary: &Summary) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FileConfig;
+    use crate::config::cli::Cli;
+    use crate::engine::fake::{FakeEngine, layer};
+    use crate::prepare::context::ContextSpec;
+    use clap::Parser;
+    use std::cell::RefCell;
+    use std::path::Path;
+
+    fn settings(args: &[&str]) -> Settings {
+        let cli = Cli::try_parse_from(std::iter::once("kolla-build").chain(args.iter().copied()))
+            .unwrap();
+        Settings::merge(
+            cli,
+            FileConfig::default(),
+            Some("/d".into()),
+            BTreeMap::new(),
+            Path::new("/"),
+        )
+        .unwrap()
+    }
+
+    fn external(settings: &Settings) -> String {
+        format!(
+            "{}:{}",
+            settings.naming.base_image, settings.naming.base_tag
+        )
+    }
+
+    /// The external base image ← base ← keystone.
+    fn graph(settings: &Settings) -> ImageGraph {
+        let naming = &settings.naming;
+        let dockerfiles = BTreeMap::from([
+            ("base".to_string(), format!("FROM {}\n", external(settings))),
+            (
+                "keystone".to_string(),
+                format!("FROM {}\n", naming.reference("base")),
+            ),
+        ]);
+        let ours = format!("{}/{}", naming.full_namespace(), naming.image_prefix);
+        ImageGraph::build(
+            &dockerfiles,
+            |n| naming.reference(n),
+            &ours,
+            &BTreeMap::new(),
+        )
+        .unwrap()
+    }
+
+    fn jobs(base_hash: &str, keystone_hash: &str) -> Vec<Job> {
+        let job = |name: &str, deps: Vec<usize>, hash: &str| Job {
+            name: name.into(),
+            priority: 2 - deps.len(),
+            deps,
+            input_hash: hash.into(),
+            context: ContextSpec::new(format!("FROM {name}'s parent\n"), vec![]),
+        };
+        vec![
+            job("base", vec![], base_hash),
+            job("keystone", vec![0], keystone_hash),
+        ]
+    }
+
+    /// An engine holding the external base image; returns it and that image's ID.
+    fn engine_with_base(settings: &Settings) -> (FakeEngine, String) {
+        let engine = FakeEngine::new();
+        let id = engine.add_image(
+            &external(settings),
+            BTreeMap::new(),
+            vec![layer("etc/os-release", b"trixie")],
+        );
+        (engine, id)
+    }
+
+    /// What the scheduler would do with the tasks: build those not decided, parents first.
+    async fn build_all(engine: &FakeEngine, tasks: &[Task]) {
+        for task in tasks.iter().filter(|t| t.done.is_none()) {
+            let (log, _rx) = tokio::sync::mpsc::unbounded_channel();
+            engine.build(task.request.clone(), log).await.unwrap();
+        }
+    }
+
+    fn decided(tasks: &[Task]) -> Vec<Option<Outcome>> {
+        tasks.iter().map(|t| t.done.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn decide_builds_what_is_missing_and_finds_it_fresh_next_time() {
+        let s = settings(&[]);
+        let (engine, _) = engine_with_base(&s);
+        let g = graph(&s);
+        let tasks = decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap();
+        assert_eq!(decided(&tasks), [None, None]);
+        assert_eq!(tasks[0].request.parent, Some(external(&s)));
+        assert_eq!(
+            tasks[1].request.parent,
+            Some(s.naming.reference("base")),
+            "the parent is read from the graph"
+        );
+        assert_eq!(
+            tasks[1].request.labels.get(INPUT_HASH_LABEL),
+            Some(&"k1".to_string())
+        );
+        build_all(&engine, &tasks).await;
+        let again = decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap();
+        assert_eq!(
+            decided(&again),
+            [Some(Outcome::Fresh), Some(Outcome::Fresh)]
+        );
+        assert_eq!(
+            engine.calls(),
+            ["start base", "start keystone"],
+            "deciding only inspects"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_changed_input_hash_makes_the_image_and_its_children_stale() {
+        let s = settings(&[]);
+        let (engine, _) = engine_with_base(&s);
+        let g = graph(&s);
+        build_all(
+            &engine,
+            &decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap(),
+        )
+        .await;
+        let child = decide(&engine, &s, &g, jobs("b1", "k2")).await.unwrap();
+        assert_eq!(decided(&child), [Some(Outcome::Fresh), None]);
+        let parent = decide(&engine, &s, &g, jobs("b2", "k1")).await.unwrap();
+        assert_eq!(
+            decided(&parent),
+            [None, None],
+            "a child whose parent is rebuilt now is stale, whatever its own hash"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_parent_retagged_outside_the_tool_makes_its_children_stale() {
+        let s = settings(&[]);
+        let (engine, base_id) = engine_with_base(&s);
+        let g = graph(&s);
+        build_all(
+            &engine,
+            &decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap(),
+        )
+        .await;
+        // Another image, with base's labels, now carries base's tag.
+        let labels = BTreeMap::from([
+            (INPUT_HASH_LABEL.to_string(), "b1".to_string()),
+            (PARENT_ID_LABEL.to_string(), base_id),
+        ]);
+        engine.add_image(
+            &s.naming.reference("base"),
+            labels,
+            vec![layer("other", b"x")],
+        );
+        let tasks = decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap();
+        assert_eq!(decided(&tasks), [Some(Outcome::Fresh), None]);
+    }
+
+    #[tokio::test]
+    async fn a_new_external_base_image_makes_everything_stale() {
+        let s = settings(&[]);
+        let (engine, _) = engine_with_base(&s);
+        let g = graph(&s);
+        build_all(
+            &engine,
+            &decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap(),
+        )
+        .await;
+        engine.add_image(
+            &external(&s),
+            BTreeMap::new(),
+            vec![layer("etc/os-release", b"trixie, updated")],
+        );
+        let tasks = decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap();
+        assert_eq!(decided(&tasks), [None, None]);
+    }
+
+    #[tokio::test]
+    async fn skip_existing_keeps_stale_images_and_no_cache_rebuilds_fresh_ones() {
+        let s = settings(&[]);
+        let (engine, _) = engine_with_base(&s);
+        let g = graph(&s);
+        build_all(
+            &engine,
+            &decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap(),
+        )
+        .await;
+        let skip = settings(&["--skip-existing"]);
+        let tasks = decide(&engine, &skip, &g, jobs("b2", "k2")).await.unwrap();
+        assert_eq!(
+            decided(&tasks),
+            [Some(Outcome::Existing), Some(Outcome::Existing)]
+        );
+        let no_cache = settings(&["--no-cache"]);
+        let tasks = decide(&engine, &no_cache, &g, jobs("b1", "k1"))
+            .await
+            .unwrap();
+        assert_eq!(decided(&tasks), [None, None]);
+        assert!(tasks.iter().all(|t| t.request.no_cache));
+    }
+
+    #[tokio::test]
+    async fn an_external_image_present_is_used_without_a_pull() {
+        let s = settings(&[]);
+        let (engine, id) = engine_with_base(&s);
+        let found = ensure_external(&engine, &s, &external(&s), &|_: &str, _: &str| {})
+            .await
+            .unwrap();
+        assert_eq!(found, id);
+        assert!(engine.calls().is_empty(), "{:?}", engine.calls());
+    }
+
+    #[tokio::test]
+    async fn a_missing_external_image_is_pulled() {
+        let s = settings(&[]);
+        let engine = FakeEngine::new();
+        let reference = external(&s);
+        let id = engine.add_remote(&reference, BTreeMap::new(), vec![layer("a", b"1")]);
+        let said = RefCell::new(Vec::new());
+        let say = |verb: &str, text: &str| said.borrow_mut().push(format!("{verb} {text}"));
+        let found = ensure_external(&engine, &s, &reference, &say)
+            .await
+            .unwrap();
+        assert_eq!(found, id);
+        assert_eq!(engine.calls(), [format!("pull {reference}")]);
+        assert_eq!(said.into_inner(), [format!("Pulling {reference}")]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_pull_names_the_image_and_suggests_bootstrap() {
+        let s = settings(&[]);
+        let engine = FakeEngine::new();
+        let reference = external(&s);
+        let err = ensure_external(&engine, &s, &reference, &|_: &str, _: &str| {})
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "cannot pull the base image `{reference}`: manifest for {reference} not found"
+            )),
+            "{err}"
+        );
+        assert!(err.contains("pass `--bootstrap-base`"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn no_pull_refuses_a_missing_external_image() {
+        let s = settings(&["--no-pull"]);
+        let engine = FakeEngine::new();
+        let reference = external(&s);
+        engine.add_remote(&reference, BTreeMap::new(), vec![layer("a", b"1")]);
+        let err = ensure_external(&engine, &s, &reference, &|_: &str, _: &str| {})
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--no-pull forbids pulling it"), "{err}");
+        assert!(engine.calls().is_empty());
+    }
+}

@@ -729,6 +729,7 @@ impl Read for ChannelReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::fake::{FakeEngine, layer};
 
     #[test]
     fn links_resolve_relative_to_their_folder() {
@@ -788,5 +789,233 @@ mod tests {
             again.digest, a.digest,
             "an already gzipped layer is stored unchanged"
         );
+    }
+
+    /// The regular files of a `.tar.gz`, by name.
+    fn unpack(path: &Path) -> BTreeMap<String, Vec<u8>> {
+        let file = File::open(path).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.header().entry_type().is_file())
+            .map(|mut e| {
+                let name = e.path().unwrap().display().to_string();
+                let mut bytes = Vec::new();
+                e.read_to_end(&mut bytes).unwrap();
+                (name, bytes)
+            })
+            .collect()
+    }
+
+    fn sha256(bytes: &[u8]) -> String {
+        format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    }
+
+    /// base, and keystone on top of it (sharing base's layer), in a fake engine.
+    fn two_images() -> (FakeEngine, Vec<ExportImage>) {
+        let engine = FakeEngine::new();
+        let base = layer("etc/os-release", b"trixie");
+        engine.add_image(
+            "127.0.0.1:4000/kolla/base:1",
+            BTreeMap::new(),
+            vec![base.clone()],
+        );
+        engine.add_image(
+            "127.0.0.1:4000/kolla/keystone:1",
+            BTreeMap::from([("name".to_string(), "keystone".to_string())]),
+            vec![base, layer("usr/bin/keystone", b"#!")],
+        );
+        let image = |name: &str| ExportImage {
+            reference: format!("127.0.0.1:4000/kolla/{name}:1"),
+            repository: format!("kolla/{name}"),
+            tag: "1".into(),
+        };
+        (engine, vec![image("base"), image("keystone")])
+    }
+
+    #[tokio::test]
+    async fn the_registry_tarball_holds_each_blob_once_and_links_every_repository() {
+        let (engine, images) = two_images();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out/registry.tar.gz");
+        let report = export(&engine, &images, &path, ExportFormat::Registry)
+            .await
+            .unwrap();
+        let files = unpack(&path);
+        // Two layers (one shared), two configs, two manifests.
+        assert_eq!(report.blobs, 6);
+        let blob = |digest: &str| {
+            let hex = hex_of(digest);
+            files
+                .get(&format!(
+                    "docker/registry/v2/blobs/sha256/{}/{hex}/data",
+                    &hex[..2]
+                ))
+                .unwrap_or_else(|| panic!("no blob {digest}"))
+        };
+        let blobs: Vec<(&String, &Vec<u8>)> = files
+            .iter()
+            .filter(|(name, _)| name.starts_with("docker/registry/v2/blobs/"))
+            .collect();
+        assert_eq!(blobs.len(), 6);
+        for (name, bytes) in blobs {
+            let hex = hex_of(name.split('/').nth(6).unwrap()).to_string();
+            assert_eq!(sha256(bytes), format!("sha256:{hex}"), "{name}");
+        }
+        let mut layer_digests = Vec::new();
+        for image in &images {
+            let digest = &report.manifests[&image.reference];
+            let repo = format!("docker/registry/v2/repositories/{}", image.repository);
+            let m = hex_of(digest);
+            for link in [
+                format!("{repo}/_manifests/tags/1/current/link"),
+                format!("{repo}/_manifests/tags/1/index/sha256/{m}/link"),
+                format!("{repo}/_manifests/revisions/sha256/{m}/link"),
+            ] {
+                assert_eq!(
+                    files.get(&link),
+                    Some(&digest.as_bytes().to_vec()),
+                    "{link}"
+                );
+            }
+            let manifest: serde_json::Value = serde_json::from_slice(blob(digest)).unwrap();
+            assert_eq!(manifest["schemaVersion"], 2);
+            assert_eq!(manifest["mediaType"], MANIFEST_V2);
+            assert_eq!(manifest["config"]["mediaType"], CONFIG_V1);
+            let saved = engine.image(&image.reference).unwrap();
+            let config = manifest["config"]["digest"].as_str().unwrap();
+            assert_eq!(blob(config), &saved.config.to_vec());
+            assert_eq!(manifest["config"]["size"], saved.config.len());
+            let layers = manifest["layers"].as_array().unwrap();
+            assert_eq!(layers.len(), saved.layers.len());
+            for (descriptor, raw) in layers.iter().zip(&saved.layers) {
+                assert_eq!(descriptor["mediaType"], LAYER_GZIP);
+                let digest = descriptor["digest"].as_str().unwrap();
+                let gz = blob(digest);
+                assert_eq!(descriptor["size"], gz.len());
+                let mut unpacked = Vec::new();
+                flate2::read::GzDecoder::new(gz.as_slice())
+                    .read_to_end(&mut unpacked)
+                    .unwrap();
+                assert_eq!(&unpacked, raw, "the layer is the engine's, gzipped");
+            }
+            for digest in layers
+                .iter()
+                .map(|l| l["digest"].as_str().unwrap())
+                .chain([config])
+            {
+                let link = format!("{repo}/_layers/sha256/{}/link", hex_of(digest));
+                assert_eq!(
+                    files.get(&link),
+                    Some(&digest.as_bytes().to_vec()),
+                    "{link}"
+                );
+            }
+            layer_digests.push(layers[0]["digest"].clone());
+        }
+        assert_eq!(layer_digests[0], layer_digests[1], "the shared layer");
+        assert_eq!(
+            engine.calls(),
+            ["save 127.0.0.1:4000/kolla/base:1 127.0.0.1:4000/kolla/keystone:1"]
+        );
+
+        let again = dir.path().join("again.tar.gz");
+        export(&engine, &images, &again, ExportFormat::Registry)
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            std::fs::read(&again).unwrap(),
+            "the same images give the same bytes"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_oci_layout_indexes_every_image_by_name() {
+        let (engine, images) = two_images();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("oci.tar.gz");
+        let report = export(&engine, &images, &path, ExportFormat::Oci)
+            .await
+            .unwrap();
+        let files = unpack(&path);
+        assert!(files.contains_key("oci-layout"));
+        let index: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
+        let names: Vec<(&str, &str)> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["annotations"]["org.opencontainers.image.ref.name"]
+                        .as_str()
+                        .unwrap(),
+                    m["digest"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                (
+                    "kolla/base:1",
+                    report.manifests[&images[0].reference].as_str()
+                ),
+                (
+                    "kolla/keystone:1",
+                    report.manifests[&images[1].reference].as_str()
+                )
+            ]
+        );
+        let manifest = &files[&format!(
+            "blobs/sha256/{}",
+            hex_of(&report.manifests[&images[1].reference])
+        )];
+        let manifest: serde_json::Value = serde_json::from_slice(manifest).unwrap();
+        assert_eq!(manifest["mediaType"], OCI_MANIFEST);
+        assert_eq!(manifest["layers"][1]["mediaType"], OCI_LAYER);
+    }
+
+    #[tokio::test]
+    async fn a_broken_save_leaves_the_previous_file_and_no_scratch() {
+        let (engine, images) = two_images();
+        let engine = engine.with_save_failing_after(1);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.tar.gz");
+        std::fs::write(&path, "previous").unwrap();
+        let err = export(&engine, &images, &path, ExportFormat::Registry)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ExportError::Engine(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "reading the images from the engine: unexpected EOF"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "previous");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, [std::ffi::OsString::from("registry.tar.gz")]);
+    }
+
+    #[tokio::test]
+    async fn an_image_missing_from_the_engine_is_named() {
+        let (engine, mut images) = two_images();
+        images[1].reference = "127.0.0.1:4000/kolla/nova:1".into();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.tar.gz");
+        let err = export(&engine, &images, &path, ExportFormat::Registry)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("reading the images from the engine: ")
+                && err.contains("127.0.0.1:4000/kolla/nova:1"),
+            "{err}"
+        );
+        assert!(!path.exists());
     }
 }
