@@ -12,13 +12,12 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
-use crate::engine::docker::DockerEngine;
-
 use crate::build::bootstrap::{BootstrapSpec, bootstrap};
 use crate::build::schedule::{Options, Results, Task};
 use crate::common::error::{Error, Result};
 use crate::common::types::PushMode;
 use crate::common::types::SummaryFormat;
+use crate::engine::docker::DockerEngine;
 use crate::engine::{BuildRequest, Engine, PARENT_ID_LABEL, split_reference};
 use crate::graph::ImageGraph;
 use crate::graph::selection::Status;
