@@ -205,3 +205,32 @@ fn only_the_reporter_writes_to_the_terminal() {
         wrong.join("\n  ")
     );
 }
+
+#[test]
+fn only_the_engine_and_the_place_that_connects_name_the_docker_engine() {
+    // Every engine call goes through the `Engine` trait (so the fake engine can stand in for
+    // it); the concrete engine is named where it is implemented and where the run connects.
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut wrong = Vec::new();
+    for file in files {
+        let rel = file
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if rel.starts_with("engine/") || rel == "build/mod.rs" {
+            continue;
+        }
+        let code = production_code(&std::fs::read_to_string(&file).unwrap());
+        if code.contains("DockerEngine") || code.contains("bollard") {
+            wrong.push(rel);
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "name the `Engine` trait, not the Docker engine or bollard, in:\n  {}",
+        wrong.join("\n  ")
+    );
+}

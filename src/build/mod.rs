@@ -17,7 +17,9 @@ use crate::build::schedule::{Options, Results, Task};
 use crate::common::error::{Error, Result};
 use crate::common::types::PushMode;
 use crate::common::types::SummaryFormat;
-use crate::engine::{BuildRequest, DockerEngine, Engine, PARENT_ID_LABEL, split_reference};
+use crate::engine::docker::DockerEngine;
+use crate::engine::{BuildRequest, Engine, PARENT_ID_LABEL, split_reference};
+use crate::graph::ImageGraph;
 use crate::graph::selection::Status;
 use crate::prepare::Prepared;
 use crate::prepare::plan::{INPUT_HASH_LABEL, Job, plan};
@@ -169,7 +171,7 @@ async fn stages(
     for id in prepared.selection.ids_with(Status::Matched) {
         if let Some(external) = &graph.node(id).external {
             if !externals.contains_key(external) {
-                let image_id = ensure_external(&engine, settings, external, &|verb, text| {
+                let image_id = ensure_external(&*engine, settings, external, &|verb, text| {
                     say(progress, verb, text)
                 })
                 .await?;
@@ -187,7 +189,7 @@ async fn stages(
     if let Some(signal) = crate::common::signals::interrupted() {
         return Err(interrupted(signal));
     }
-    let tasks = crate::common::signals::or_interrupt(decide(&engine, settings, prepared, jobs))
+    let tasks = crate::common::signals::or_interrupt(decide(&*engine, settings, graph, jobs))
         .await
         .map_err(interrupted)??;
 
@@ -199,7 +201,7 @@ async fn stages(
         async move {
             tokio::select! {
                 _ = crate::common::signals::wait() => {}
-                message = watchdog(&engine) => {
+                message = watchdog(&*engine) => {
                     let _ = lost.set(message);
                 }
             }
@@ -261,7 +263,7 @@ async fn stages(
                 &format!("{} images in the registry", references.len()),
             );
             let moved = crate::common::signals::or_interrupt(crate::publish::move_tags(
-                &engine,
+                &*engine,
                 references,
                 options.push_threads,
                 options.retries,
@@ -354,7 +356,9 @@ async fn stages(
             "Exporting",
             &format!("{} images to {}", images.len(), path.display()),
         );
-        let result = export(&engine, &images, path, settings.build.export_format).await;
+        let result = export(&*engine, &images, path, settings.build.export_format)
+            .await
+            .map_err(|e| e.to_string());
         if let Some(signal) = crate::common::signals::interrupted() {
             return Err(interrupted(signal));
         }
@@ -382,7 +386,7 @@ async fn stages(
 
 /// Resolves with a message once the engine has missed three pings in a row (a busy engine answers
 /// a ping in milliseconds; a dead one at once with an error, a hung one never).
-async fn watchdog(engine: &DockerEngine) -> String {
+async fn watchdog(engine: &impl Engine) -> String {
     let mut misses = 0;
     loop {
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -401,8 +405,8 @@ async fn watchdog(engine: &DockerEngine) -> String {
 }
 
 /// Finds an external base image, pulling or bootstrapping it when missing; returns its ID.
-async fn ensure_external(
-    engine: &DockerEngine,
+async fn ensure_external<E: Engine>(
+    engine: &E,
     settings: &Settings,
     reference: &str,
     say: &impl Fn(&'static str, &str),
@@ -432,7 +436,7 @@ async fn ensure_external(
         let began = Instant::now();
         let id = bootstrap(engine, &spec, |line| say("Bootstrap", line))
             .await
-            .map_err(Error::Engine)?;
+            .map_err(|e| Error::Engine(e.to_string()))?;
         say(
             "Bootstrapped",
             &format!("{reference} in {:.0}s", began.elapsed().as_secs_f64()),
@@ -446,22 +450,13 @@ async fn ensure_external(
         )));
     }
     say("Pulling", reference);
-    let (repo, tag) = reference.rsplit_once(':').unwrap_or((reference, "latest"));
-    let options = bollard::query_parameters::CreateImageOptionsBuilder::default()
-        .from_image(repo)
-        .tag(tag)
-        .build();
     let pull = async {
-        let mut stream = engine.client().create_image(Some(options), None, None);
-        while let Some(item) = stream.next().await {
-            if let Err(e) = item {
-                return Err(Error::Engine(format!(
-                    "cannot pull the base image `{reference}`: {e}\n\
-                     hint: where no registry is reachable, pass `--bootstrap-base` to make it with debootstrap"
-                )));
-            }
-        }
-        Ok(())
+        engine.pull(reference).await.map_err(|e| {
+            Error::Engine(format!(
+                "cannot pull the base image `{reference}`: {e}\n\
+                 hint: where no registry is reachable, pass `--bootstrap-base` to make it with debootstrap"
+            ))
+        })
     };
     // Dropping the pull's request stops it in the engine.
     crate::common::signals::or_interrupt(pull)
@@ -478,14 +473,13 @@ async fn ensure_external(
 /// Turns jobs into tasks, deciding up front which need no build: the tagged image already
 /// carries the same input hash (fresh), or `--skip-existing` and the tag exists. `--no-cache`
 /// asks for a real rebuild (new packages, security updates), so nothing is fresh then.
-async fn decide(
-    engine: &Arc<DockerEngine>,
+async fn decide<E: Engine>(
+    engine: &E,
     settings: &Settings,
-    prepared: &Prepared,
+    graph: &ImageGraph,
     jobs: Vec<Job>,
 ) -> Result<Vec<Task>> {
     let naming = &settings.naming;
-    let graph = &prepared.graph;
     let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let references: Vec<String> = jobs.iter().map(|j| naming.reference(&j.name)).collect();
     let facts: Vec<_> = futures_util::stream::iter(references.iter().map(|r| engine.inspect(r)))
@@ -633,4 +627,269 @@ fn write_summary(settings: &Settings, summary: &Summary) -> Result<()> {
         settings.build.summary_json_file.as_deref(),
         settings.build.format == SummaryFormat::Json,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FileConfig;
+    use crate::config::cli::Cli;
+    use crate::engine::fake::{FakeEngine, layer};
+    use crate::prepare::context::ContextSpec;
+    use clap::Parser;
+    use std::cell::RefCell;
+    use std::path::Path;
+
+    fn settings(args: &[&str]) -> Settings {
+        let cli = Cli::try_parse_from(std::iter::once("kolla-build").chain(args.iter().copied()))
+            .unwrap();
+        Settings::merge(
+            cli,
+            FileConfig::default(),
+            Some("/d".into()),
+            BTreeMap::new(),
+            Path::new("/"),
+        )
+        .unwrap()
+    }
+
+    fn external(settings: &Settings) -> String {
+        format!(
+            "{}:{}",
+            settings.naming.base_image, settings.naming.base_tag
+        )
+    }
+
+    /// The external base image ← base ← keystone.
+    fn graph(settings: &Settings) -> ImageGraph {
+        let naming = &settings.naming;
+        let dockerfiles = BTreeMap::from([
+            ("base".to_string(), format!("FROM {}\n", external(settings))),
+            (
+                "keystone".to_string(),
+                format!("FROM {}\n", naming.reference("base")),
+            ),
+        ]);
+        let ours = format!("{}/{}", naming.full_namespace(), naming.image_prefix);
+        ImageGraph::build(
+            &dockerfiles,
+            |n| naming.reference(n),
+            &ours,
+            &BTreeMap::new(),
+        )
+        .unwrap()
+    }
+
+    fn jobs(base_hash: &str, keystone_hash: &str) -> Vec<Job> {
+        let job = |name: &str, deps: Vec<usize>, hash: &str| Job {
+            name: name.into(),
+            priority: 2 - deps.len(),
+            deps,
+            input_hash: hash.into(),
+            context: ContextSpec::new(format!("FROM {name}'s parent\n"), vec![]),
+        };
+        vec![
+            job("base", vec![], base_hash),
+            job("keystone", vec![0], keystone_hash),
+        ]
+    }
+
+    /// An engine holding the external base image; returns it and that image's ID.
+    fn engine_with_base(settings: &Settings) -> (FakeEngine, String) {
+        let engine = FakeEngine::new();
+        let id = engine.add_image(
+            &external(settings),
+            BTreeMap::new(),
+            vec![layer("etc/os-release", b"trixie")],
+        );
+        (engine, id)
+    }
+
+    /// What the scheduler would do with the tasks: build those not decided, parents first.
+    async fn build_all(engine: &FakeEngine, tasks: &[Task]) {
+        for task in tasks.iter().filter(|t| t.done.is_none()) {
+            let (log, _rx) = tokio::sync::mpsc::unbounded_channel();
+            engine.build(task.request.clone(), log).await.unwrap();
+        }
+    }
+
+    fn decided(tasks: &[Task]) -> Vec<Option<Outcome>> {
+        tasks.iter().map(|t| t.done.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn decide_builds_what_is_missing_and_finds_it_fresh_next_time() {
+        let s = settings(&[]);
+        let (engine, _) = engine_with_base(&s);
+        let g = graph(&s);
+        let tasks = decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap();
+        assert_eq!(decided(&tasks), [None, None]);
+        assert_eq!(tasks[0].request.parent, Some(external(&s)));
+        assert_eq!(
+            tasks[1].request.parent,
+            Some(s.naming.reference("base")),
+            "the parent is read from the graph"
+        );
+        assert_eq!(
+            tasks[1].request.labels.get(INPUT_HASH_LABEL),
+            Some(&"k1".to_string())
+        );
+        build_all(&engine, &tasks).await;
+        let again = decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap();
+        assert_eq!(
+            decided(&again),
+            [Some(Outcome::Fresh), Some(Outcome::Fresh)]
+        );
+        assert_eq!(
+            engine.calls(),
+            ["start base", "start keystone"],
+            "deciding only inspects"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_changed_input_hash_makes_the_image_and_its_children_stale() {
+        let s = settings(&[]);
+        let (engine, _) = engine_with_base(&s);
+        let g = graph(&s);
+        build_all(
+            &engine,
+            &decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap(),
+        )
+        .await;
+        let child = decide(&engine, &s, &g, jobs("b1", "k2")).await.unwrap();
+        assert_eq!(decided(&child), [Some(Outcome::Fresh), None]);
+        let parent = decide(&engine, &s, &g, jobs("b2", "k1")).await.unwrap();
+        assert_eq!(
+            decided(&parent),
+            [None, None],
+            "a child whose parent is rebuilt now is stale, whatever its own hash"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_parent_retagged_outside_the_tool_makes_its_children_stale() {
+        let s = settings(&[]);
+        let (engine, base_id) = engine_with_base(&s);
+        let g = graph(&s);
+        build_all(
+            &engine,
+            &decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap(),
+        )
+        .await;
+        // Another image, with base's labels, now carries base's tag.
+        let labels = BTreeMap::from([
+            (INPUT_HASH_LABEL.to_string(), "b1".to_string()),
+            (PARENT_ID_LABEL.to_string(), base_id),
+        ]);
+        engine.add_image(
+            &s.naming.reference("base"),
+            labels,
+            vec![layer("other", b"x")],
+        );
+        let tasks = decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap();
+        assert_eq!(decided(&tasks), [Some(Outcome::Fresh), None]);
+    }
+
+    #[tokio::test]
+    async fn a_new_external_base_image_makes_everything_stale() {
+        let s = settings(&[]);
+        let (engine, _) = engine_with_base(&s);
+        let g = graph(&s);
+        build_all(
+            &engine,
+            &decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap(),
+        )
+        .await;
+        engine.add_image(
+            &external(&s),
+            BTreeMap::new(),
+            vec![layer("etc/os-release", b"trixie, updated")],
+        );
+        let tasks = decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap();
+        assert_eq!(decided(&tasks), [None, None]);
+    }
+
+    #[tokio::test]
+    async fn skip_existing_keeps_stale_images_and_no_cache_rebuilds_fresh_ones() {
+        let s = settings(&[]);
+        let (engine, _) = engine_with_base(&s);
+        let g = graph(&s);
+        build_all(
+            &engine,
+            &decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap(),
+        )
+        .await;
+        let skip = settings(&["--skip-existing"]);
+        let tasks = decide(&engine, &skip, &g, jobs("b2", "k2")).await.unwrap();
+        assert_eq!(
+            decided(&tasks),
+            [Some(Outcome::Existing), Some(Outcome::Existing)]
+        );
+        let no_cache = settings(&["--no-cache"]);
+        let tasks = decide(&engine, &no_cache, &g, jobs("b1", "k1"))
+            .await
+            .unwrap();
+        assert_eq!(decided(&tasks), [None, None]);
+        assert!(tasks.iter().all(|t| t.request.no_cache));
+    }
+
+    #[tokio::test]
+    async fn an_external_image_present_is_used_without_a_pull() {
+        let s = settings(&[]);
+        let (engine, id) = engine_with_base(&s);
+        let found = ensure_external(&engine, &s, &external(&s), &|_: &str, _: &str| {})
+            .await
+            .unwrap();
+        assert_eq!(found, id);
+        assert!(engine.calls().is_empty(), "{:?}", engine.calls());
+    }
+
+    #[tokio::test]
+    async fn a_missing_external_image_is_pulled() {
+        let s = settings(&[]);
+        let engine = FakeEngine::new();
+        let reference = external(&s);
+        let id = engine.add_remote(&reference, BTreeMap::new(), vec![layer("a", b"1")]);
+        let said = RefCell::new(Vec::new());
+        let say = |verb: &'static str, text: &str| said.borrow_mut().push(format!("{verb} {text}"));
+        let found = ensure_external(&engine, &s, &reference, &say)
+            .await
+            .unwrap();
+        assert_eq!(found, id);
+        assert_eq!(engine.calls(), [format!("pull {reference}")]);
+        assert_eq!(said.into_inner(), [format!("Pulling {reference}")]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_pull_names_the_image_and_suggests_bootstrap() {
+        let s = settings(&[]);
+        let engine = FakeEngine::new();
+        let reference = external(&s);
+        let err = ensure_external(&engine, &s, &reference, &|_: &str, _: &str| {})
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "cannot pull the base image `{reference}`: manifest for {reference} not found"
+            )),
+            "{err}"
+        );
+        assert!(err.contains("pass `--bootstrap-base`"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn no_pull_refuses_a_missing_external_image() {
+        let s = settings(&["--no-pull"]);
+        let engine = FakeEngine::new();
+        let reference = external(&s);
+        engine.add_remote(&reference, BTreeMap::new(), vec![layer("a", b"1")]);
+        let err = ensure_external(&engine, &s, &reference, &|_: &str, _: &str| {})
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--no-pull forbids pulling it"), "{err}");
+        assert!(engine.calls().is_empty());
+    }
 }

@@ -383,66 +383,8 @@ fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{ImageFacts, LogSink};
+    use crate::engine::fake::FakeEngine;
     use crate::prepare::context::ContextSpec;
-    use std::sync::Mutex;
-
-    /// A scripted engine: per image, a delay and how many attempts fail before success.
-    #[derive(Default)]
-    struct FakeEngine {
-        delay_ms: BTreeMap<String, u64>,
-        failures: Mutex<BTreeMap<String, u32>>,
-        hang: Vec<String>,
-        push_fails: Vec<String>,
-        log: Mutex<Vec<String>>,
-        running: Mutex<(usize, usize)>,
-    }
-
-    impl Engine for FakeEngine {
-        async fn inspect(&self, _: &str) -> Result<Option<ImageFacts>, EngineError> {
-            Ok(None)
-        }
-
-        async fn build(&self, request: BuildRequest, log: LogSink) -> Result<String, EngineError> {
-            {
-                let mut r = self.running.lock().unwrap();
-                r.0 += 1;
-                r.1 = r.1.max(r.0);
-            }
-            self.log
-                .lock()
-                .unwrap()
-                .push(format!("start {}", request.image));
-            let _ = log.send(format!("Step 1/1 : building {}", request.image));
-            if self.hang.contains(&request.image) {
-                tokio::time::sleep(Duration::from_secs(3600)).await;
-            }
-            tokio::time::sleep(Duration::from_millis(
-                *self.delay_ms.get(&request.image).unwrap_or(&5),
-            ))
-            .await;
-            self.running.lock().unwrap().0 -= 1;
-            let mut failures = self.failures.lock().unwrap();
-            if let Some(left) = failures.get_mut(&request.image) {
-                if *left > 0 {
-                    *left -= 1;
-                    return Err(EngineError::Build(format!(
-                        "RUN failed in {}",
-                        request.image
-                    )));
-                }
-            }
-            Ok(format!("sha256:{}", request.image))
-        }
-
-        async fn push(&self, reference: &str, _: LogSink) -> Result<(), EngineError> {
-            self.log.lock().unwrap().push(format!("push {reference}"));
-            if self.push_fails.contains(&reference.to_string()) {
-                return Err(EngineError::Push("connection refused".into()));
-            }
-            Ok(())
-        }
-    }
 
     fn task(name: &str, deps: &[usize], priority: usize) -> Task {
         Task {
@@ -516,9 +458,9 @@ mod tests {
 
     #[tokio::test]
     async fn parents_build_before_children_and_priority_picks_wide_parents_first() {
-        let (outcomes, engine, _) = run_with(FakeEngine::default(), &tree(), options(1, 0)).await;
+        let (outcomes, engine, _) = run_with(FakeEngine::new(), &tree(), options(1, 0)).await;
         assert!(outcomes.iter().all(Outcome::is_ok), "{outcomes:?}");
-        let order = engine.log.lock().unwrap().clone();
+        let order = engine.calls();
         assert_eq!(
             order,
             [
@@ -534,21 +476,17 @@ mod tests {
     #[tokio::test]
     async fn thread_bound_is_respected_and_used() {
         let tasks: Vec<Task> = (0..8).map(|i| task(&format!("leaf{i}"), &[], 1)).collect();
-        let engine = FakeEngine {
-            delay_ms: (0..8).map(|i| (format!("leaf{i}"), 30)).collect(),
-            ..Default::default()
-        };
+        let engine = (0..8).fold(FakeEngine::new(), |engine, i| {
+            engine.with_build_delay(&format!("leaf{i}"), Duration::from_millis(30))
+        });
         let (outcomes, engine, _) = run_with(engine, &tasks, options(3, 0)).await;
         assert!(outcomes.iter().all(Outcome::is_ok));
-        assert_eq!(engine.running.lock().unwrap().1, 3);
+        assert_eq!(engine.max_parallel_builds(), 3);
     }
 
     #[tokio::test]
     async fn failure_marks_descendants_and_siblings_go_on() {
-        let engine = FakeEngine {
-            failures: Mutex::new(BTreeMap::from([("openstack-base".into(), 9)])),
-            ..Default::default()
-        };
+        let engine = FakeEngine::new().with_build_failures("openstack-base", 9);
         let (outcomes, _, _) = run_with(engine, &tree(), options(2, 0)).await;
         assert_eq!(outcomes[1].status(), "error");
         assert_eq!(
@@ -579,10 +517,7 @@ mod tests {
 
     #[tokio::test]
     async fn grandchildren_of_a_failure_are_parent_errors_too() {
-        let engine = FakeEngine {
-            failures: Mutex::new(BTreeMap::from([("base".into(), 9)])),
-            ..Default::default()
-        };
+        let engine = FakeEngine::new().with_build_failures("base", 9);
         let (outcomes, engine, _) = run_with(engine, &tree(), options(2, 0)).await;
         assert_eq!(
             outcomes[2],
@@ -591,7 +526,7 @@ mod tests {
             }
         );
         assert_eq!(
-            engine.log.lock().unwrap().len(),
+            engine.calls().len(),
             1,
             "nothing but base was sent to the engine"
         );
@@ -599,10 +534,7 @@ mod tests {
 
     #[tokio::test]
     async fn retries_recover_a_flaky_build() {
-        let engine = FakeEngine {
-            failures: Mutex::new(BTreeMap::from([("mariadb".into(), 2)])),
-            ..Default::default()
-        };
+        let engine = FakeEngine::new().with_build_failures("mariadb", 2);
         let (outcomes, _, recorder) = run_with(engine, &tree(), options(2, 2)).await;
         let Outcome::Built { attempts, .. } = &outcomes[4] else {
             panic!("{:?}", outcomes[4])
@@ -618,10 +550,7 @@ mod tests {
 
     #[tokio::test]
     async fn timeout_fails_a_hung_build() {
-        let engine = FakeEngine {
-            hang: vec!["keystone".into()],
-            ..Default::default()
-        };
+        let engine = FakeEngine::new().with_hanging_build("keystone");
         let mut opts = options(2, 0);
         opts.timeout = Some(Duration::from_millis(100));
         let (outcomes, _, _) = run_with(engine, &tree(), opts).await;
@@ -637,16 +566,10 @@ mod tests {
         let mut tasks = tree();
         tasks[0].done = Some(Outcome::Fresh);
         tasks[1].done = Some(Outcome::Fresh);
-        let (outcomes, engine, _) = run_with(FakeEngine::default(), &tasks, options(2, 0)).await;
+        let (outcomes, engine, _) = run_with(FakeEngine::new(), &tasks, options(2, 0)).await;
         assert_eq!(outcomes[0], Outcome::Fresh);
         assert!(outcomes.iter().all(Outcome::is_ok));
-        assert!(
-            !engine
-                .log
-                .lock()
-                .unwrap()
-                .contains(&"start base".to_string())
-        );
+        assert!(!engine.calls().contains(&"start base".to_string()));
     }
 
     #[tokio::test]
@@ -656,10 +579,9 @@ mod tests {
             t.push = true;
         }
         tasks[0].done = Some(Outcome::Fresh);
-        let engine = FakeEngine {
-            push_fails: vec!["k/nova:1".into()],
-            ..Default::default()
-        };
+        let engine = FakeEngine::new().with_failing_push("k/nova:1");
+        // The fresh image is in the engine already.
+        engine.add_image("k/base:1", BTreeMap::new(), Vec::new());
         let engine = Arc::new(engine);
         let (_tx, rx) = watch::channel(false);
         let mut recorder = Recorder::default();
@@ -674,7 +596,7 @@ mod tests {
         };
         assert_eq!(*attempts, 2, "one retry");
         assert!(error.contains("connection refused"));
-        let log = engine.log.lock().unwrap().clone();
+        let log = engine.calls();
         let pushed_base = log.iter().position(|l| l == "push k/base:1").unwrap();
         let built_openstack = log
             .iter()
@@ -690,10 +612,7 @@ mod tests {
 
     #[tokio::test]
     async fn cancellation_stops_new_work_and_aborts_running_builds() {
-        let engine = Arc::new(FakeEngine {
-            hang: vec!["base".into()],
-            ..Default::default()
-        });
+        let engine = Arc::new(FakeEngine::new().with_hanging_build("base"));
         let (tx, rx) = watch::channel(false);
         let tasks = tree();
         let opts = options(2, 0);
@@ -718,6 +637,6 @@ mod tests {
                 .all(|o| matches!(o, Outcome::ParentFailed { .. } | Outcome::Cancelled)),
             "{outcomes:?}"
         );
-        assert_eq!(engine.log.lock().unwrap().len(), 1);
+        assert_eq!(engine.calls().len(), 1);
     }
 }

@@ -1,23 +1,21 @@
-//! The container engine: a small trait the scheduler drives (so scheduling logic is tested with a
-//! fake), and its implementation over the Docker Engine API with bollard.
+//! The container engine: one trait for every engine call (ping, inspect, pull, build, tag, push,
+//! save, import, remove), so that the scheduler, freshness decisions, bootstrap, push and export
+//! run the same against a dockerd ([`docker::DockerEngine`], bollard) and an in-memory fake
+//! ([`fake::FakeEngine`], for tests without a daemon). A new engine (podman, a remote dockerd)
+//! is one more implementation of [`Engine`].
 
-use std::collections::{BTreeMap, HashMap};
+pub mod docker;
+pub mod fake;
+
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::io::{self, Write};
+use std::io;
 use std::time::Duration;
 
-use bollard::Docker;
-use bollard::auth::DockerCredentials;
-use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    PushImageOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
-    TagImageOptionsBuilder,
-};
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use tokio::sync::mpsc;
 
-use crate::common::types::Credentials;
 use crate::prepare::context::ContextSpec;
 
 /// What the engine knows of a tagged image.
@@ -64,17 +62,39 @@ pub enum EngineError {
     Api(String),
     #[error("push failed: {0}")]
     Push(String),
+    /// A pull the engine could not do, in the engine's words; the caller names the image.
+    #[error("{0}")]
+    Pull(String),
+    /// The image archive stream broke, in the engine's words; the caller says what it was saving.
+    #[error("{0}")]
+    Save(String),
 }
 
 /// A line of build output.
 pub type LogSink = mpsc::UnboundedSender<String>;
 
+/// The bytes of an image archive (`docker save`), as the engine sends them.
+pub type SaveStream = BoxStream<'static, Result<Bytes, EngineError>>;
+
+/// A tarball fed to the engine in chunks (a root filesystem to import).
+pub type ByteReceiver = mpsc::Receiver<io::Result<Bytes>>;
+
+/// Every call made to a container engine. Futures are `Send` so that work runs on any thread.
 pub trait Engine: Send + Sync + 'static {
+    /// Where the engine is, for messages (`unix:///var/run/docker.sock`).
+    fn url(&self) -> &str;
+
+    /// Whether the engine answers at all.
+    fn ping(&self) -> impl Future<Output = Result<(), EngineError>> + Send;
+
     /// The image tagged `reference`, if present.
     fn inspect(
         &self,
         reference: &str,
     ) -> impl Future<Output = Result<Option<ImageFacts>, EngineError>> + Send;
+
+    /// Pulls `reference` (`repo:tag`) from its registry into the engine.
+    fn pull(&self, reference: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
 
     /// Builds and tags an image; output lines go to `log`. Returns the image ID.
     fn build(
@@ -83,288 +103,42 @@ pub trait Engine: Send + Sync + 'static {
         log: LogSink,
     ) -> impl Future<Output = Result<String, EngineError>> + Send;
 
+    /// Tags the image `source` as `repo:tag` too.
+    fn tag(
+        &self,
+        source: &str,
+        repo: &str,
+        tag: &str,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+
     /// Pushes a tagged image to the registry named in its reference.
     fn push(
         &self,
         reference: &str,
         log: LogSink,
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
-}
 
-/// The Docker Engine API over a unix socket or TCP.
-#[derive(Clone)]
-pub struct DockerEngine {
-    docker: Docker,
-    url: String,
-    credentials: Option<Credentials>,
-}
+    /// The images as one `docker save` archive, streamed (never whole in memory).
+    fn save(&self, references: &[String]) -> SaveStream;
 
-impl DockerEngine {
-    /// Connects and checks the engine answers, so a dead engine is reported before any work.
-    pub async fn connect(url: &str) -> Result<DockerEngine, EngineError> {
-        let unreachable = |message: String| EngineError::Unreachable {
-            url: url.to_string(),
-            message,
-        };
-        // Builds take long: bound them with our own per-build timeout, not the client's 2 min.
-        let timeout = 24 * 3600;
-        let docker = if let Some(path) = url.strip_prefix("unix://") {
-            Docker::connect_with_unix(path, timeout, bollard::API_DEFAULT_VERSION)
-        } else if url.starts_with("tcp://") || url.starts_with("http://") {
-            Docker::connect_with_http(url, timeout, bollard::API_DEFAULT_VERSION)
-        } else {
-            return Err(unreachable(
-                "expected unix:///path or tcp://host:port".into(),
-            ));
-        }
-        .map_err(|e| unreachable(e.to_string()))?;
-        let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
-            .await
-            .map_err(|_| unreachable("no answer within 10 s".into()))?
-            .map_err(|e| unreachable(e.to_string()))?;
-        tokio::time::timeout(Duration::from_secs(10), docker.ping())
-            .await
-            .map_err(|_| unreachable("no answer within 10 s".into()))?
-            .map_err(|e| unreachable(e.to_string()))?;
-        Ok(DockerEngine {
-            docker,
-            url: url.to_string(),
-            credentials: None,
-        })
-    }
-
-    /// Whether the engine still answers a ping within 10 s.
-    pub async fn alive(&self) -> bool {
-        tokio::time::timeout(Duration::from_secs(10), self.docker.ping())
-            .await
-            .is_ok_and(|r| r.is_ok())
-    }
-
-    /// Credentials sent with pushes.
-    pub fn with_credentials(mut self, credentials: Option<Credentials>) -> DockerEngine {
-        self.credentials = credentials;
-        self
-    }
-
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    pub fn client(&self) -> &Docker {
-        &self.docker
-    }
-
-    /// Imports a root filesystem tarball (a stream of bytes) as `repo:tag`; returns the image ID.
-    pub async fn import(
+    /// Imports a root filesystem tarball as `repo:tag`; returns the image ID.
+    fn import(
         &self,
         repo: &str,
         tag: &str,
-        body: mpsc::Receiver<io::Result<Bytes>>,
-    ) -> Result<String, EngineError> {
-        let options = CreateImageOptionsBuilder::default()
-            .from_src("-")
-            .repo(repo)
-            .tag(tag)
-            .build();
-        let body = bollard::body_try_stream(tokio_stream_from(body));
-        let mut stream = self.docker.create_image(Some(options), Some(body), None);
-        while let Some(item) = stream.next().await {
-            item.map_err(|e| EngineError::Api(format!("importing {repo}:{tag}: {e}")))?;
-        }
-        let reference = format!("{repo}:{tag}");
-        self.inspect(&reference)
-            .await?
-            .map(|facts| facts.id)
-            .ok_or_else(|| EngineError::Api(format!("{reference} is missing after its import")))
-    }
+        body: ByteReceiver,
+    ) -> impl Future<Output = Result<String, EngineError>> + Send;
 
-    /// Untags (and removes, when nothing else uses it) an image.
-    pub async fn remove_image(&self, reference: &str) -> Result<(), EngineError> {
-        let options = RemoveImageOptionsBuilder::default().noprune(false).build();
-        match self
-            .docker
-            .remove_image(reference, Some(options), None)
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(()),
-            Err(e) => Err(EngineError::Api(format!("removing {reference}: {e}"))),
-        }
-    }
+    /// Untags (and removes, when nothing else uses it) an image; a missing one is no error.
+    fn remove(&self, reference: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
 
-    pub async fn tag(&self, source: &str, repo: &str, tag: &str) -> Result<(), EngineError> {
-        let options = TagImageOptionsBuilder::default()
-            .repo(repo)
-            .tag(tag)
-            .build();
-        self.docker
-            .tag_image(source, Some(options))
-            .await
-            .map_err(|e| EngineError::Api(format!("tagging {source} as {repo}:{tag}: {e}")))
-    }
-
-    /// IDs of every container, running or not (to prove builds leave none behind).
-    pub async fn container_ids(&self) -> Result<Vec<String>, EngineError> {
-        let options = ListContainersOptionsBuilder::default().all(true).build();
-        let list = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|e| EngineError::Api(format!("listing containers: {e}")))?;
-        Ok(list.into_iter().filter_map(|c| c.id).collect())
-    }
-
-    pub async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
-        let options = RemoveContainerOptionsBuilder::default().force(true).build();
-        self.docker
-            .remove_container(id, Some(options))
-            .await
-            .map_err(|e| EngineError::Api(format!("removing container {id}: {e}")))
-    }
-}
-
-impl Engine for DockerEngine {
-    async fn push(&self, reference: &str, log: LogSink) -> Result<(), EngineError> {
-        self.push_once(reference, &log).await
-    }
-
-    async fn inspect(&self, reference: &str) -> Result<Option<ImageFacts>, EngineError> {
-        match self.docker.inspect_image(reference).await {
-            Ok(image) => Ok(Some(ImageFacts {
-                id: image.id.unwrap_or_default(),
-                labels: image
-                    .config
-                    .and_then(|c| c.labels)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .collect(),
-            })),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(None),
-            Err(e) => Err(EngineError::Api(format!("inspecting {reference}: {e}"))),
+    /// Whether the engine still answers a ping within 10 s.
+    fn alive(&self) -> impl Future<Output = bool> + Send {
+        async {
+            tokio::time::timeout(Duration::from_secs(10), self.ping())
+                .await
+                .is_ok_and(|r| r.is_ok())
         }
-    }
-
-    async fn build(&self, request: BuildRequest, log: LogSink) -> Result<String, EngineError> {
-        // The context is written by a blocking thread into a bounded channel and streamed: it is
-        // never held whole in memory.
-        let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(16);
-        let spec = request.context.clone();
-        let writer = tokio::task::spawn_blocking(move || {
-            let out = ChannelWriter::new(tx.clone());
-            match spec.write_tar(out).and_then(ChannelWriter::finish) {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
-                    Err(e)
-                }
-            }
-        });
-        let mut labels = request.labels.clone();
-        if let Some(parent) = &request.parent {
-            if let Some(facts) = self.inspect(parent).await? {
-                labels.insert(PARENT_ID_LABEL.to_string(), facts.id);
-            }
-        }
-        let labels: HashMap<&str, &str> = labels
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let args: HashMap<&str, &str> = request
-            .build_args
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let options = BuildImageOptionsBuilder::default()
-            .dockerfile("Dockerfile")
-            .t(&request.reference)
-            .rm(!request.keep)
-            .forcerm(!request.keep)
-            .nocache(request.no_cache)
-            .pull(if request.pull { "true" } else { "" })
-            .networkmode(&request.network_mode)
-            .labels(&labels)
-            .buildargs(&args)
-            .build();
-        let body = bollard::body_try_stream(tokio_stream_from(rx));
-        let mut stream = self.docker.build_image(options, None, Some(body));
-        let mut image_id = None;
-        let mut failure = None;
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(info) => {
-                    if let Some(text) = info.stream {
-                        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                            let _ = log.send(line.to_string());
-                        }
-                    }
-                    if let Some(id) = info.aux.and_then(|aux| aux.id) {
-                        image_id = Some(id);
-                    }
-                }
-                Err(bollard::errors::Error::DockerStreamError { error }) => {
-                    let _ = log.send(error.clone());
-                    failure = Some(EngineError::Build(error));
-                }
-                Err(e) => {
-                    failure = Some(EngineError::Api(e.to_string()));
-                    break;
-                }
-            }
-        }
-        let context_result = writer.await;
-        if let Some(failure) = failure {
-            return Err(failure);
-        }
-        if let Ok(Err(e)) = context_result {
-            return Err(EngineError::Build(format!(
-                "writing the build context: {e}"
-            )));
-        }
-        match image_id {
-            Some(id) => Ok(id),
-            None => self
-                .inspect(&request.reference)
-                .await?
-                .map(|facts| facts.id)
-                .ok_or_else(|| {
-                    EngineError::Build(format!(
-                        "the engine reported no image for {}",
-                        request.reference
-                    ))
-                }),
-        }
-    }
-}
-
-impl DockerEngine {
-    async fn push_once(&self, reference: &str, log: &LogSink) -> Result<(), EngineError> {
-        let (name, tag) = split_reference(reference);
-        let options = PushImageOptionsBuilder::default().tag(tag).build();
-        let credentials = self.credentials.as_ref().map(|c| DockerCredentials {
-            username: Some(c.username.clone()),
-            password: Some(c.password.clone()),
-            serveraddress: name.split('/').next().map(str::to_string),
-            ..DockerCredentials::default()
-        });
-        let mut stream = self.docker.push_image(name, Some(options), credentials);
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(info) => {
-                    if let Some(status) = info.status {
-                        let _ = log.send(status);
-                    }
-                }
-                Err(bollard::errors::Error::DockerStreamError { error }) => {
-                    return Err(EngineError::Push(error));
-                }
-                Err(e) => return Err(EngineError::Push(e.to_string())),
-            }
-        }
-        Ok(())
     }
 }
 
@@ -373,60 +147,5 @@ pub fn split_reference(reference: &str) -> (&str, &str) {
     match reference.rsplit_once(':') {
         Some((name, tag)) if !tag.contains('/') => (name, tag),
         _ => (reference, "latest"),
-    }
-}
-
-/// Adapts a channel receiver into the stream bollard sends as the request body.
-fn tokio_stream_from(
-    mut rx: mpsc::Receiver<io::Result<Bytes>>,
-) -> impl futures_util::Stream<Item = io::Result<Bytes>> + Send + 'static {
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
-}
-
-/// A `Write` that sends 64 KiB chunks into a channel, from a blocking thread.
-pub struct ChannelWriter {
-    tx: mpsc::Sender<io::Result<Bytes>>,
-    buffer: Vec<u8>,
-}
-
-const CHUNK: usize = 64 * 1024;
-
-impl ChannelWriter {
-    pub fn new(tx: mpsc::Sender<io::Result<Bytes>>) -> ChannelWriter {
-        ChannelWriter {
-            tx,
-            buffer: Vec::with_capacity(CHUNK),
-        }
-    }
-
-    fn send(&mut self) -> io::Result<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(
-            &mut self.buffer,
-            Vec::with_capacity(CHUNK),
-        ));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the engine stopped reading"))
-    }
-
-    pub fn finish(mut self) -> io::Result<()> {
-        self.send()
-    }
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.buffer.extend_from_slice(buf);
-        if self.buffer.len() >= CHUNK {
-            self.send()?;
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }

@@ -17,8 +17,44 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::common::types::ExportFormat;
-use crate::engine::DockerEngine;
+use crate::engine::{Engine, EngineError};
 use crate::report::event::ExportReport;
+
+/// Why an export was not written. Nothing is left at the target (nor beside it) on any of them.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("cannot create `{}`: {source}", .dir.display())]
+    CreateDir { dir: PathBuf, source: io::Error },
+    /// The scratch directory or the temporary file beside the target.
+    #[error("cannot write in `{}`: {source}", .dir.display())]
+    Scratch { dir: PathBuf, source: io::Error },
+    #[error("interrupted by {}", crate::common::signals::name(*.signal))]
+    Interrupted { signal: i32 },
+    /// The engine's image archive (`docker save`) broke off.
+    #[error("reading the images from the engine: {0}")]
+    Engine(EngineError),
+    /// The engine's image archive is not what `docker save` writes.
+    #[error("reading the saved images: {0}")]
+    ReadSave(io::Error),
+    #[error("the engine did not return `{reference}`")]
+    NotSaved { reference: String },
+    #[error("the image config of `{reference}` is missing from the engine's archive")]
+    MissingConfig { reference: String },
+    #[error("layer `{path}` is missing from the engine's archive")]
+    MissingLayer { path: String },
+    #[error("compressing a layer: {0}")]
+    Compress(io::Error),
+    #[error("writing `{}`: {source}", .path.display())]
+    Write { path: PathBuf, source: io::Error },
+    /// A signal arrived just before the export would have replaced its target.
+    #[error("{0}")]
+    Stopped(io::Error),
+    #[error("cannot move the export into `{}`: {source}", .path.display())]
+    Persist { path: PathBuf, source: io::Error },
+    /// A worker thread of the export panicked or was cancelled.
+    #[error("{0}")]
+    Task(String),
+}
 
 /// One image to export.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,37 +74,43 @@ const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
 /// Exports `images` to `path`. On any error nothing is left at `path` (nor beside it).
-pub async fn export(
-    engine: &DockerEngine,
+pub async fn export<E: Engine>(
+    engine: &E,
     images: &[ExportImage],
     path: &Path,
     format: ExportFormat,
-) -> Result<ExportReport, String> {
+) -> Result<ExportReport, ExportError> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|source| ExportError::CreateDir {
+        dir: dir.clone(),
+        source,
+    })?;
     // Scratch space beside the output: same filesystem, removed on every exit path.
     let scratch = tempfile::Builder::new()
         .prefix(".kolla-export-")
         .tempdir_in(&dir)
-        .map_err(|e| format!("cannot write in `{}`: {e}", dir.display()))?;
+        .map_err(|source| ExportError::Scratch {
+            dir: dir.clone(),
+            source,
+        })?;
     let _tracked = crate::common::signals::track(scratch.path());
 
-    let references: Vec<&str> = images.iter().map(|i| i.reference.as_str()).collect();
+    let references: Vec<String> = images.iter().map(|i| i.reference.clone()).collect();
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(16);
     let scratch_path = scratch.path().to_path_buf();
     let reader =
         tokio::task::spawn_blocking(move || read_save(ChannelReader::new(rx), &scratch_path));
-    let mut stream = engine.client().export_images(&references);
+    let mut stream = engine.save(&references);
     let mut stream_error = None;
     loop {
         // A signal stops reading from the engine; the blocking side stops at its next check.
         let chunk = tokio::select! {
             chunk = stream.next() => chunk,
             signal = crate::common::signals::wait() => {
-                stream_error = Some(format!("interrupted by {}", crate::common::signals::name(signal)));
+                stream_error = Some(ExportError::Interrupted { signal });
                 let _ = tx.send(Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"))).await;
                 break;
             }
@@ -81,18 +123,18 @@ pub async fn export(
                 }
             }
             Err(e) => {
-                stream_error = Some(format!("reading the images from the engine: {e}"));
                 let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
+                stream_error = Some(ExportError::Engine(e));
                 break;
             }
         }
     }
     drop(tx);
-    let saved = reader.await.map_err(|e| e.to_string())?;
+    let saved = reader.await.map_err(|e| ExportError::Task(e.to_string()))?;
     if let Some(error) = stream_error {
         return Err(error);
     }
-    let saved = saved.map_err(|e| format!("reading the saved images: {e}"))?;
+    let saved = saved.map_err(ExportError::ReadSave)?;
 
     let images = images.to_vec();
     let path = path.to_path_buf();
@@ -100,7 +142,7 @@ pub async fn export(
         write_export(&saved, &images, &path, scratch.path(), format)
     })
     .await
-    .map_err(|e| e.to_string())?
+    .map_err(|e| ExportError::Task(e.to_string()))?
 }
 
 /// What `docker save` gave: its manifest, and every file it held (big ones spilled to disk).
@@ -278,7 +320,7 @@ fn write_export(
     path: &Path,
     scratch: &Path,
     format: ExportFormat,
-) -> Result<ExportReport, String> {
+) -> Result<ExportReport, ExportError> {
     // Which save-manifest entry is which image.
     let mut picked = Vec::new();
     for image in images {
@@ -292,7 +334,9 @@ fn write_export(
                     .flatten()
                     .any(|t| normalize_reference(t) == wanted)
             })
-            .ok_or_else(|| format!("the engine did not return `{}`", image.reference))?;
+            .ok_or_else(|| ExportError::NotSaved {
+                reference: image.reference.clone(),
+            })?;
         picked.push((image, entry));
     }
     // Unique layers (by their uncompressed content), compressed in parallel.
@@ -313,11 +357,10 @@ fn write_export(
             }
             let target = scratch.join(format!("small-layer-{n}.gz"));
             let stored = &saved.files[**layer];
-            let layer =
-                compress(stored, &target).map_err(|e| format!("compressing a layer: {e}"))?;
+            let layer = compress(stored, &target).map_err(ExportError::Compress)?;
             Ok(((*key).clone(), (layer, target)))
         })
-        .collect::<Result<_, String>>()?;
+        .collect::<Result<_, ExportError>>()?;
 
     let mut blobs: BTreeMap<String, Blob> = BTreeMap::new();
     for (layer, target) in compressed.values() {
@@ -328,10 +371,9 @@ fn write_export(
     let mut index = Vec::new();
     for (image, entry) in &picked {
         let Some(Stored::Memory(config)) = saved.files.get(&entry.config) else {
-            return Err(format!(
-                "the image config of `{}` is missing from the engine's archive",
-                image.reference
-            ));
+            return Err(ExportError::MissingConfig {
+                reference: image.reference.clone(),
+            });
         };
         let config_digest = format!("sha256:{}", hex::encode(Sha256::digest(config)));
         blobs.insert(config_digest.clone(), Blob::Bytes(config.clone()));
@@ -430,18 +472,20 @@ fn write_export(
         .prefix(".kolla-export-")
         .suffix(".partial")
         .tempfile_in(dir)
-        .map_err(|e| format!("cannot write in `{}`: {e}", dir.display()))?;
+        .map_err(|source| ExportError::Scratch {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
     let _tracked = crate::common::signals::track(temp.path());
-    let written = write_tar_gz(temp.as_file(), &entries)
-        .map_err(|e| format!("writing `{}`: {e}", path.display()))?;
+    let written = write_tar_gz(temp.as_file(), &entries).map_err(|source| ExportError::Write {
+        path: path.to_path_buf(),
+        source,
+    })?;
     // The last moment a signal keeps the previous file.
-    crate::common::signals::check().map_err(|e| e.to_string())?;
-    temp.persist(path).map_err(|e| {
-        format!(
-            "cannot move the export into `{}`: {}",
-            path.display(),
-            e.error
-        )
+    crate::common::signals::check().map_err(ExportError::Stopped)?;
+    temp.persist(path).map_err(|e| ExportError::Persist {
+        path: path.to_path_buf(),
+        source: e.error,
     })?;
     Ok(ExportReport {
         bytes: written,
@@ -565,13 +609,13 @@ fn read_full(source: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// A layer's identity: the sha256 of its saved bytes.
-fn content_key(saved: &Saved, path: &str) -> Result<String, String> {
+fn content_key(saved: &Saved, path: &str) -> Result<String, ExportError> {
     match saved.files.get(path) {
         Some(Stored::Disk { sha256, .. }) => Ok(sha256.clone()),
         Some(Stored::Memory(bytes)) => Ok(hex::encode(Sha256::digest(bytes))),
-        None => Err(format!(
-            "layer `{path}` is missing from the engine's archive"
-        )),
+        None => Err(ExportError::MissingLayer {
+            path: path.to_string(),
+        }),
     }
 }
 
@@ -685,6 +729,7 @@ impl Read for ChannelReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::fake::{FakeEngine, layer};
 
     #[test]
     fn links_resolve_relative_to_their_folder() {
@@ -744,5 +789,233 @@ mod tests {
             again.digest, a.digest,
             "an already gzipped layer is stored unchanged"
         );
+    }
+
+    /// The regular files of a `.tar.gz`, by name.
+    fn unpack(path: &Path) -> BTreeMap<String, Vec<u8>> {
+        let file = File::open(path).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.header().entry_type().is_file())
+            .map(|mut e| {
+                let name = e.path().unwrap().display().to_string();
+                let mut bytes = Vec::new();
+                e.read_to_end(&mut bytes).unwrap();
+                (name, bytes)
+            })
+            .collect()
+    }
+
+    fn sha256(bytes: &[u8]) -> String {
+        format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    }
+
+    /// base, and keystone on top of it (sharing base's layer), in a fake engine.
+    fn two_images() -> (FakeEngine, Vec<ExportImage>) {
+        let engine = FakeEngine::new();
+        let base = layer("etc/os-release", b"trixie");
+        engine.add_image(
+            "127.0.0.1:4000/kolla/base:1",
+            BTreeMap::new(),
+            vec![base.clone()],
+        );
+        engine.add_image(
+            "127.0.0.1:4000/kolla/keystone:1",
+            BTreeMap::from([("name".to_string(), "keystone".to_string())]),
+            vec![base, layer("usr/bin/keystone", b"#!")],
+        );
+        let image = |name: &str| ExportImage {
+            reference: format!("127.0.0.1:4000/kolla/{name}:1"),
+            repository: format!("kolla/{name}"),
+            tag: "1".into(),
+        };
+        (engine, vec![image("base"), image("keystone")])
+    }
+
+    #[tokio::test]
+    async fn the_registry_tarball_holds_each_blob_once_and_links_every_repository() {
+        let (engine, images) = two_images();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out/registry.tar.gz");
+        let report = export(&engine, &images, &path, ExportFormat::Registry)
+            .await
+            .unwrap();
+        let files = unpack(&path);
+        // Two layers (one shared), two configs, two manifests.
+        assert_eq!(report.blobs, 6);
+        let blob = |digest: &str| {
+            let hex = hex_of(digest);
+            files
+                .get(&format!(
+                    "docker/registry/v2/blobs/sha256/{}/{hex}/data",
+                    &hex[..2]
+                ))
+                .unwrap_or_else(|| panic!("no blob {digest}"))
+        };
+        let blobs: Vec<(&String, &Vec<u8>)> = files
+            .iter()
+            .filter(|(name, _)| name.starts_with("docker/registry/v2/blobs/"))
+            .collect();
+        assert_eq!(blobs.len(), 6);
+        for (name, bytes) in blobs {
+            let hex = hex_of(name.split('/').nth(6).unwrap()).to_string();
+            assert_eq!(sha256(bytes), format!("sha256:{hex}"), "{name}");
+        }
+        let mut layer_digests = Vec::new();
+        for image in &images {
+            let digest = &report.manifests[&image.reference];
+            let repo = format!("docker/registry/v2/repositories/{}", image.repository);
+            let m = hex_of(digest);
+            for link in [
+                format!("{repo}/_manifests/tags/1/current/link"),
+                format!("{repo}/_manifests/tags/1/index/sha256/{m}/link"),
+                format!("{repo}/_manifests/revisions/sha256/{m}/link"),
+            ] {
+                assert_eq!(
+                    files.get(&link),
+                    Some(&digest.as_bytes().to_vec()),
+                    "{link}"
+                );
+            }
+            let manifest: serde_json::Value = serde_json::from_slice(blob(digest)).unwrap();
+            assert_eq!(manifest["schemaVersion"], 2);
+            assert_eq!(manifest["mediaType"], MANIFEST_V2);
+            assert_eq!(manifest["config"]["mediaType"], CONFIG_V1);
+            let saved = engine.image(&image.reference).unwrap();
+            let config = manifest["config"]["digest"].as_str().unwrap();
+            assert_eq!(blob(config), &saved.config.to_vec());
+            assert_eq!(manifest["config"]["size"], saved.config.len());
+            let layers = manifest["layers"].as_array().unwrap();
+            assert_eq!(layers.len(), saved.layers.len());
+            for (descriptor, raw) in layers.iter().zip(&saved.layers) {
+                assert_eq!(descriptor["mediaType"], LAYER_GZIP);
+                let digest = descriptor["digest"].as_str().unwrap();
+                let gz = blob(digest);
+                assert_eq!(descriptor["size"], gz.len());
+                let mut unpacked = Vec::new();
+                flate2::read::GzDecoder::new(gz.as_slice())
+                    .read_to_end(&mut unpacked)
+                    .unwrap();
+                assert_eq!(&unpacked, raw, "the layer is the engine's, gzipped");
+            }
+            for digest in layers
+                .iter()
+                .map(|l| l["digest"].as_str().unwrap())
+                .chain([config])
+            {
+                let link = format!("{repo}/_layers/sha256/{}/link", hex_of(digest));
+                assert_eq!(
+                    files.get(&link),
+                    Some(&digest.as_bytes().to_vec()),
+                    "{link}"
+                );
+            }
+            layer_digests.push(layers[0]["digest"].clone());
+        }
+        assert_eq!(layer_digests[0], layer_digests[1], "the shared layer");
+        assert_eq!(
+            engine.calls(),
+            ["save 127.0.0.1:4000/kolla/base:1 127.0.0.1:4000/kolla/keystone:1"]
+        );
+
+        let again = dir.path().join("again.tar.gz");
+        export(&engine, &images, &again, ExportFormat::Registry)
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            std::fs::read(&again).unwrap(),
+            "the same images give the same bytes"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_oci_layout_indexes_every_image_by_name() {
+        let (engine, images) = two_images();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("oci.tar.gz");
+        let report = export(&engine, &images, &path, ExportFormat::Oci)
+            .await
+            .unwrap();
+        let files = unpack(&path);
+        assert!(files.contains_key("oci-layout"));
+        let index: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
+        let names: Vec<(&str, &str)> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["annotations"]["org.opencontainers.image.ref.name"]
+                        .as_str()
+                        .unwrap(),
+                    m["digest"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                (
+                    "kolla/base:1",
+                    report.manifests[&images[0].reference].as_str()
+                ),
+                (
+                    "kolla/keystone:1",
+                    report.manifests[&images[1].reference].as_str()
+                )
+            ]
+        );
+        let manifest = &files[&format!(
+            "blobs/sha256/{}",
+            hex_of(&report.manifests[&images[1].reference])
+        )];
+        let manifest: serde_json::Value = serde_json::from_slice(manifest).unwrap();
+        assert_eq!(manifest["mediaType"], OCI_MANIFEST);
+        assert_eq!(manifest["layers"][1]["mediaType"], OCI_LAYER);
+    }
+
+    #[tokio::test]
+    async fn a_broken_save_leaves_the_previous_file_and_no_scratch() {
+        let (engine, images) = two_images();
+        let engine = engine.with_save_failing_after(1);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.tar.gz");
+        std::fs::write(&path, "previous").unwrap();
+        let err = export(&engine, &images, &path, ExportFormat::Registry)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ExportError::Engine(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "reading the images from the engine: unexpected EOF"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "previous");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, [std::ffi::OsString::from("registry.tar.gz")]);
+    }
+
+    #[tokio::test]
+    async fn an_image_missing_from_the_engine_is_named() {
+        let (engine, mut images) = two_images();
+        images[1].reference = "127.0.0.1:4000/kolla/nova:1".into();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.tar.gz");
+        let err = export(&engine, &images, &path, ExportFormat::Registry)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("reading the images from the engine: ")
+                && err.contains("127.0.0.1:4000/kolla/nova:1"),
+            "{err}"
+        );
+        assert!(!path.exists());
     }
 }
