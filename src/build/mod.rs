@@ -356,9 +356,7 @@ async fn stages(
             "Exporting",
             &format!("{} images to {}", images.len(), path.display()),
         );
-        let result = export(&*engine, &images, path, settings.build.export_format)
-            .await
-            .map_err(|e| e.to_string());
+        let result = export(&*engine, &images, path, settings.build.export_format).await;
         if let Some(signal) = crate::common::signals::interrupted() {
             return Err(interrupted(signal));
         }

@@ -212,9 +212,9 @@ impl Summary {
     }
 
     /// Records the export: each built image's manifest digest, or the error on all of them.
-    pub fn record_export(
+    pub fn record_export<E: std::fmt::Display>(
         &mut self,
-        result: &Result<crate::report::event::ExportReport, String>,
+        result: &Result<crate::report::event::ExportReport, E>,
         missing: Vec<String>,
     ) {
         for entry in &mut self.built {
@@ -238,13 +238,13 @@ impl Summary {
                 })
             }
             Err(e) => {
-                self.export_error = Some(e.clone());
+                self.export_error = Some(e.to_string());
                 self.export = Some(ExportSummary {
                     written: false,
                     missing,
                     bytes: 0,
                     blobs: 0,
-                    error: Some(e.clone()),
+                    error: Some(e.to_string()),
                 });
             }
         }
