@@ -288,21 +288,20 @@ mod tests {
 
     #[test]
     fn cycle_is_reported_as_a_path() {
-        let err = graph_err(&[
+        let two: &[(&str, &str)] = &[
             ("a", "FROM kolla/b:1"),
             ("b", "FROM kolla/a:1"),
             ("c", "FROM x"),
-        ]);
-        assert!(
-            err.contains("a -> b -> a") || err.contains("b -> a -> b"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn self_reference_is_a_cycle() {
-        let err = graph_err(&[("a", "FROM kolla/a:1")]);
-        assert!(err.contains("a -> a"), "{err}");
+        ];
+        // and a self-reference is a cycle
+        let one: &[(&str, &str)] = &[("a", "FROM kolla/a:1")];
+        for (files, paths) in [
+            (two, &["a -> b -> a", "b -> a -> b"][..]),
+            (one, &["a -> a"]),
+        ] {
+            let err = graph_err(files);
+            assert!(paths.iter().any(|p| err.contains(p)), "{err}");
+        }
     }
 
     #[test]
