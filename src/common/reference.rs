@@ -153,24 +153,34 @@ pub fn name(value: &str) -> Result<(), ReferenceError> {
 mod tests {
     use super::*;
 
+    /// Each of `good` passes `check`, each of `bad` fails it.
+    #[track_caller]
+    fn assert_grammar(check: fn(&str) -> Result<(), ReferenceError>, good: &[&str], bad: &[&str]) {
+        for value in good {
+            assert!(check(value).is_ok(), "{value}");
+        }
+        for value in bad {
+            assert!(check(value).is_err(), "{value}");
+        }
+    }
+
     #[test]
     fn path_components_follow_the_grammar() {
-        for good in [
-            "kolla",
-            "debian-binary-keystone",
-            "a.b",
-            "a_b",
-            "a__b",
-            "a---b",
-            "0x",
-        ] {
-            assert!(path_component(good).is_ok(), "{good}");
-        }
-        for bad in [
-            "", "UP", "a b", "-a", "a-", "a..b", "a___b", "a/b", "é", ".a", "a_",
-        ] {
-            assert!(path_component(bad).is_err(), "{bad}");
-        }
+        assert_grammar(
+            path_component,
+            &[
+                "kolla",
+                "debian-binary-keystone",
+                "a.b",
+                "a_b",
+                "a__b",
+                "a---b",
+                "0x",
+            ],
+            &[
+                "", "UP", "a b", "-a", "a-", "a..b", "a___b", "a/b", "é", ".a", "a_",
+            ],
+        );
         let err = path_component("UP PER-x").unwrap_err();
         assert!(
             err.contains("`UP PER-x`") && err.contains("upper-case `U`"),
@@ -180,29 +190,27 @@ mod tests {
 
     #[test]
     fn domains_tags_and_paths() {
-        for good in [
-            "127.0.0.1:4000",
-            "registry.example.com",
-            "localhost",
-            "[::1]:5000",
-            "Reg-1.io",
-        ] {
-            assert!(domain(good).is_ok(), "{good}");
-        }
-        for bad in [
-            "",
-            "a_b.io",
-            "-a.io",
-            "host:",
-            "host:port",
-            "a..b",
-            "[zz]:1",
-        ] {
-            assert!(domain(bad).is_err(), "{bad}");
-        }
-        assert!(tag("2024.1").is_ok() && tag("_x").is_ok());
-        assert!(tag("-x").is_err() && tag("").is_err() && tag(&"a".repeat(129)).is_err());
-        assert!(path("team/kolla").is_ok() && path("team//kolla").is_err());
-        assert!(name(&"a".repeat(256)).is_err() && name("a/b").is_ok());
+        assert_grammar(
+            domain,
+            &[
+                "127.0.0.1:4000",
+                "registry.example.com",
+                "localhost",
+                "[::1]:5000",
+                "Reg-1.io",
+            ],
+            &[
+                "",
+                "a_b.io",
+                "-a.io",
+                "host:",
+                "host:port",
+                "a..b",
+                "[zz]:1",
+            ],
+        );
+        assert_grammar(tag, &["2024.1", "_x"], &["-x", "", &"a".repeat(129)]);
+        assert_grammar(path, &["team/kolla"], &["team//kolla"]);
+        assert_grammar(name, &["a/b"], &[&"a".repeat(256)]);
     }
 }

@@ -414,6 +414,17 @@ pub fn is_ini(path: &Path, text: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// Each of `needles` is in one of `lines` (warnings, problems found).
+    #[track_caller]
+    pub(in crate::config) fn assert_mentions(lines: &[String], needles: &[&str]) {
+        for needle in needles {
+            assert!(
+                lines.iter().any(|line| line.contains(needle)),
+                "no line mentions {needle}: {lines:?}"
+            );
+        }
+    }
+
     #[test]
     fn unknown_key_names_key_and_line() {
         let err = FileConfig::parse("base = \"debian\"\nbsae-tag = \"x\"\n").unwrap_err();
@@ -496,18 +507,7 @@ reference = stable/2024.1
         let users = config.users.unwrap();
         assert_eq!(users["valkey"].uid, 42494);
         assert_eq!(users["hacluster"].group.as_deref(), Some("haclient"));
-        assert!(
-            warnings.iter().any(|w| w.contains("`engine`")),
-            "{warnings:?}"
-        );
-        assert!(
-            warnings.iter().any(|w| w.contains("`buildkit`")),
-            "{warnings:?}"
-        );
-        assert!(
-            warnings.iter().any(|w| w.contains("[keystone-base]")),
-            "{warnings:?}"
-        );
+        assert_mentions(&warnings, &["`engine`", "`buildkit`", "[keystone-base]"]);
     }
 
     #[test]

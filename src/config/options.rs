@@ -461,17 +461,21 @@ pub fn by_flag(name: &str) -> Option<&'static Opt> {
     })
 }
 
-/// Gives a clap argument its help from the table (`#[command(mut_args = …)]` on `Cli`).
-pub fn with_help(arg: clap::Arg) -> clap::Arg {
-    let name = match arg.get_long() {
+/// A clap argument's name as the table has it: its long flag, or a positional's value name.
+pub fn arg_name(arg: &clap::Arg) -> String {
+    match arg.get_long() {
         Some(long) => long.to_string(),
         None => arg
             .get_value_names()
             .and_then(|names| names.first())
             .map(|n| n.to_string())
             .unwrap_or_default(),
-    };
-    match by_flag(&name) {
+    }
+}
+
+/// Gives a clap argument its help from the table (`#[command(mut_args = …)]` on `Cli`).
+pub fn with_help(arg: clap::Arg) -> clap::Arg {
+    match by_flag(&arg_name(&arg)) {
         Some(opt) => arg.help(opt.cli_help()),
         None => arg,
     }
@@ -500,6 +504,7 @@ mod tests {
     use super::*;
     use crate::config::FileConfig;
     use crate::config::cli::Cli;
+    use crate::config::tests::assert_mentions;
 
     fn repo_file(name: &str) -> String {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(name);
@@ -511,16 +516,13 @@ mod tests {
         assert!(problems.is_empty(), "\n{}", problems.join("\n"));
     }
 
-    /// A clap argument as the table names it: its long flag, or a positional's value name.
-    fn arg_name(arg: &clap::Arg) -> (Flag, String) {
-        match arg.get_long() {
-            Some(long) => (Flag::Long(""), long.to_string()),
-            None => {
-                let names = arg.get_value_names().unwrap_or_default();
-                let name = names.first().map(|n| n.to_string()).unwrap_or_default();
-                (Flag::Positional(""), name)
-            }
-        }
+    /// A clap argument's kind of flag and its name as the table has it.
+    fn arg_kind_and_name(arg: &clap::Arg) -> (Flag, String) {
+        let kind = match arg.get_long() {
+            Some(_) => Flag::Long(""),
+            None => Flag::Positional(""),
+        };
+        (kind, arg_name(arg))
     }
 
     fn same_kind(a: Flag, b: Flag) -> bool {
@@ -536,7 +538,7 @@ mod tests {
             if matches!(arg.get_id().as_str(), "help" | "version") {
                 continue;
             }
-            let (kind, name) = arg_name(arg);
+            let (kind, name) = arg_kind_and_name(arg);
             seen.insert(name.clone());
             match by_flag(&name) {
                 None => problems.push(format!("the CLI's `{name}` is not in OPTIONS")),
@@ -849,11 +851,7 @@ mod tests {
     #[test]
     fn check_cli_notices_an_extra_or_missing_flag() {
         let extra = Cli::command().arg(clap::Arg::new("bogus").long("bogus"));
-        let problems = check_cli(&extra);
-        assert!(
-            problems.iter().any(|p| p.contains("`bogus`")),
-            "{problems:?}"
-        );
+        assert_mentions(&check_cli(&extra), &["`bogus`"]);
         let fewer = Cli::command().mut_args(|a| {
             if a.get_long() == Some("threads") {
                 a.long("threadz")
@@ -861,15 +859,7 @@ mod tests {
                 a
             }
         });
-        let problems = check_cli(&fewer);
-        assert!(
-            problems.iter().any(|p| p.contains("`threadz`")),
-            "{problems:?}"
-        );
-        assert!(
-            problems.iter().any(|p| p.contains("`threads`")),
-            "{problems:?}"
-        );
+        assert_mentions(&check_cli(&fewer), &["`threadz`", "`threads`"]);
     }
 
     #[test]
@@ -877,36 +867,23 @@ mod tests {
         let mut keys = file_config_keys();
         keys.retain(|k| *k != "logs-dir");
         keys.push("bogus-key");
-        let problems = check_file_keys(&keys);
-        assert!(
-            problems.iter().any(|p| p.contains("`bogus-key`")),
-            "{problems:?}"
-        );
-        assert!(
-            problems.iter().any(|p| p.contains("`logs-dir`")),
-            "{problems:?}"
-        );
+        assert_mentions(&check_file_keys(&keys), &["`bogus-key`", "`logs-dir`"]);
     }
 
     #[test]
     fn check_build_toml_notices_a_wrong_default_or_a_missing_key() {
         let text = repo_file("build.toml");
         assert!(text.contains("\nthreads = 8\n"));
-        let problems = check_build_toml(&text.replace("\nthreads = 8\n", "\nthreads = 9\n"));
-        assert!(
-            problems.iter().any(|p| p.contains("`threads = 9`")),
-            "{problems:?}"
-        );
-        let problems = check_build_toml(&text.replace("\nthreads = 8\n", "\n"));
-        assert!(
-            problems.iter().any(|p| p.contains("`threads`")),
-            "{problems:?}"
-        );
-        let problems = check_build_toml(&format!("bogus = 1\n{text}"));
-        assert!(
-            problems.iter().any(|p| p.contains("`bogus`")),
-            "{problems:?}"
-        );
+        for (changed, problem) in [
+            (
+                text.replace("\nthreads = 8\n", "\nthreads = 9\n"),
+                "`threads = 9`",
+            ),
+            (text.replace("\nthreads = 8\n", "\n"), "`threads`"),
+            (format!("bogus = 1\n{text}"), "`bogus`"),
+        ] {
+            assert_mentions(&check_build_toml(&changed), &[problem]);
+        }
     }
 
     #[test]
@@ -917,20 +894,13 @@ mod tests {
             .find(|l| l.starts_with("| `-T, --threads N`"))
             .unwrap();
         let command = Cli::command();
-        let problems = check_readme(&readme.replace(row, ""), &command);
-        assert!(
-            problems.iter().any(|p| p.contains("`--threads`")),
-            "{problems:?}"
-        );
-        let problems = check_readme(&readme.replace(row, &row.replace("8", "16")), &command);
-        assert!(
-            problems.iter().any(|p| p.contains("default 8")),
-            "{problems:?}"
-        );
-        let problems = check_readme(&readme.replace(row, &row.replace("-T, ", "")), &command);
-        assert!(
-            problems.iter().any(|p| p.contains("`-T, --threads`")),
-            "{problems:?}"
-        );
+        for (changed_row, problem) in [
+            (String::new(), "`--threads`"),
+            (row.replace("8", "16"), "default 8"),
+            (row.replace("-T, ", ""), "`-T, --threads`"),
+        ] {
+            let problems = check_readme(&readme.replace(row, &changed_row), &command);
+            assert_mentions(&problems, &[problem]);
+        }
     }
 }

@@ -85,7 +85,7 @@ pub fn dot(graph: &ImageGraph, selection: &Selection) -> String {
 mod tests {
     use super::*;
     use crate::graph::selection::{Filter, select};
-    use std::collections::BTreeMap;
+    use crate::graph::tests::graph_of;
 
     fn setup(patterns: &[&str]) -> (ImageGraph, Selection) {
         let files = [
@@ -96,12 +96,7 @@ mod tests {
             ("keystone-ssh", "FROM k/keystone-base"),
             ("cron", "FROM k/base"),
         ];
-        let dockerfiles = files
-            .iter()
-            .map(|(n, t)| (n.to_string(), t.to_string()))
-            .collect();
-        let g =
-            ImageGraph::build(&dockerfiles, |n| format!("k/{n}"), "k/", &BTreeMap::new()).unwrap();
+        let g = graph_of(&files, "k/", "").unwrap();
         let filter = Filter {
             patterns: patterns.iter().map(|p| p.to_string()).collect(),
             ..Filter::default()

@@ -222,6 +222,7 @@ pub fn unbuildable_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graph::tests::graph_of;
 
     /// base ← openstack-base ← {keystone-base ← {keystone, keystone-fernet}, nova-base ← nova-api};
     /// base ← mariadb-server.
@@ -236,11 +237,7 @@ mod tests {
             ("nova-api", "FROM k/nova-base"),
             ("mariadb-server", "FROM k/base"),
         ];
-        let dockerfiles = files
-            .iter()
-            .map(|(n, t)| (n.to_string(), t.to_string()))
-            .collect();
-        ImageGraph::build(&dockerfiles, |n| format!("k/{n}"), "k/", &BTreeMap::new()).unwrap()
+        graph_of(&files, "k/", "").unwrap()
     }
 
     fn names(g: &ImageGraph, s: &Selection, status: Status) -> Vec<String> {

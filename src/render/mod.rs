@@ -457,8 +457,10 @@ mod tests {
         }
     }
 
-    /// A tree written to a temp dir, loaded and rendered; returns the output or the error.
-    fn render(
+    /// A tree of `files` written to a temp dir, loaded, and `image` rendered with `overrides`
+    /// in `mode`; returns the output or the error.
+    fn render_in(
+        mode: UndefinedMode,
         files: &[(&str, &str)],
         overrides: &[(&str, &str)],
         image: &str,
@@ -492,8 +494,23 @@ mod tests {
                 source: s.to_string(),
             })
             .collect();
-        let renderer = Renderer::new(&tree, &variables, None, &overrides, UndefinedMode::Strict);
+        let renderer = Renderer::new(&tree, &variables, None, &overrides, mode);
         renderer.render(tree.image(image).unwrap())
+    }
+
+    /// `render_in` with undefined variables as errors.
+    fn render(
+        files: &[(&str, &str)],
+        overrides: &[(&str, &str)],
+        image: &str,
+    ) -> Result<String, Box<TemplateError>> {
+        render_in(UndefinedMode::Strict, files, overrides, image)
+    }
+
+    /// The image `image` whose Dockerfile.j2 is `template`, over `base`, rendered.
+    fn render_image(image: &str, template: &str) -> Result<String, Box<TemplateError>> {
+        let path = format!("images/{image}/Dockerfile.j2");
+        render(&[BASE, (&path, template)], &[], image)
     }
 
     const BASE: (&str, &str) = (
@@ -558,11 +575,8 @@ mod tests {
 
     #[test]
     fn undefined_variable_points_at_file_line_and_column() {
-        let image = (
-            "images/glance-api/Dockerfile.j2",
-            "FROM x\nRUN echo {{ glance_versoin }}\n",
-        );
-        let err = render(&[BASE, image], &[], "glance-api").unwrap_err();
+        let err =
+            render_image("glance-api", "FROM x\nRUN echo {{ glance_versoin }}\n").unwrap_err();
         assert_eq!(err.image.as_deref(), Some("glance-api"));
         assert!(
             err.path.ends_with("images/glance-api/Dockerfile.j2"),
@@ -596,31 +610,31 @@ mod tests {
     }
 
     #[test]
-    fn raise_error_stops_rendering_with_the_message() {
-        let image = (
-            "images/bad/Dockerfile.j2",
-            "FROM x\n{{ raise_error('user nobody is unknown') }}\n",
-        );
-        let err = render(&[BASE, image], &[], "bad").unwrap_err();
-        assert!(
-            err.message.contains("user nobody is unknown"),
-            "{}",
-            err.message
-        );
-    }
-
-    #[test]
-    fn debian_package_install_splits_urls_and_honours_clean() {
-        let image = (
-            "images/x/Dockerfile.j2",
-            "{{ debian_package_install(['curl', 'https://example.org/a/pkg.deb'], false) }}",
-        );
-        let out = render(&[BASE, image], &[], "x").unwrap();
-        assert_eq!(
-            out,
-            "apt-get --error-on=any update && apt-get -y install --no-install-recommends curl && \
-             curl --location https://example.org/a/pkg.deb -o pkg.deb && dpkg -i pkg.deb && rm -rf pkg.deb"
-        );
+    fn errors_of_the_template_functions_say_what_is_wrong() {
+        for (image, template, message) in [
+            // raise_error stops rendering with the message
+            (
+                "bad",
+                "FROM x\n{{ raise_error('user nobody is unknown') }}\n",
+                "user nobody is unknown",
+            ),
+            // handle_repos without a list is an error
+            (
+                "x",
+                "{{ handle_repos('epel', 'enable') }}",
+                "list of repositories",
+            ),
+            // handle_repos takes a list built with `+`: with no repos.yaml, the error must be
+            // about that, not about the argument's type
+            (
+                "x",
+                "{% set repos = ['a'] %}{% set repos = repos + ['b'] %}{{ handle_repos(repos, 'enable') }}",
+                "repos.yaml",
+            ),
+        ] {
+            let err = render_image(image, template).unwrap_err();
+            assert!(err.message.contains(message), "{template}: {}", err.message);
+        }
     }
 
     #[test]
@@ -640,50 +654,37 @@ mod tests {
     }
 
     #[test]
-    fn handle_repos_without_a_list_is_an_error() {
-        let image = (
-            "images/x/Dockerfile.j2",
-            "{{ handle_repos('epel', 'enable') }}",
-        );
-        let err = render(&[BASE, image], &[], "x").unwrap_err();
-        assert!(
-            err.message.contains("list of repositories"),
-            "{}",
-            err.message
-        );
-    }
-
-    #[test]
-    fn handle_repos_takes_a_list_built_with_plus() {
-        let image = (
-            "images/x/Dockerfile.j2",
-            "{% set repos = ['a'] %}{% set repos = repos + ['b'] %}{{ handle_repos(repos, 'enable') }}",
-        );
-        // No repos.yaml: the error must be about that, not about the argument's type.
-        let err = render(&[BASE, image], &[], "x").unwrap_err();
-        assert!(err.message.contains("repos.yaml"), "{}", err.message);
-    }
-
-    #[test]
-    fn python_string_and_dict_methods_work_as_in_jinja2() {
-        let image = (
-            "images/x/Dockerfile.j2",
-            "{{ 'a,b'.split(',') | join(' ') }} {{ 'abc'.startswith('ab') }} {{ 'X'.lower() }} \
-             {% for k, v in {'k': 1}.items() %}{{ k }}={{ v }}{% endfor %}",
-        );
-        assert_eq!(render(&[BASE, image], &[], "x").unwrap(), "a b True x k=1");
-    }
-
-    #[test]
-    fn kolla_grafana_idiom_list_repeat_and_printf_format() {
-        let image = (
-            "images/x/Dockerfile.j2",
-            "{% set p = ['a', 'b'] %}RUN {{ (['install %s'] * p | length) | join(' && ') | format(*p) }}",
-        );
-        assert_eq!(
-            render(&[BASE, image], &[], "x").unwrap(),
-            "RUN install a && install b"
-        );
+    fn templates_render_as_jinja2_and_kolla_do() {
+        for (template, expected) in [
+            // debian_package_install splits URLs and honours `clean`
+            (
+                "{{ debian_package_install(['curl', 'https://example.org/a/pkg.deb'], false) }}",
+                "apt-get --error-on=any update && apt-get -y install --no-install-recommends curl && \
+                 curl --location https://example.org/a/pkg.deb -o pkg.deb && dpkg -i pkg.deb && rm -rf pkg.deb",
+            ),
+            // Python string and dict methods work as in Jinja2
+            (
+                "{{ 'a,b'.split(',') | join(' ') }} {{ 'abc'.startswith('ab') }} {{ 'X'.lower() }} \
+                 {% for k, v in {'k': 1}.items() %}{{ k }}={{ v }}{% endfor %}",
+                "a b True x k=1",
+            ),
+            // kolla's grafana idiom: list repeat and printf-style format
+            (
+                "{% set p = ['a', 'b'] %}RUN {{ (['install %s'] * p | length) | join(' && ') | format(*p) }}",
+                "RUN install a && install b",
+            ),
+            // the template's trailing newline is dropped as Jinja2 does
+            ("FROM x\n\n", "FROM x\n"),
+            // cleanup_repos without build-only repos is empty
+            ("[{{ cleanup_repos() }}]", "[]"),
+            // values print as Python's str() as in Jinja2
+            (
+                "{{ true }} {{ false }} {{ none }} {{ ['a', 1, \"it's\"] }} {{ {'k': 'v'} }} {{ 'plain' }} {{ 2 }}",
+                "True False None ['a', 1, \"it's\"] {'k': 'v'} plain 2",
+            ),
+        ] {
+            assert_eq!(render_image("x", template).unwrap(), expected, "{template}");
+        }
     }
 
     #[test]
@@ -721,58 +722,14 @@ mod tests {
     }
 
     #[test]
-    fn trailing_newline_of_the_template_is_dropped_as_jinja2_does() {
-        let image = ("images/x/Dockerfile.j2", "FROM x\n\n");
-        assert_eq!(render(&[BASE, image], &[], "x").unwrap(), "FROM x\n");
-    }
-
-    #[test]
     fn lenient_undefined_prints_empty_and_default_filter_applies() {
         let image = (
             "images/x/Dockerfile.j2",
             "[{{ nothing }}]{% for x in nothing %}x{% endfor %}{{ nothing | default('d') }}{% if nothing is defined %}!{% endif %}",
         );
-        let dir = tempfile::tempdir().unwrap();
-        for (rel, text) in [BASE, image] {
-            let path = dir.path().join(rel);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, text).unwrap();
-        }
-        let tree = Tree::load(dir.path(), &[]).unwrap();
-        let variables = Variables {
-            naming: naming(),
-            users: Users::default(),
-            clean_package_cache: true,
-            use_dumb_init: true,
-            docker_healthchecks: true,
-            kolla_version: "1".into(),
-            supported_distro_name: "D".into(),
-            build_date: false,
-            repos_yaml: String::new(),
-            rpm_setup: Vec::new(),
-            pip_args: Vec::new(),
-            ca_certificates: Vec::new(),
-            env: BTreeMap::new(),
-        };
-        let renderer = Renderer::new(&tree, &variables, None, &[], UndefinedMode::Lenient);
-        assert_eq!(renderer.render(tree.image("x").unwrap()).unwrap(), "[]d");
-    }
-
-    #[test]
-    fn cleanup_repos_without_build_only_repos_is_empty() {
-        let image = ("images/x/Dockerfile.j2", "[{{ cleanup_repos() }}]");
-        assert_eq!(render(&[BASE, image], &[], "x").unwrap(), "[]");
-    }
-
-    #[test]
-    fn values_print_as_python_str_as_in_jinja2() {
-        let image = (
-            "images/x/Dockerfile.j2",
-            "{{ true }} {{ false }} {{ none }} {{ ['a', 1, \"it's\"] }} {{ {'k': 'v'} }} {{ 'plain' }} {{ 2 }}",
-        );
         assert_eq!(
-            render(&[BASE, image], &[], "x").unwrap(),
-            "True False None ['a', 1, \"it's\"] {'k': 'v'} plain 2"
+            render_in(UndefinedMode::Lenient, &[BASE, image], &[], "x").unwrap(),
+            "[]d"
         );
     }
 }

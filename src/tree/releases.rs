@@ -180,24 +180,12 @@ default = "2025.1"
 [releases."2025.1"]
 codename = "epoxy"
 constraints = "constraints/2025.1.txt"
-[releases."2025.1".debian]
-image = "debian"
-tag = "trixie"
-binary = true
-[releases."2025.1".ubuntu]
-image = "ubuntu"
-tag = "24.04"
-binary = true
-[releases."2025.1".ubuntu.repos.cloud-archive]
-suite = "noble-updates/epoxy"
+debian = { image = "debian", tag = "trixie", binary = true }
+ubuntu = { image = "ubuntu", tag = "24.04", binary = true, repos = { cloud-archive = { suite = "noble-updates/epoxy" } } }
 [releases."2024.1"]
 codename = "caracal"
 constraints = "constraints/2024.1.txt"
-[releases."2024.1".debian]
-image = "debian"
-tag = "bookworm"
-binary = false
-unbuildable = "bookworm carries Zed"
+debian = { image = "debian", tag = "bookworm", binary = false, unbuildable = "bookworm carries Zed" }
 "#;
 
     fn table() -> ReleaseTable {
@@ -266,7 +254,7 @@ unbuildable = "bookworm carries Zed"
             .to_string();
         assert!(err.contains("names no"), "{err}");
         let err = ReleaseTable::parse(
-            &TABLE.replace("binary = true", "binary = true\nbinnary = 1"),
+            &TABLE.replace("binary = true", "binary = true, binnary = 1"),
             Path::new("r.toml"),
         )
         .unwrap_err()

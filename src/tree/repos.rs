@@ -620,7 +620,7 @@ rocky-aarch64:
     baseurl: "https://rpm.grafana.com/aarch64"
 "#;
 
-    fn target<'a>(package_type: &'a str, distro: &'a str, arch: &'a str) -> Target<'a> {
+    const fn target<'a>(package_type: &'a str, distro: &'a str, arch: &'a str) -> Target<'a> {
         Target {
             package_type,
             distro,
@@ -629,20 +629,34 @@ rocky-aarch64:
         }
     }
 
-    fn names(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
+    const UBUNTU: Target = target("deb", "ubuntu", "x86_64");
+    const DEBIAN: Target = target("deb", "debian", "x86_64");
+    const ROCKY: Target = target("rpm", "rocky", "x86_64");
+
+    fn repos() -> Repos {
+        Repos::parse(YAML).unwrap()
+    }
+
+    /// The `RUN` line of `repos` for the repositories `list`.
+    fn handle(repos: &Repos, t: Target, list: &[&str], mode: Mode) -> Result<String, ReposError> {
+        let names: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+        repos.handle(t, &names, mode)
+    }
+
+    /// `line` holds each of `present` and none of `absent`.
+    #[track_caller]
+    fn assert_has(line: &str, present: &[&str], absent: &[&str]) {
+        for part in present {
+            assert!(line.contains(part), "{part}: {line}");
+        }
+        for part in absent {
+            assert!(!line.contains(part), "{part}: {line}");
+        }
     }
 
     #[test]
     fn deb_repo_is_written_line_by_line_as_kolla_does() {
-        let repos = Repos::parse(YAML).unwrap();
-        let line = repos
-            .handle(
-                target("deb", "ubuntu", "x86_64"),
-                &names(&["ubuntu", "cloud-archive"]),
-                Mode::Enable,
-            )
-            .unwrap();
+        let line = handle(&repos(), UBUNTU, &["ubuntu", "cloud-archive"], Mode::Enable).unwrap();
         let f = "/etc/apt/sources.list.d/cloud-archive.sources";
         assert_eq!(
             line,
@@ -657,11 +671,8 @@ rocky-aarch64:
 
     #[test]
     fn deb_build_only_repo_is_backed_up_and_cleaned_up() {
-        let repos = Repos::parse(YAML).unwrap();
-        let t = target("deb", "ubuntu", "x86_64");
-        let line = repos
-            .handle(t, &names(&["mirror", "ubuntu"]), Mode::Enable)
-            .unwrap();
+        let repos = repos();
+        let line = handle(&repos, UBUNTU, &["mirror", "ubuntu"], Mode::Enable).unwrap();
         assert!(
             line.starts_with("RUN mkdir -p /tmp/kolla-repos-backup && cp "),
             "{line}"
@@ -679,40 +690,31 @@ rocky-aarch64:
             "{line}"
         );
         assert_eq!(
-            repos.cleanup(t),
+            repos.cleanup(UBUNTU),
             "RUN [ -f /tmp/kolla-repos-backup/mirror.enabled ] && ( mv /tmp/kolla-repos-backup/mirror.sources \
              /etc/apt/sources.list.d/mirror.sources 2>/dev/null || rm -f /etc/apt/sources.list.d/mirror.sources ) || true \\\n    \
              && rm -rf /tmp/kolla-repos-backup"
         );
-        assert_eq!(repos.cleanup(target("rpm", "rocky", "x86_64")), "");
+        assert_eq!(repos.cleanup(ROCKY), "");
     }
 
     #[test]
     fn deb_disable_is_empty() {
-        let repos = Repos::parse(YAML).unwrap();
-        let t = target("deb", "debian", "x86_64");
         assert_eq!(
-            repos
-                .handle(t, &names(&["grafana"]), Mode::Disable)
-                .unwrap(),
+            handle(&repos(), DEBIAN, &["grafana"], Mode::Disable).unwrap(),
             ""
         );
     }
 
     #[test]
     fn rpm_distro_repos_use_config_manager_and_disable_has_no_separator() {
-        let repos = Repos::parse(YAML).unwrap();
-        let t = target("rpm", "rocky", "x86_64");
+        let repos = repos();
         assert_eq!(
-            repos
-                .handle(t, &names(&["crb", "extras"]), Mode::Enable)
-                .unwrap(),
+            handle(&repos, ROCKY, &["crb", "extras"], Mode::Enable).unwrap(),
             "RUN dnf config-manager --enable crb || true && dnf config-manager --enable extras || true"
         );
         assert_eq!(
-            repos
-                .handle(t, &names(&["crb", "grafana", "extras"]), Mode::Disable)
-                .unwrap(),
+            handle(&repos, ROCKY, &["crb", "grafana", "extras"], Mode::Disable).unwrap(),
             "RUN dnf config-manager --disable crb || truednf config-manager --disable grafana || \
              truednf config-manager --disable extras || true"
         );
@@ -720,11 +722,10 @@ rocky-aarch64:
 
     #[test]
     fn rpm_repo_file_has_python_formatted_values_and_one_line_per_url() {
-        let repos = Repos::parse(YAML).unwrap();
-        let t = target("rpm", "rocky", "x86_64");
+        let repos = repos();
         let f = "/etc/yum.repos.d/grafana.repo";
         assert_eq!(
-            repos.handle(t, &names(&["grafana"]), Mode::Enable).unwrap(),
+            handle(&repos, ROCKY, &["grafana"], Mode::Enable).unwrap(),
             format!(
                 "RUN grep -rlF '[grafana]' /etc/yum.repos.d/ 2>/dev/null | xargs -r rm -f && \
                  echo '[grafana]' >{f} && echo 'name=grafana' >>{f} && echo 'enabled=1' >>{f} && \
@@ -734,14 +735,12 @@ rocky-aarch64:
         );
         let mut old_kolla = repos.clone();
         old_kolla.kolla_before_23 = true;
-        let line = old_kolla
-            .handle(t, &names(&["grafana"]), Mode::Enable)
-            .unwrap();
+        let line = handle(&old_kolla, ROCKY, &["grafana"], Mode::Enable).unwrap();
         assert!(
             line.starts_with(&format!("RUN echo '[grafana]' >{f} && echo 'name=grafana'")),
             "kolla 22 writes the file without removing other definitions first: {line}"
         );
-        let epel = repos.handle(t, &names(&["epel"]), Mode::Enable).unwrap();
+        let epel = handle(&repos, ROCKY, &["epel"], Mode::Enable).unwrap();
         assert!(epel.contains("echo 'repo_gpgcheck=True' >>"), "{epel}");
         assert!(
             epel.ends_with(
@@ -753,61 +752,42 @@ rocky-aarch64:
 
     #[test]
     fn arch_section_wins_key_by_key() {
-        let repos = Repos::parse(YAML).unwrap();
-        let line = repos
-            .handle(
-                target("rpm", "rocky", "aarch64"),
-                &names(&["grafana"]),
-                Mode::Enable,
-            )
-            .unwrap();
-        assert!(
-            line.contains("echo 'baseurl=https://rpm.grafana.com/aarch64' >>"),
-            "{line}"
+        let rocky_arm = target("rpm", "rocky", "aarch64");
+        let line = handle(&repos(), rocky_arm, &["grafana"], Mode::Enable).unwrap();
+        assert_has(
+            &line,
+            &["echo 'baseurl=https://rpm.grafana.com/aarch64' >>"],
+            &["rpm2"],
         );
-        assert!(!line.contains("rpm2"), "{line}");
     }
 
     #[test]
     fn release_keys_overlay_the_entry_key_by_key() {
-        let mut repos = Repos::parse(YAML).unwrap();
+        let mut repos = repos();
         let keys = std::collections::BTreeMap::from([(
             "baseurl".to_string(),
             "https://rpm.example.org/epoxy".to_string(),
         )]);
         repos.overlay_keys("rocky", "grafana", &keys);
-        let line = repos
-            .handle(
-                target("rpm", "rocky", "x86_64"),
-                &names(&["grafana"]),
-                Mode::Enable,
-            )
-            .unwrap();
-        assert!(
-            line.contains("baseurl=https://rpm.example.org/epoxy"),
-            "{line}"
-        );
+        let line = handle(&repos, ROCKY, &["grafana"], Mode::Enable).unwrap();
         // The keys it does not set stay those of the rpm section.
-        assert!(
-            line.contains("gpgkey=https://rpm.grafana.com/gpg.key"),
-            "{line}"
+        assert_has(
+            &line,
+            &[
+                "baseurl=https://rpm.example.org/epoxy",
+                "gpgkey=https://rpm.grafana.com/gpg.key",
+            ],
+            &["rpm2"],
         );
-        assert!(!line.contains("rpm2"), "{line}");
     }
 
     #[test]
     fn overriding_part_of_a_shared_distro_file_is_refused() {
-        let mut repos = Repos::parse(YAML).unwrap();
+        let mut repos = repos();
         repos
             .merge_override("rocky:\n  baseos:\n    name: baseos\n    baseurl: http://m/baseos\n    gpgkey: k\n")
             .unwrap();
-        let err = repos
-            .handle(
-                target("rpm", "rocky", "x86_64"),
-                &names(&["baseos"]),
-                Mode::Enable,
-            )
-            .unwrap_err();
+        let err = handle(&repos, ROCKY, &["baseos"], Mode::Enable).unwrap_err();
         assert!(
             err.starts_with("Repositories ['baseos'] override distro-provided repos"),
             "{err}"
@@ -820,14 +800,7 @@ rocky-aarch64:
 
     #[test]
     fn unknown_repo_is_an_error_naming_it() {
-        let repos = Repos::parse(YAML).unwrap();
-        let err = repos
-            .handle(
-                target("deb", "debian", "x86_64"),
-                &names(&["nope"]),
-                Mode::Enable,
-            )
-            .unwrap_err();
+        let err = handle(&repos(), DEBIAN, &["nope"], Mode::Enable).unwrap_err();
         assert!(err.contains("`nope`") && err.contains("debian"), "{err}");
     }
 
@@ -854,13 +827,7 @@ rocky-aarch64:
         let file = dir.path().join("repos.yaml");
         std::fs::write(&file, YAML).unwrap();
         let repos = load_for_tree(&tree, Some(&file)).unwrap().unwrap();
-        let line = repos
-            .handle(
-                target("deb", "ubuntu", "x86_64"),
-                &names(&["cloud-archive"]),
-                Mode::Enable,
-            )
-            .unwrap();
+        let line = handle(&repos, UBUNTU, &["cloud-archive"], Mode::Enable).unwrap();
         assert!(line.contains("cloud-archive.sources"), "{line}");
         std::fs::write(&file, "- not a mapping\n").unwrap();
         let err = load_for_tree(&tree, Some(&file)).unwrap_err().to_string();
