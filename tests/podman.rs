@@ -47,11 +47,11 @@ impl Drop for PodmanImages {
             return;
         };
         let ours = format!("/{}/", self.0);
-        for reference in String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|r| r.contains(&ours))
-        {
-            let _ = Command::new("podman").args(["rmi", reference]).output();
+        let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+        let references: Vec<&str> = listed.lines().filter(|r| r.contains(&ours)).collect();
+        // One call: each `podman rmi` takes podman's storage lock, which is slow under load.
+        if !references.is_empty() {
+            let _ = Command::new("podman").arg("rmi").args(&references).output();
         }
         let _ = Command::new("podman")
             .args(["image", "prune", "-f"])
