@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (README "Tests"; CI runs exactly this): formatting, lints, the
-# engine (installed and started if missing), then the unit, CLI and real-engine tests.
+# engines (dockerd and podman, installed and started if missing), then the unit, CLI and
+# real-engine tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,5 +11,7 @@ echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 echo "==> engine and registry (scripts/setup-engine.sh)"
 bash scripts/setup-engine.sh
+echo "==> podman service (scripts/setup-podman.sh)"
+bash scripts/setup-podman.sh
 echo "==> cargo test"
 cargo test --locked
