@@ -463,6 +463,8 @@ async fn decide(
     let naming = &settings.naming;
     let graph = &prepared.graph;
     let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    // kolla's tree: the labels its release's build adds (src/compat/labels.rs)
+    let kolla_labels = crate::compat::labels::BuildLabels::for_settings(settings, &created);
     let references: Vec<String> = jobs.iter().map(|j| naming.reference(&j.name)).collect();
     let facts: Vec<_> = futures_util::stream::iter(references.iter().map(|r| engine.inspect(r)))
         .buffered(16)
@@ -527,7 +529,7 @@ async fn decide(
             Some(_) if settings.build.skip_existing => Some(Outcome::Existing),
             _ => None,
         };
-        let labels = BTreeMap::from([
+        let mut labels = BTreeMap::from([
             (INPUT_HASH_LABEL.to_string(), job.input_hash.clone()),
             (
                 "kolla_version".to_string(),
@@ -550,6 +552,9 @@ async fn decide(
                 naming.maintainer.clone(),
             ),
         ]);
+        if let Some(kolla) = &kolla_labels {
+            kolla.apply(&job.name, &mut labels);
+        }
         tasks.push(Task {
             name: job.name.clone(),
             deps: job.deps,

@@ -32,9 +32,11 @@ pub struct Cli {
     /// kolla-build.conf (a `.conf`/`.ini` name or INI content) for the options both tools share.
     /// For kolla's own tree, without it the first of ~/.kolla/, ~/, /etc/kolla/, /etc/ holding
     /// kolla.conf, and the first holding kolla-build.conf, are read, as kolla-build does (the
-    /// files read are named on stderr).
+    /// files read are named on stderr). Repeatable for kolla's tree: files and --config-dir
+    /// folders are read in command-line order, as oslo.config does (later files win; the
+    /// multi-valued template_override, docker_dir and profile add up).
     #[arg(long, value_name = "PATH", help_heading = "Configuration")]
-    pub config_file: Option<PathBuf>,
+    pub config_file: Vec<PathBuf>,
     /// For kolla's own tree: a folder whose `*.conf` files are read after the config file
     /// (repeatable; oslo.config's --config-dir) [default: the first kolla.conf.d/ and
     /// kolla-build.conf.d/ found where kolla looks for its files].
@@ -247,4 +249,10 @@ pub struct Cli {
     /// Print debugging detail (template error internals).
     #[arg(short = 'd', long, help_heading = "Output")]
     pub debug: bool,
+
+    /// Where each option given on the command line stands (argument indices, by option id), for
+    /// oslo.config's order of `--config-file`/`--config-dir` against the other flags; filled by
+    /// `compat::args::parse_from`, empty when parsed otherwise (the flags then win).
+    #[arg(skip)]
+    pub positions: std::collections::BTreeMap<String, Vec<usize>>,
 }

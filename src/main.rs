@@ -1,7 +1,5 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// mimalloc instead of glibc's malloc: rendering allocates many small strings on several
 /// threads, where glibc grows per-thread arenas page by page (thousands of mprotect calls and
 /// page faults for one render of kolla's tree).
@@ -9,5 +7,5 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    kolla_build::app::run(kolla_build::cli::Cli::parse())
+    kolla_build::app::run(kolla_build::compat::args::parse())
 }
