@@ -104,7 +104,9 @@ const CONF2: &str = "[DEFAULT]\n\
 namespace = acme\n\
 docker_healthchecks = false\n\
 rpm_setup_config = https://mirror.example.org/site.repo\n\
-template-override = {override_b}\n\
+template_override = {override_b}\n\
+# oslo reads options by their `_` name: kolla-build ignores this line\n\
+base-tag = not-read\n\
 \n\
 [profiles]\n\
 site = keystone,nova-api\n";

@@ -10,7 +10,10 @@
 //! - the multi-valued options (`template_override`, `docker_dir`, `profile`: kolla's `MultiOpt`s)
 //!   add up across files and flags in command-line order (the same file twice counts twice);
 //! - list options (`rpm_setup_config`, the `[profiles]` entries) are single values: the last file
-//!   wins whole.
+//!   wins whole;
+//! - a `[DEFAULT]` key written with `-` (`template-override`) is not the option: oslo looks
+//!   options up by their `_` name in files, so kolla-build ignores it, and so does this (with a
+//!   warning, [`ignored_keys`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -92,10 +95,27 @@ pub fn layers(cli: &Cli, cwd: &Path, search: &[PathBuf]) -> Result<Vec<Layer>> {
 struct Entry<'a> {
     section: String,
     key: String,
+    /// A `[DEFAULT]` key written with `-`: oslo does not read it.
+    dashed: bool,
     lines: Vec<&'a str>,
 }
 
 fn entries(text: &str) -> Vec<Entry<'_>> {
+    let mut all = all_entries(text);
+    all.retain(|e| !e.dashed);
+    all
+}
+
+/// The `[DEFAULT]` keys of a file written with `-`, which oslo (and so kolla-build) ignores.
+pub fn ignored_keys(text: &str) -> Vec<String> {
+    all_entries(text)
+        .into_iter()
+        .filter(|e| e.dashed)
+        .map(|e| e.key)
+        .collect()
+}
+
+fn all_entries(text: &str) -> Vec<Entry<'_>> {
     let mut out: Vec<Entry> = Vec::new();
     let mut section = "DEFAULT".to_string();
     let mut open = false;
@@ -115,10 +135,11 @@ fn entries(text: &str) -> Vec<Entry<'_>> {
             open = false;
             continue;
         }
-        let key = line.split_once('=').map_or(trimmed, |(k, _)| k);
+        let key = line.split_once('=').map_or(trimmed, |(k, _)| k).trim();
         out.push(Entry {
+            dashed: section == "DEFAULT" && key.contains('-'),
             section: section.clone(),
-            key: key.trim().replace('-', "_"),
+            key: key.replace('-', "_"),
             lines: vec![line],
         });
         open = true;
@@ -236,7 +257,7 @@ mod tests {
     #[test]
     fn later_files_win_and_multi_options_add_up() {
         let a = "[DEFAULT]\nnamespace = from_a\nmaintainer = m_a\ntemplate_override = a1.j2\n\
-                 template-override = a2.j2\nrpm_setup_config = ra1,ra2\n[profiles]\nsite = x,y\n";
+                 template_override = a2.j2\nrpm_setup_config = ra1,ra2\n[profiles]\nsite = x,y\n";
         let b = "# b\n[DEFAULT]\nnamespace = from_b\ntemplate_override = b1.j2\n\
                  rpm_setup_config = rb\n[profiles]\nsite = z\n";
         let merged = merge(&[a, b]);
@@ -276,7 +297,23 @@ mod tests {
             multi_only("[DEFAULT]\nprofile = a,b\nbase = x\n[other]\nprofile = c\n"),
             "[DEFAULT]\nprofile = a,b\n"
         );
-        assert_eq!(keys_set("base-tag = 1\n[x]\ny = 2\n"), ["base_tag"]);
+        assert_eq!(keys_set("base_tag = 1\n[x]\ny = 2\n"), ["base_tag"]);
+    }
+
+    #[test]
+    fn dashed_keys_are_not_options_in_files() {
+        // oslo reads `template_override`, not `template-override`, from a file
+        let a = "[DEFAULT]\ntemplate_override = a.j2\ntemplate-override = dash.j2\nbase-tag = 9\n";
+        let merged = merge(&[a]);
+        assert_eq!(merged, "[DEFAULT]\ntemplate_override = a.j2\n");
+        assert_eq!(ignored_keys(a), ["template_override", "base_tag"]);
+        assert!(keys_set(a).iter().all(|k| k != "base_tag"));
+        assert_eq!(multi_only(a), "[DEFAULT]\ntemplate_override = a.j2\n");
+        // section names and keys of other sections keep their dashes
+        assert_eq!(
+            merge(&["[keystone-user]\nuid = 1\n"]),
+            "[keystone-user]\nuid = 1\n"
+        );
     }
 
     #[test]

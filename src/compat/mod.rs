@@ -339,6 +339,18 @@ pub fn load_config(
         .collect::<Vec<_>>()
         .join(", ");
     let err_path = files.first().cloned().unwrap_or_default();
+    if !cli.quiet {
+        for (layer, text) in layers.iter().zip(&texts) {
+            for key in layers::ignored_keys(text) {
+                eprintln!(
+                    "warning: {}: `{}` is ignored: kolla-build (oslo.config) reads option \
+                     names with `_` in files; write `{key}`",
+                    layer.path.display(),
+                    key.replace('_', "-"),
+                );
+            }
+        }
+    }
     // A flag that a file read after it sets is overridden by that file (oslo).
     for (layer, text) in layers.iter().zip(&texts) {
         for key in layers::keys_set(text) {
