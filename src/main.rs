@@ -1,7 +1,5 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// mimalloc instead of glibc's malloc: rendering allocates many small strings on several
 /// threads, where glibc grows per-thread arenas page by page (thousands of mprotect calls and
 /// page faults for one render of kolla's tree).
@@ -9,7 +7,7 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = kolla_build::config::cli::Cli::parse();
+    let cli = kolla_build::compat::args::parse();
     // A panic is a bug of ours: the standard hook prints where, and the exit code says
     // "internal" (2) rather than Rust's 101, as `--help` documents.
     let default_hook = std::panic::take_hook();

@@ -161,3 +161,67 @@ fn kolla_version_overrides_the_installation_and_config_dirs_are_read_in_order() 
         "{stderr}"
     );
 }
+
+#[test]
+fn config_files_and_flags_are_read_in_command_line_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = install(&dir.path().join("venv"), "22.2.0");
+    let home = dir.path().join("home");
+    let a = dir.path().join("a.conf");
+    let b = dir.path().join("b.conf");
+    std::fs::write(
+        &a,
+        "[DEFAULT]\nnamespace = a\nmaintainer = ops of $namespace\ntag = from-a\n",
+    )
+    .unwrap();
+    std::fs::write(&b, "[DEFAULT]\nnamespace = b\n").unwrap();
+    let out = dir.path().join("out");
+    let args = |first: &[&str], rest: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["--images-dir", tree.to_str().unwrap(), "-b", "debian"]
+            .iter()
+            .chain(first)
+            .chain(rest)
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(["--template-only", "--work-dir", out.to_str().unwrap()].map(str::to_string));
+        v
+    };
+    let render = |args: Vec<String>| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let _ = std::fs::remove_dir_all(&out);
+        let (ok, text, stderr) = run(&home, &refs);
+        assert!(ok, "{stderr}");
+        text
+    };
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    // the file after the flag wins over it; `$namespace` reads the final value
+    let text = render(args(
+        &[
+            "--config-file",
+            a,
+            "--namespace",
+            "flag",
+            "--config-file",
+            b,
+        ],
+        &[],
+    ));
+    assert!(text.contains("maintainer=\"ops of b\""), "{text}");
+    assert!(text.ends_with("FROM b/base:from-a"), "{text}");
+    // the flag after every file wins
+    let text = render(args(
+        &[
+            "--config-file",
+            a,
+            "--config-file",
+            b,
+            "--namespace",
+            "flag",
+        ],
+        &[],
+    ));
+    assert!(text.ends_with("FROM flag/base:from-a"), "{text}");
+    // the other order of files
+    let text = render(args(&["--config-file", b, "--config-file", a], &[]));
+    assert!(text.ends_with("FROM a/base:from-a"), "{text}");
+}

@@ -4,8 +4,9 @@
 //! distro that release supports, in two modes:
 //! - defaults: only `--base` and `--template-only` (ours also gets `--images-dir`, the tree of
 //!   the installation: the kolla version, its defaults and its repos.yaml are found from it);
-//! - explicit: a set of flags, template overrides and a kolla-build.conf with overrides
-//!   (including oslo's `$option` interpolation and a `[<name>-user]` section).
+//! - explicit: a set of flags and two kolla-build.conf files with `--namespace` between them
+//!   (oslo's `$option` interpolation, a `[<name>-user]` section, the second file overriding the
+//!   first's values and the flag, and the multi-valued `template_override` spread over both).
 //!
 //! Nothing of kolla is kept in this repository: the tree is the one inside the installed package.
 
@@ -73,23 +74,39 @@ LABEL org.example.site="yes"
 {% endblock %}
 "#;
 
-/// kolla-build.conf of the explicit mode: options kolla has no flag for, `$option`
+/// The first kolla-build.conf of the explicit mode: options kolla has no flag for, `$option`
 /// interpolation (of a file value and of a default), options only kolla 23 has (ignored by older
-/// releases), a user section and a profile.
+/// releases), a user section, a profile, and the first template override (`{override_a}`).
 const CONF: &str = "[DEFAULT]\n\
 # kolla has no command-line flag for the maintainer\n\
 maintainer = Example Ops for $namespace (https://example.org)\n\
-namespace = acme\n\
+namespace = first\n\
 tag = ${openstack_release}-site\n\
 clean_package_cache = false\n\
-docker_healthchecks = false\n\
+docker_healthchecks = true\n\
 use_dumb_init = false\n\
-rpm_setup_config = https://mirror.example.org/site.repo\n\
+rpm_setup_config = https://mirror.example.org/first.repo\n\
 pip_index_url = https://pypi.example.org/simple\n\
+template_override = {override_a}\n\
 \n\
 [keystone-user]\n\
 uid = 52000\n\
 gid = 52000\n\
+\n\
+[profiles]\n\
+site = keystone\n";
+
+/// The second file, read after the first and after `--namespace`: it overrides the first
+/// file's single values and the flag (`namespace`, which `$namespace` in the first file's
+/// maintainer then reads), and adds the second template override to the multi-valued
+/// `template_override` (oslo.config's order: the first file's, then this one's).
+const CONF2: &str = "[DEFAULT]\n\
+namespace = acme\n\
+docker_healthchecks = false\n\
+rpm_setup_config = https://mirror.example.org/site.repo\n\
+template_override = {override_b}\n\
+# oslo reads options by their `_` name: kolla-build ignores this line\n\
+base-tag = not-read\n\
 \n\
 [profiles]\n\
 site = keystone,nova-api\n";
@@ -127,9 +144,22 @@ fn kolla_tree_renders_byte_identical_to_the_python_kolla_build() {
     eprintln!("peers ready in {:.1} s", started.elapsed().as_secs_f64());
 
     let work = tempfile::tempdir().expect("temp dir");
-    let conf = work.path().join("kolla-build.conf");
-    std::fs::write(&conf, CONF).unwrap();
     let overrides = [("a.j2", OVERRIDE_A), ("b.j2", OVERRIDE_B)].map(|(name, text)| {
+        let path = work.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    });
+    let confs = [
+        (
+            "kolla-build.conf",
+            CONF.replace("{override_a}", &overrides[0].display().to_string()),
+        ),
+        (
+            "site.conf",
+            CONF2.replace("{override_b}", &overrides[1].display().to_string()),
+        ),
+    ]
+    .map(|(name, text)| {
         let path = work.path().join(name);
         std::fs::write(&path, text).unwrap();
         path
@@ -169,7 +199,7 @@ fn kolla_tree_renders_byte_identical_to_the_python_kolla_build() {
                         break;
                     };
                     let dir = work.path().join(format!("case{i}"));
-                    let result = compare(peer, &dir, distro, *mode, &conf, &overrides);
+                    let result = compare(peer, &dir, distro, *mode, &confs);
                     let _ = std::fs::remove_dir_all(&dir);
                     results.lock().unwrap().push((i, result));
                 }
@@ -272,15 +302,19 @@ fn compare(
     dir: &Path,
     distro: &str,
     mode: Mode,
-    conf: &Path,
-    overrides: &[PathBuf],
+    confs: &[PathBuf; 2],
 ) -> Result<usize, String> {
     let mut args: Vec<String> = vec!["--base".into(), distro.into(), "--template-only".into()];
     if mode == Mode::Explicit {
+        // oslo.config reads each file where it stands: the second file overrides `--namespace`
         args.extend(
             [
                 "--config-file",
-                conf.to_str().unwrap(),
+                confs[0].to_str().unwrap(),
+                "--namespace",
+                "from-the-flag",
+                "--config-file",
+                confs[1].to_str().unwrap(),
                 "--base-arch",
                 "x86_64",
                 "--registry",
@@ -290,9 +324,6 @@ fn compare(
             ]
             .map(str::to_string),
         );
-        for file in overrides {
-            args.extend(["--template-override".into(), file.display().to_string()]);
-        }
     }
     let theirs = dir.join("kolla");
     let ours = dir.join("ours");

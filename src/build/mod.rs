@@ -479,6 +479,14 @@ async fn decide<E: Engine>(
 ) -> Result<Vec<Task>> {
     let naming = &settings.naming;
     let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    // kolla's tree: the labels its release's build adds (src/compat/labels.rs)
+    let kolla_labels = crate::compat::labels::BuildLabels::for_tree(
+        &settings.images_dir,
+        &settings.kolla_version,
+        &settings.naming.tag,
+        &settings.naming.maintainer,
+        &created,
+    );
     let references: Vec<String> = jobs.iter().map(|j| naming.reference(&j.name)).collect();
     let facts: Vec<_> = futures_util::stream::iter(references.iter().map(|r| engine.inspect(r)))
         .buffered(16)
@@ -543,7 +551,7 @@ async fn decide<E: Engine>(
             Some(_) if settings.build.skip_existing => Some(Outcome::Existing),
             _ => None,
         };
-        let labels = BTreeMap::from([
+        let mut labels = BTreeMap::from([
             (INPUT_HASH_LABEL.to_string(), job.input_hash.clone()),
             (
                 "kolla_version".to_string(),
@@ -566,6 +574,9 @@ async fn decide<E: Engine>(
                 naming.maintainer.clone(),
             ),
         ]);
+        if let Some(kolla) = &kolla_labels {
+            kolla.apply(&job.name, &mut labels);
+        }
         tasks.push(Task {
             name: job.name.clone(),
             deps: job.deps,

@@ -7,7 +7,10 @@
 //! installation it belongs to, and [`apply_defaults`] puts the row's defaults under the file and
 //! the command line.
 
+pub mod args;
 pub mod detect;
+pub mod labels;
+pub mod layers;
 pub mod oslo;
 pub mod repos20;
 
@@ -78,6 +81,12 @@ pub struct Release {
     pub unbuildable_tag_elements: bool,
     pub unbuildable: BTreeMap<String, Vec<String>>,
     pub distros: BTreeMap<String, Distro>,
+    /// Labels kolla's build adds at build time (formats; see [`labels`]).
+    #[serde(default)]
+    pub build_labels: BTreeMap<String, String>,
+    /// Whether kolla's build adds the source/revision labels.
+    #[serde(default)]
+    pub scm_labels: bool,
 }
 
 #[derive(Deserialize)]
@@ -290,12 +299,15 @@ pub fn apply_defaults(
 }
 
 /// For a kolla-layout tree given with `--images-dir`: the configuration as that kolla-build
-/// reads it (see [`oslo`]): `--config-file` (else kolla's default files) and `--config-dir`
-/// (else kolla's default directories), concatenated in that order and interpolated. Returns the
-/// settings and the files read; `None` for a tree of this project's layout (its `build.toml`
-/// applies). A single `--config-file` in this tool's TOML is read as such.
+/// reads it (see [`oslo`] and [`layers`]): kolla's default files and folders unless
+/// `--config-file`/`--config-dir` are given, then those in command-line order; later files win,
+/// multi-valued options add up (with the flags', in command-line order), `$name` is
+/// interpolated. Flags that a later file overrides are dropped from `cli`, and the flags'
+/// multi-valued options are moved into the returned settings. Returns the settings and the
+/// files read; `None` for a tree of this project's layout (its `build.toml` applies). A single
+/// `--config-file` in this tool's TOML is read as such.
 pub fn load_config(
-    cli: &Cli,
+    cli: &mut Cli,
     cwd: &Path,
     home: Option<&Path>,
 ) -> Result<Option<(FileConfig, Vec<PathBuf>)>> {
@@ -308,32 +320,18 @@ pub fn load_config(
         return Ok(None);
     };
     let search = oslo::search_dirs(home, Path::new("/"));
-    let mut files = match &cli.config_file {
-        Some(file) => vec![cwd.join(file)],
-        None => oslo::default_files(&search),
-    };
-    let dirs: Vec<PathBuf> = if cli.config_dir.is_empty() {
-        oslo::default_dirs(&search)
-    } else {
-        cli.config_dir.iter().map(|d| cwd.join(d)).collect()
-    };
-    for dir in dirs {
-        files.extend(oslo::dir_files(&dir).map_err(|source| Error::Read {
-            path: dir.clone(),
-            source,
-        })?);
-    }
-    let mut text = String::new();
-    for file in &files {
-        let content = std::fs::read_to_string(file).map_err(|source| Error::Read {
-            path: file.clone(),
+    let layers = layers::layers(cli, cwd, &search)?;
+    let files: Vec<PathBuf> = layers.iter().map(|l| l.path.clone()).collect();
+    let mut texts = Vec::with_capacity(layers.len());
+    for layer in &layers {
+        let content = std::fs::read_to_string(&layer.path).map_err(|source| Error::Read {
+            path: layer.path.clone(),
             source,
         })?;
-        if files.len() == 1 && !crate::config::is_ini(file, &content) {
-            return Ok(Some((FileConfig::load(file)?, files)));
+        if layers.len() == 1 && !crate::config::is_ini(&layer.path, &content) {
+            return Ok(Some((FileConfig::load(&layer.path)?, files)));
         }
-        text.push_str(&content);
-        text.push('\n');
+        texts.push(content);
     }
     let shown = files
         .iter()
@@ -341,27 +339,115 @@ pub fn load_config(
         .collect::<Vec<_>>()
         .join(", ");
     let err_path = files.first().cloned().unwrap_or_default();
-    let raw = oslo::raw_values(&text);
+    let mut ignored = Vec::new();
+    for (layer, text) in layers.iter().zip(&texts) {
+        for key in layers::ignored_keys(text) {
+            ignored.push(format!(
+                "{}: `{}` is ignored: kolla-build (oslo.config) reads option names with `_` in \
+                 files; write `{key}`",
+                layer.path.display(),
+                key.replace('_', "-"),
+            ));
+        }
+    }
+    // A flag that a file read after it sets is overridden by that file (oslo).
+    for (layer, text) in layers.iter().zip(&texts) {
+        for key in layers::keys_set(text) {
+            if layers::flag_position(cli, &key).is_some_and(|flag| flag < layer.position) {
+                layers::drop_flag(cli, &key);
+            }
+        }
+    }
+    let raw = oslo::raw_values(&texts.join("\n"));
     let resolver = Resolver {
-        cli,
+        cli: &*cli,
         raw: &raw,
         kolla: &kolla,
     };
-    let text = oslo::interpolate_text(&text, &mut |group, name| resolver.get(group, name, 0))
-        .map_err(|message| Error::Config {
-            path: err_path.clone(),
-            message: format!("{message} (in {shown})"),
-        })?;
+    let mut interpolated = Vec::with_capacity(texts.len());
+    for (layer, text) in layers.iter().zip(&texts) {
+        interpolated.push(
+            oslo::interpolate_text(text, &mut |group, name| resolver.get(group, name, 0)).map_err(
+                |message| Error::Config {
+                    path: layer.path.clone(),
+                    message: message.to_string(),
+                },
+            )?,
+        );
+    }
+    let all: Vec<&str> = interpolated.iter().map(String::as_str).collect();
+    let text = layers::merge(&all);
     let (mut config, warnings) = FileConfig::parse_ini(&text).map_err(|message| Error::Config {
         path: err_path.clone(),
         message: format!("{message} (in {shown})"),
     })?;
-    config.warnings = warnings
-        .into_iter()
-        .map(|warning| format!("{shown}: {warning}"))
-        .collect();
+    add_up_multi(cli, &layers, &interpolated, &mut config)?;
+    config.warnings = ignored;
+    config.warnings.extend(
+        warnings
+            .into_iter()
+            .map(|warning| format!("{shown}: {warning}")),
+    );
     config.resolve_paths(cwd);
     Ok(Some((config, files)))
+}
+
+/// kolla's multi-valued options from every file and from the flags, in command-line order (a
+/// file's values where the file stands, each flag's value where it stands); the flags' values
+/// are moved into `config`.
+fn add_up_multi(
+    cli: &mut Cli,
+    layers: &[layers::Layer],
+    texts: &[String],
+    config: &mut FileConfig,
+) -> Result<()> {
+    let mut per_file = Vec::with_capacity(layers.len());
+    for (layer, text) in layers.iter().zip(texts) {
+        let (file, _) =
+            FileConfig::parse_ini(&layers::multi_only(text)).map_err(|message| Error::Config {
+                path: layer.path.clone(),
+                message: message.to_string(),
+            })?;
+        per_file.push((layer.position, file));
+    }
+    fn ordered<T: Clone>(
+        files: impl Iterator<Item = (usize, Option<Vec<T>>)>,
+        flags: Vec<T>,
+        flag_positions: Option<&Vec<usize>>,
+    ) -> Option<Vec<T>> {
+        let mut events: Vec<(usize, Vec<T>)> = files
+            .filter_map(|(position, values)| Some((position, values?)))
+            .collect();
+        for (i, value) in flags.into_iter().enumerate() {
+            let at = flag_positions
+                .and_then(|p| p.get(i))
+                .copied()
+                .unwrap_or(usize::MAX);
+            events.push((at, vec![value]));
+        }
+        // stable: a file's values stay in file order, files in reading order
+        events.sort_by_key(|(position, _)| *position);
+        let all: Vec<T> = events.into_iter().flat_map(|(_, v)| v).collect();
+        (!all.is_empty()).then_some(all)
+    }
+    config.template_override = ordered(
+        per_file
+            .iter()
+            .map(|(p, f)| (*p, f.template_override.clone())),
+        std::mem::take(&mut cli.template_override),
+        cli.positions.get("template_override"),
+    );
+    config.docker_dir = ordered(
+        per_file.iter().map(|(p, f)| (*p, f.docker_dir.clone())),
+        std::mem::take(&mut cli.docker_dir),
+        cli.positions.get("docker_dir"),
+    );
+    config.profile = ordered(
+        per_file.iter().map(|(p, f)| (*p, f.profile.clone())),
+        std::mem::take(&mut cli.profile),
+        cli.positions.get("profile"),
+    );
+    Ok(())
 }
 
 /// Option values for `$name` interpolation: the command line's, else the files', else kolla's

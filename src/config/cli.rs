@@ -37,7 +37,7 @@ pub struct Cli {
     pub regex: Vec<String>,
 
     #[arg(long, value_name = "PATH", help_heading = "Configuration")]
-    pub config_file: Option<PathBuf>,
+    pub config_file: Vec<PathBuf>,
     #[arg(long, value_name = "DIR", help_heading = "Configuration")]
     pub config_dir: Vec<PathBuf>,
 
@@ -175,4 +175,10 @@ pub struct Cli {
     pub quiet: bool,
     #[arg(short = 'd', long, help_heading = "Output")]
     pub debug: bool,
+
+    /// Where each option given on the command line stands (argument indices, by option id), for
+    /// oslo.config's order of `--config-file`/`--config-dir` against the other flags; filled by
+    /// `compat::args::parse_from`, empty when parsed otherwise (the flags then win).
+    #[arg(skip)]
+    pub positions: std::collections::BTreeMap<String, Vec<usize>>,
 }

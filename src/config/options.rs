@@ -182,7 +182,9 @@ pub const OPTIONS: &[Opt] = &[
          kolla-build.conf (a `.conf`/`.ini` name or INI content) for the options both tools \
          share. For kolla's own tree, without it the first of ~/.kolla/, ~/, /etc/kolla/, /etc/ \
          holding kolla.conf, and the first holding kolla-build.conf, are read, as kolla-build \
-         does (the files read are named on stderr)",
+         does (the files read are named on stderr). Repeatable for kolla's tree: files and \
+         --config-dir folders are read in command-line order, as oslo.config does (later files \
+         win; the multi-valued template_override, docker_dir and profile add up)",
     ),
     Opt::long("config-dir")
         .default(Default::Described(

@@ -263,7 +263,9 @@ fn insert_after_first_from(text: String, lines: &[String]) -> String {
     if lines.is_empty() {
         return text;
     }
-    let from = regex::Regex::new(r"(?i)^FROM\s").expect("valid regex");
+    // compiled once for every image
+    static FROM: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let from = FROM.get_or_init(|| regex::Regex::new(r"(?i)^FROM\s").expect("valid regex"));
     let mut out: Vec<&str> = text.split('\n').collect();
     if let Some(i) = out.iter().position(|line| from.is_match(line)) {
         for (k, line) in lines.iter().enumerate() {

@@ -170,7 +170,7 @@ impl Actions {
 impl Settings {
     /// Resolves the settings for this process: finds the data directory from the current
     /// directory (or the installed data) and reads the default `build.toml` there.
-    pub fn resolve(cli: Cli) -> Result<Settings> {
+    pub fn resolve(mut cli: Cli) -> Result<Settings> {
         let cwd = std::env::current_dir().map_err(|source| Error::Read {
             path: PathBuf::from("."),
             source,
@@ -182,12 +182,20 @@ impl Settings {
         });
         // kolla's own tree: kolla's configuration files and its release's defaults.
         let home = std::env::var_os("HOME").map(PathBuf::from);
-        let kolla_config = crate::compat::load_config(&cli, &cwd, home.as_deref())?;
+        let kolla_config = crate::compat::load_config(&mut cli, &cwd, home.as_deref())?;
         let kolla_files = kolla_config.as_ref().map(|(_, files)| files.clone());
-        let mut config = match (&cli.config_file, &data_dir, kolla_config) {
+        let mut config = match (cli.config_file.as_slice(), &data_dir, kolla_config) {
             (_, _, Some((config, _))) => config,
-            (Some(path), _, None) => FileConfig::load(path)?,
-            (None, Some(dir), None) if dir.join("build.toml").is_file() => {
+            ([path], _, None) => FileConfig::load(path)?,
+            ([_, _, ..], _, None) => {
+                return Err(Error::Setting {
+                    key: "config-file".into(),
+                    message: "several --config-file are read for kolla's own tree only; \
+                              give this tree one file"
+                        .into(),
+                });
+            }
+            ([], Some(dir), None) if dir.join("build.toml").is_file() => {
                 FileConfig::load(&dir.join("build.toml"))?
             }
             _ => FileConfig::default(),

@@ -250,14 +250,25 @@ fn find_images(files: &BTreeMap<String, PathBuf>) -> Result<Vec<ImageSource>> {
     for dir in &dirs {
         let name = dir.rsplit('/').next().unwrap_or(dir).to_string();
         let prefix = format!("{dir}/");
-        // Files below this image's folder, except those of images nested inside it.
+        // Images nested inside this one's folder, relative to it (rarely any).
+        let nested: Vec<&str> = dirs
+            .iter()
+            .filter_map(|other| other.strip_prefix(&prefix))
+            .collect();
+        // Files below this image's folder (a range of the sorted map), except those of images
+        // nested inside it.
         let context_files = files
-            .keys()
-            .filter_map(|rel| rel.strip_prefix(&prefix))
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .map(|(rel, _)| rel)
+            .map_while(|rel| rel.strip_prefix(&prefix))
             .filter(|inner| {
-                !dirs.iter().any(|other| {
-                    other.len() > dir.len()
-                        && format!("{dir}/{inner}").starts_with(&format!("{other}/"))
+                !nested.iter().any(|n| {
+                    inner
+                        .strip_prefix(n)
+                        .is_some_and(|rest| rest.starts_with('/'))
                 })
             })
             .filter(|inner| {
