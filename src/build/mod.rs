@@ -2,6 +2,7 @@
 //! plan, decide what is fresh, schedule, and summarise.
 
 pub mod bootstrap;
+pub mod pool;
 pub mod schedule;
 
 use std::collections::BTreeMap;

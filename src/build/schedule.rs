@@ -50,7 +50,7 @@ pub struct Options {
     pub push_threads: usize,
 }
 
-enum Message {
+pub(super) enum Message {
     Log(usize, String),
     Retrying(usize, u32, String),
     Started(usize, u32),
@@ -244,7 +244,7 @@ pub async fn run<E: Engine>(
 }
 
 /// One image's push, with retries and backoff: registries drop connections under load.
-async fn push_work<E: Engine>(
+pub(super) async fn push_work<E: Engine>(
     engine: Arc<E>,
     i: usize,
     reference: String,
@@ -287,7 +287,7 @@ async fn push_work<E: Engine>(
 }
 
 /// One task's attempts, with retries, backoff and a per-attempt timeout.
-async fn work<E: Engine>(
+pub(super) async fn work<E: Engine>(
     engine: Arc<E>,
     i: usize,
     request: BuildRequest,

@@ -11,8 +11,8 @@
 //! [`calls`]: FakeEngine::calls
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -59,7 +59,6 @@ impl FakeImage {
 #[derive(Default)]
 struct State {
     local: BTreeMap<String, FakeImage>,
-    registry: BTreeMap<String, FakeImage>,
     calls: Vec<String>,
     running: usize,
     max_running: usize,
@@ -77,6 +76,10 @@ struct State {
 #[derive(Default)]
 pub struct FakeEngine {
     state: Mutex<State>,
+    /// What was pushed and what a pull may fetch; several fakes may share one.
+    registry: Arc<Mutex<BTreeMap<String, FakeImage>>>,
+    url: Option<String>,
+    pull_delay: Duration,
     build_delays: BTreeMap<String, Duration>,
     hanging: BTreeSet<String>,
     failing_pushes: BTreeSet<String>,
@@ -100,6 +103,24 @@ impl FakeEngine {
     /// Builds of `image` take `delay`.
     pub fn with_build_delay(mut self, image: &str, delay: Duration) -> FakeEngine {
         self.build_delays.insert(image.to_string(), delay);
+        self
+    }
+
+    /// Answers as `url` (the default is `fake://engine`).
+    pub fn with_url(mut self, url: &str) -> FakeEngine {
+        self.url = Some(url.to_string());
+        self
+    }
+
+    /// Uses the registry of `other`: what one pushes, the other can pull (a pool of engines).
+    pub fn sharing_registry_with(mut self, other: &FakeEngine) -> FakeEngine {
+        self.registry = other.registry.clone();
+        self
+    }
+
+    /// Pulls take `delay`.
+    pub fn with_pull_delay(mut self, delay: Duration) -> FakeEngine {
+        self.pull_delay = delay;
         self
     }
 
@@ -153,30 +174,17 @@ impl FakeEngine {
         labels: BTreeMap<String, String>,
         layers: Vec<Bytes>,
     ) -> String {
-        self.put(|state| &mut state.local, reference, labels, layers)
+        let image = FakeImage::new(labels, layers);
+        let id = image.id.clone();
+        self.lock().local.insert(reference.to_string(), image);
+        id
     }
 
     /// Puts an image without labels in the registry under `reference`, where a pull finds it.
     pub fn add_remote(&self, reference: &str, layers: Vec<Bytes>) -> String {
-        self.put(
-            |state| &mut state.registry,
-            reference,
-            BTreeMap::new(),
-            layers,
-        )
-    }
-
-    /// Puts an image under `reference` in the store `place` picks; returns its ID.
-    fn put(
-        &self,
-        place: fn(&mut State) -> &mut BTreeMap<String, FakeImage>,
-        reference: &str,
-        labels: BTreeMap<String, String>,
-        layers: Vec<Bytes>,
-    ) -> String {
-        let image = FakeImage::new(labels, layers);
+        let image = FakeImage::new(BTreeMap::new(), layers);
         let id = image.id.clone();
-        place(&mut self.lock()).insert(reference.to_string(), image);
+        self.registry_lock().insert(reference.to_string(), image);
         id
     }
 
@@ -187,7 +195,7 @@ impl FakeEngine {
 
     /// The image the registry serves as `reference`.
     pub fn remote(&self, reference: &str) -> Option<FakeImage> {
-        self.lock().registry.get(reference).cloned()
+        self.registry_lock().get(reference).cloned()
     }
 
     /// Every reference tagged in the engine, sorted.
@@ -197,7 +205,7 @@ impl FakeEngine {
 
     /// Every reference in the registry, sorted.
     pub fn remote_references(&self) -> Vec<String> {
-        self.lock().registry.keys().cloned().collect()
+        self.registry_lock().keys().cloned().collect()
     }
 
     /// The calls that reached the engine, in order.
@@ -208,6 +216,10 @@ impl FakeEngine {
     /// The most builds that ran at once.
     pub fn max_parallel_builds(&self) -> usize {
         self.lock().max_running
+    }
+
+    fn registry_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, FakeImage>> {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -288,7 +300,7 @@ fn tar_of<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Vec<u8> {
 
 impl Engine for FakeEngine {
     fn url(&self) -> &str {
-        "fake://engine"
+        self.url.as_deref().unwrap_or("fake://engine")
     }
 
     async fn ping(&self) -> Result<(), EngineError> {
@@ -305,13 +317,20 @@ impl Engine for FakeEngine {
 
     async fn pull(&self, reference: &str) -> Result<(), EngineError> {
         self.enter(Some(format!("pull {reference}"))).await?;
-        let mut state = self.lock();
-        let image = state.registry.get(reference).cloned().ok_or_else(|| {
-            EngineError::Pull(format!(
-                "manifest for {reference} not found: manifest unknown"
-            ))
-        })?;
-        state.local.insert(reference.to_string(), image);
+        if !self.pull_delay.is_zero() {
+            tokio::time::sleep(self.pull_delay).await;
+            self.check_alive()?;
+        }
+        let image = self
+            .registry_lock()
+            .get(reference)
+            .cloned()
+            .ok_or_else(|| {
+                EngineError::Pull(format!(
+                    "manifest for {reference} not found: manifest unknown"
+                ))
+            })?;
+        self.lock().local.insert(reference.to_string(), image);
         Ok(())
     }
 
@@ -328,6 +347,8 @@ impl Engine for FakeEngine {
             .copied()
             .unwrap_or(BUILD_DELAY);
         tokio::time::sleep(delay).await;
+        // An engine that died during the build does not finish it.
+        self.check_alive()?;
         if let Some(left) = self.lock().build_failures.get_mut(&request.image) {
             if *left > 0 {
                 *left -= 1;
@@ -377,7 +398,7 @@ impl Engine for FakeEngine {
             ))
         })?;
         let _ = log.send(format!("{}: Pushed", split_reference(reference).1));
-        self.lock().registry.insert(reference.to_string(), image);
+        self.registry_lock().insert(reference.to_string(), image);
         Ok(())
     }
 
