@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use crate::bootstrap::{BootstrapSpec, bootstrap};
 use crate::engine::{BuildRequest, DockerEngine, Engine, PARENT_ID_LABEL, split_reference};
 use crate::error::{Error, Result};
-use crate::export::{ExportImage, export};
+use crate::export::ExportImage;
 use crate::plan::{INPUT_HASH_LABEL, Job, plan};
 use crate::prepare::Prepared;
 use crate::progress::{Display, Progress};
@@ -169,9 +169,16 @@ async fn stages(
     if let Some(signal) = crate::signals::interrupted() {
         return Err(interrupted(signal));
     }
-    let tasks = crate::signals::or_interrupt(decide(&engine, settings, prepared, jobs))
+    let mut tasks = crate::signals::or_interrupt(decide(&engine, settings, prepared, jobs))
         .await
         .map_err(interrupted)??;
+    // `--package-cache`: each build to be run gets its own counted way to the caches.
+    let routes = crate::package_cache::routes(&settings.build.package_caches, &mut tasks)
+        .await
+        .map_err(|message| Error::Setting {
+            key: "package-cache".into(),
+            message,
+        })?;
 
     // The run stops on a signal, or when the engine stops answering (bounded: a few pings).
     let (cancel_tx, cancel_rx) = watch::channel(false);
@@ -259,6 +266,10 @@ async fn stages(
         }
     }
     summarize(summary, &tasks, &results);
+    for (name, route) in &routes {
+        summary.record_network_bytes(name, route.bytes());
+    }
+    drop(routes);
     if settings.build.push {
         if !tags_moved {
             summary.mark_staged();
@@ -331,7 +342,25 @@ async fn stages(
             "Exporting",
             &format!("{} images to {}", images.len(), path.display()),
         );
-        let result = export(&engine, &images, path, settings.build.export_format).await;
+        let cache = match &settings.build.cache_dir {
+            Some(dir) => {
+                Some(
+                    crate::blob_cache::BlobCache::open(dir).map_err(|e| Error::Setting {
+                        key: "cache-dir".into(),
+                        message: e.to_string(),
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let result = crate::export::export_cached(
+            &engine,
+            &images,
+            path,
+            settings.build.export_format,
+            cache.as_ref(),
+        )
+        .await;
         if let Some(signal) = crate::signals::interrupted() {
             return Err(interrupted(signal));
         }

@@ -190,6 +190,18 @@ pub struct Cli {
     /// A CA certificate (PEM) every image trusts, installed in `base` (repeatable).
     #[arg(long = "ca-certificate", value_name = "FILE", help_heading = "Build")]
     pub ca_certificate: Vec<PathBuf>,
+    /// Download packages through a caching proxy, for the build only: `apt=URL` (apt-cacher-ng,
+    /// e.g. apt=http://127.0.0.1:3142) and/or `pypi=URL` (a PyPI mirror's simple index, e.g.
+    /// pypi=http://127.0.0.1:3141/root/pypi/+simple/), repeatable; `scripts/setup-caches.sh`
+    /// starts both. No proxy setting or cache address is left in the images (Docker's
+    /// predefined proxy arguments carry them); each image's bytes from the caches are in the
+    /// summary.
+    #[arg(long, value_name = "KIND=URL", help_heading = "Build")]
+    pub package_cache: Vec<String>,
+    /// Where --export keeps compressed layers between runs, so an export recompresses only new
+    /// layers [default: $XDG_CACHE_HOME/kolla-build, else ~/.cache/kolla-build].
+    #[arg(long, value_name = "DIR", help_heading = "Build")]
+    pub cache_dir: Option<PathBuf>,
     /// Push every built (or fresh) selected image to --registry, as soon as it is built.
     #[arg(long, help_heading = "Build")]
     pub push: bool,

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+use crate::blob_cache::BlobCache;
 use crate::engine::DockerEngine;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
@@ -60,6 +61,19 @@ pub async fn export(
     path: &Path,
     format: ExportFormat,
 ) -> Result<ExportReport, String> {
+    export_cached(engine, images, path, format, None).await
+}
+
+/// [`export`] with a cache of compressed layers and image configs ([`BlobCache`]): images whose
+/// config and layers are all cached are not read from the engine at all, and only layers missing
+/// from the cache are compressed (then stored in it). The tarball is the same, byte for byte.
+pub async fn export_cached(
+    engine: &DockerEngine,
+    images: &[ExportImage],
+    path: &Path,
+    format: ExportFormat,
+    cache: Option<&BlobCache>,
+) -> Result<ExportReport, String> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -72,11 +86,105 @@ pub async fn export(
         .map_err(|e| format!("cannot write in `{}`: {e}", dir.display()))?;
     let _tracked = crate::signals::track(scratch.path());
 
+    // What the cache already holds, image by image (config and every layer, by diff ID).
+    let mut cached: Vec<Option<ImageParts>> = vec![None; images.len()];
+    if let Some(cache) = cache {
+        for (slot, image) in cached.iter_mut().zip(images) {
+            *slot = cached_parts(engine, cache, &image.reference).await?;
+        }
+    }
+    let to_save: Vec<&ExportImage> = images
+        .iter()
+        .zip(&cached)
+        .filter(|(_, c)| c.is_none())
+        .map(|(i, _)| i)
+        .collect();
+    let saved = if to_save.is_empty() {
+        None
+    } else {
+        Some(save(engine, &to_save, scratch.path(), cache).await?)
+    };
+    let images = images.to_vec();
+    let path = path.to_path_buf();
+    let cache = cache.cloned();
+    tokio::task::spawn_blocking(move || {
+        let mut parts = Vec::with_capacity(images.len());
+        let mut from_save = match &saved {
+            Some(saved) => {
+                let wanted: Vec<ExportImage> = images
+                    .iter()
+                    .zip(&cached)
+                    .filter(|(_, c)| c.is_none())
+                    .map(|(i, _)| i.clone())
+                    .collect();
+                saved_parts(saved, &wanted, scratch.path(), cache.as_ref())?
+            }
+            None => Vec::new(),
+        }
+        .into_iter();
+        for slot in cached {
+            match slot {
+                Some(p) => parts.push(p),
+                None => parts.push(from_save.next().expect("one part per saved image")),
+            }
+        }
+        let report = write_export(&parts, &images, &path, format)?;
+        if let Some(cache) = &cache {
+            cache.prune(crate::blob_cache::KEEP_UNUSED);
+        }
+        Ok(report)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// The config and compressed layers of `reference` when the cache holds all of them.
+async fn cached_parts(
+    engine: &DockerEngine,
+    cache: &BlobCache,
+    reference: &str,
+) -> Result<Option<ImageParts>, String> {
+    let inspect = engine
+        .client()
+        .inspect_image(reference)
+        .await
+        .map_err(|e| format!("inspecting `{reference}`: {e}"))?;
+    let (Some(id), Some(diff_ids)) = (inspect.id, inspect.root_fs.and_then(|r| r.layers)) else {
+        return Ok(None);
+    };
+    let Some(config) = cache.config(&id) else {
+        return Ok(None);
+    };
+    let mut layers = Vec::with_capacity(diff_ids.len());
+    for diff_id in &diff_ids {
+        let Some(hit) = cache.layer(diff_id) else {
+            return Ok(None);
+        };
+        layers.push((
+            Layer {
+                digest: hit.digest,
+                size: hit.size,
+            },
+            hit.path,
+        ));
+    }
+    Ok(Some(ImageParts { config, layers }))
+}
+
+/// Reads `images` from the engine (`docker save`), compressing big layers as they arrive.
+async fn save(
+    engine: &DockerEngine,
+    images: &[&ExportImage],
+    scratch: &Path,
+    cache: Option<&BlobCache>,
+) -> Result<Saved, String> {
     let references: Vec<&str> = images.iter().map(|i| i.reference.as_str()).collect();
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(16);
-    let scratch_path = scratch.path().to_path_buf();
-    let reader =
-        tokio::task::spawn_blocking(move || read_save(ChannelReader::new(rx), &scratch_path));
+    let scratch_path = scratch.to_path_buf();
+    let cache = cache.cloned();
+    let reader = tokio::task::spawn_blocking(move || {
+        read_save(ChannelReader::new(rx), &scratch_path, cache.as_ref())
+    });
     let mut stream = engine.client().export_images(&references);
     let mut stream_error = None;
     loop {
@@ -108,15 +216,14 @@ pub async fn export(
     if let Some(error) = stream_error {
         return Err(error);
     }
-    let saved = saved.map_err(|e| format!("reading the saved images: {e}"))?;
+    saved.map_err(|e| format!("reading the saved images: {e}"))
+}
 
-    let images = images.to_vec();
-    let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        write_export(&saved, &images, &path, scratch.path(), format)
-    })
-    .await
-    .map_err(|e| e.to_string())?
+/// One image's blobs: its config, and its layers compressed (digest, size, file), in order.
+#[derive(Clone)]
+struct ImageParts {
+    config: Vec<u8>,
+    layers: Vec<(Layer, PathBuf)>,
 }
 
 /// What `docker save` gave: its manifest, and every file it held (big ones spilled to disk).
@@ -157,7 +264,7 @@ impl Stored {
 
 const SPILL: u64 = 1 << 20;
 
-fn read_save(reader: impl Read, scratch: &Path) -> io::Result<Saved> {
+fn read_save(reader: impl Read, scratch: &Path, cache: Option<&BlobCache>) -> io::Result<Saved> {
     let mut archive = tar::Archive::new(reader);
     let mut files = BTreeMap::new();
     let mut links = Vec::new();
@@ -202,7 +309,17 @@ fn read_save(reader: impl Read, scratch: &Path) -> io::Result<Saved> {
                 let (sha256, _, mut inner) = out.finish();
                 inner.flush()?;
                 drop(inner);
-                if compressing.insert(sha256.clone()) {
+                let hit = cache.and_then(|c| c.layer(&sha256));
+                if let Some(hit) = hit {
+                    // Compressed by an earlier export: used as it is.
+                    if compressing.insert(sha256.clone()) {
+                        let layer = Layer {
+                            digest: hit.digest,
+                            size: hit.size,
+                        };
+                        let _ = done_tx.send((sha256.clone(), Ok((layer, hit.path))));
+                    }
+                } else if compressing.insert(sha256.clone()) {
                     let target = scratch.join(format!("layer-{n}.gz"));
                     let stored = Stored::Disk {
                         path: path.clone(),
@@ -288,13 +405,14 @@ struct Layer {
     size: u64,
 }
 
-fn write_export(
+/// The parts of `images` (in order) from what `docker save` gave: layers compressed earlier are
+/// taken, the others (the small ones) compressed now; new layers and configs go to the cache.
+fn saved_parts(
     saved: &Saved,
     images: &[ExportImage],
-    path: &Path,
     scratch: &Path,
-    format: ExportFormat,
-) -> Result<ExportReport, String> {
+    cache: Option<&BlobCache>,
+) -> Result<Vec<ImageParts>, String> {
     // Which save-manifest entry is which image.
     let mut picked = Vec::new();
     for image in images {
@@ -327,6 +445,13 @@ fn write_export(
             if let Some((layer, target)) = saved.compressed.get(*key) {
                 return Ok(((*key).clone(), (layer.clone(), target.clone())));
             }
+            if let Some(hit) = cache.and_then(|c| c.layer(key)) {
+                let layer = Layer {
+                    digest: hit.digest,
+                    size: hit.size,
+                };
+                return Ok(((*key).clone(), (layer, hit.path)));
+            }
             let target = scratch.join(format!("small-layer-{n}.gz"));
             let stored = &saved.files[**layer];
             let layer =
@@ -334,14 +459,17 @@ fn write_export(
             Ok(((*key).clone(), (layer, target)))
         })
         .collect::<Result<_, String>>()?;
-
-    let mut blobs: BTreeMap<String, Blob> = BTreeMap::new();
-    for (layer, target) in compressed.values() {
-        blobs.insert(layer.digest.clone(), Blob::File(target.clone()));
+    if let Some(cache) = cache {
+        for (key, (layer, file)) in &compressed {
+            if !file.starts_with(scratch) {
+                continue;
+            }
+            cache
+                .put_layer(key, file, &layer.digest, layer.size)
+                .map_err(|e| format!("storing a layer in the export cache: {e}"))?;
+        }
     }
-    let mut entries: BTreeMap<String, Blob> = BTreeMap::new();
-    let mut manifests = BTreeMap::new();
-    let mut index = Vec::new();
+    let mut parts = Vec::with_capacity(picked.len());
     for (image, entry) in &picked {
         let Some(Stored::Memory(config)) = saved.files.get(&entry.config) else {
             return Err(format!(
@@ -349,13 +477,42 @@ fn write_export(
                 image.reference
             ));
         };
-        let config_digest = format!("sha256:{}", hex::encode(Sha256::digest(config)));
-        blobs.insert(config_digest.clone(), Blob::Bytes(config.clone()));
-        let layers: Vec<&Layer> = entry
+        if let Some(cache) = cache {
+            cache
+                .put_config(config)
+                .map_err(|e| format!("storing an image config in the export cache: {e}"))?;
+        }
+        let layers = entry
             .layers
             .iter()
-            .map(|l| content_key(saved, l).map(|k| &compressed[&k].0))
+            .map(|l| content_key(saved, l).map(|k| compressed[&k].clone()))
             .collect::<Result<_, _>>()?;
+        parts.push(ImageParts {
+            config: config.clone(),
+            layers,
+        });
+    }
+    Ok(parts)
+}
+
+fn write_export(
+    parts: &[ImageParts],
+    images: &[ExportImage],
+    path: &Path,
+    format: ExportFormat,
+) -> Result<ExportReport, String> {
+    let mut blobs: BTreeMap<String, Blob> = BTreeMap::new();
+    for (layer, target) in parts.iter().flat_map(|p| &p.layers) {
+        blobs.insert(layer.digest.clone(), Blob::File(target.clone()));
+    }
+    let mut entries: BTreeMap<String, Blob> = BTreeMap::new();
+    let mut manifests = BTreeMap::new();
+    let mut index = Vec::new();
+    for (image, part) in images.iter().zip(parts) {
+        let config = &part.config;
+        let config_digest = format!("sha256:{}", hex::encode(Sha256::digest(config)));
+        blobs.insert(config_digest.clone(), Blob::Bytes(config.clone()));
+        let layers: Vec<&Layer> = part.layers.iter().map(|(l, _)| l).collect();
         let (manifest_type, config_type, layer_type) = match format {
             ExportFormat::Registry => (MANIFEST_V2, CONFIG_V1, LAYER_GZIP),
             ExportFormat::Oci => (OCI_MANIFEST, OCI_CONFIG, OCI_LAYER),

@@ -4,6 +4,7 @@
 //! Data flows one way: settings → tree → render → graph → selection → actions.
 
 pub mod app;
+pub mod blob_cache;
 pub mod bootstrap;
 pub mod build;
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod export;
 pub mod graph;
 pub mod listing;
 pub mod output;
+pub mod package_cache;
 pub mod plan;
 pub mod prepare;
 pub mod progress;
