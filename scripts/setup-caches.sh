@@ -20,6 +20,7 @@
 #   KOLLA_CA_BUNDLE       the CA bundle devpi trusts to reach PyPI (default
 #                         /etc/ssl/certs/ca-certificates.crt: PyPI is reached through a
 #                         TLS-intercepting proxy whose CA is in the host bundle)
+#   KOLLA_DEVPI_VENV      devpi-server's virtualenv (default $KOLLA_CACHE_DIR/devpi-venv)
 #   KOLLA_CACHE_WAIT      seconds to wait for each server to answer (default 60)
 set -euo pipefail
 
@@ -32,7 +33,7 @@ WAIT="${KOLLA_CACHE_WAIT:-60}"
 SETUP_LOG="$LOG_DIR/setup.log"
 ACNG_PIDFILE="/var/run/kolla-build-apt-cacher-ng-$APT_PORT.pid"
 DEVPI_PIDFILE="/var/run/kolla-build-devpi-$PYPI_PORT.pid"
-VENV="$CACHE_DIR/devpi-venv"
+VENV="${KOLLA_DEVPI_VENV:-$CACHE_DIR/devpi-venv}"
 DEVPI_VERSION="6.20.3"
 
 status() { printf '%-10s %s\n' "$1:" "$2"; }
