@@ -3,17 +3,19 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::cli::Cli;
-use crate::error::{Error, Result};
-use crate::listing;
+use crate::common::error::{Error, Result};
+use crate::config::cli::Cli;
+use crate::graph::listing;
+use crate::graph::selection::Status;
 use crate::prepare::prepare;
-use crate::selection::Status;
+use crate::prepare::workdir;
+use crate::report::event::{Notice, Reporter};
+use crate::report::progress::{Display, Progress};
 use crate::settings::Settings;
-use crate::workdir;
 
 /// Runs kolla-build with parsed arguments; prints errors and returns the exit code.
 pub fn run(cli: Cli) -> ExitCode {
-    crate::signals::install();
+    crate::common::signals::install();
     // Where a build's summary goes, in case the settings themselves are the error.
     let builds = !(cli.template_only
         || cli.list_images
@@ -24,21 +26,32 @@ pub fn run(cli: Cli) -> ExitCode {
             .map(|cwd| cwd.join(f))
             .unwrap_or_else(|_| f.clone())
     });
-    let json_on_stdout = cli.format == Some(crate::types::SummaryFormat::Json);
+    let quiet = cli.quiet;
+    let json_on_stdout = cli.format == Some(crate::common::types::SummaryFormat::Json);
     let settings = match Settings::resolve(cli) {
         Ok(settings) => settings,
         Err(err) => {
             if builds {
-                crate::build::write_summary_to(summary_file.as_deref(), json_on_stdout, &err);
+                crate::build::write_summary_to(
+                    summary_file.as_deref(),
+                    json_on_stdout,
+                    &err,
+                    &Progress::new(Display::detect(quiet)),
+                );
             }
             return report(&err);
         }
     };
-    match execute(&settings) {
+    let mut progress = Progress::new(Display::detect(settings.quiet));
+    progress.set_debug(settings.debug);
+    for notice in &settings.notices {
+        progress.notice(notice);
+    }
+    match execute(&settings, &mut progress) {
         Ok(code) => code,
         // A closed stdout (`| head`) ends the output, not successfully written work.
         Err(Error::Write { path, source })
-            if path.as_os_str() == "<stdout>" && crate::output::is_broken_pipe(&source) =>
+            if path.as_os_str() == "<stdout>" && crate::report::output::is_broken_pipe(&source) =>
         {
             ExitCode::SUCCESS
         }
@@ -47,7 +60,7 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 fn report(err: &Error) -> ExitCode {
-    crate::output::eprintln(&error_text(err));
+    crate::report::output::eprintln(&error_text(err));
     ExitCode::from(err.exit_code())
 }
 
@@ -60,25 +73,25 @@ fn error_text(err: &Error) -> String {
     }
 }
 
-fn execute(settings: &Settings) -> Result<ExitCode> {
+fn execute(settings: &Settings, progress: &mut Progress) -> Result<ExitCode> {
     let builds = settings.actions.builds();
     let prepared = match prepare(settings) {
         Ok(prepared) => prepared,
         Err(err) => {
-            let err = match crate::signals::interrupted() {
+            let err = match crate::common::signals::interrupted() {
                 Some(signal) => Error::Interrupted { signal },
                 None => err,
             };
             if builds {
-                crate::build::write_error_summary(settings, None, &err);
+                crate::build::write_error_summary(settings, None, &err, progress);
             }
             return Err(err);
         }
     };
-    if let Some(signal) = crate::signals::interrupted() {
+    if let Some(signal) = crate::common::signals::interrupted() {
         let err = Error::Interrupted { signal };
         if builds {
-            crate::build::write_error_summary(settings, Some(&prepared), &err);
+            crate::build::write_error_summary(settings, Some(&prepared), &err, progress);
         }
         return Err(err);
     }
@@ -109,19 +122,17 @@ fn execute(settings: &Settings) -> Result<ExitCode> {
             })
             .collect();
         let dir = workdir::write_tree(&work_dir, &prepared.tree, &images, &prepared.extra_files)?;
-        if !settings.quiet {
-            crate::output::eprintln(&format!(
-                "Rendered {} images for {} {} in {} ms into {}",
-                images.len(),
-                settings.naming.base,
-                settings.naming.install_type,
-                prepared.render_time.as_millis(),
-                dir.display()
-            ));
-        }
+        progress.notice(&Notice::Note(format!(
+            "Rendered {} images for {} {} in {} ms into {}",
+            images.len(),
+            settings.naming.base,
+            settings.naming.install_type,
+            prepared.render_time.as_millis(),
+            dir.display()
+        )));
     }
     if let Some(path) = &actions.save_dependency {
-        write_atomically(path, listing::dot(graph, selection).as_bytes())?;
+        crate::common::fs::write_atomically(path, listing::dot(graph, selection).as_bytes())?;
     }
     if actions.list_images {
         stdout
@@ -135,23 +146,7 @@ fn execute(settings: &Settings) -> Result<ExitCode> {
     }
     if actions.builds() {
         drop(stdout);
-        return crate::build::build(settings, &prepared);
+        return crate::build::build(settings, &prepared, progress);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes a whole file or nothing: a temporary file beside it, renamed into place.
-pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let err = |source| Error::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-    file.write_all(bytes).map_err(err)?;
-    file.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
 }

@@ -9,5 +9,18 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    kolla_build::app::run(kolla_build::cli::Cli::parse())
+    let cli = kolla_build::config::cli::Cli::parse();
+    // A panic is a bug of ours: the standard hook prints where, and the exit code says
+    // "internal" (2) rather than Rust's 101, as `--help` documents.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        eprintln!(
+            "error: internal error (a bug in kolla-build); please report it with the command line"
+        );
+    }));
+    match std::panic::catch_unwind(|| kolla_build::app::run(cli)) {
+        Ok(code) => code,
+        Err(_) => ExitCode::from(kolla_build::common::error::INTERNAL_EXIT),
+    }
 }

@@ -43,7 +43,7 @@ fn built(summary: &Value, fresh: bool) -> BTreeSet<String> {
 fn cached_layers(cache: &Path) -> Vec<(String, u64)> {
     let dir = cache
         .join("export/layers")
-        .join(::kolla_build::blob_cache::COMPRESSION);
+        .join(::kolla_build::publish::blob_cache::COMPRESSION);
     let mut out: Vec<(String, u64)> = std::fs::read_dir(&dir)
         .map(|entries| {
             entries

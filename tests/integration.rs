@@ -8,6 +8,7 @@ mod engine;
 mod kolla_ansible;
 mod kolla_compat;
 mod kolla_peer;
+mod layering;
 mod real_tree;
 mod reliability;
 mod support;

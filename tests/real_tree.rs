@@ -2,12 +2,12 @@
 //! with a real Dockerfile parser, and its FROM chain ends at `base`'s external image.
 
 use clap::Parser;
-use kolla_build::cli::Cli;
+use kolla_build::common::types::{BaseDistro, InstallType};
 use kolla_build::config::FileConfig;
+use kolla_build::config::cli::Cli;
+use kolla_build::graph::selection::Status;
 use kolla_build::prepare::{Prepared, prepare};
-use kolla_build::selection::Status;
 use kolla_build::settings::Settings;
-use kolla_build::types::{BaseDistro, InstallType};
 
 use crate::support::REPO;
 

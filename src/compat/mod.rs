@@ -17,11 +17,11 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 
-use crate::cli::Cli;
+use crate::common::error::{Error, Result};
+use crate::common::types::BaseDistro;
 use crate::config::FileConfig;
-use crate::error::{Error, Result};
+use crate::config::cli::Cli;
 use crate::tree::Layout;
-use crate::types::BaseDistro;
 
 const TABLE: &str = include_str!("kolla.toml");
 
@@ -356,11 +356,10 @@ pub fn load_config(
         path: err_path.clone(),
         message: format!("{message} (in {shown})"),
     })?;
-    if !cli.quiet {
-        for warning in warnings {
-            eprintln!("warning: {shown}: {warning}");
-        }
-    }
+    config.warnings = warnings
+        .into_iter()
+        .map(|warning| format!("{shown}: {warning}"))
+        .collect();
     config.resolve_paths(cwd);
     Ok(Some((config, files)))
 }
@@ -374,9 +373,14 @@ struct Resolver<'a> {
 }
 
 impl Resolver<'_> {
-    fn get(&self, group: &str, name: &str, depth: usize) -> std::result::Result<String, String> {
+    fn get(
+        &self,
+        group: &str,
+        name: &str,
+        depth: usize,
+    ) -> std::result::Result<String, oslo::OsloError> {
         if depth > 16 {
-            return Err(format!("`${name}` refers to itself"));
+            return Err(format!("`${name}` refers to itself").into());
         }
         let name = name.replace('-', "_");
         let in_group = self.raw.get(group).and_then(|g| g.get(&name));
@@ -390,7 +394,7 @@ impl Resolver<'_> {
             return oslo::interpolate(value, group, &mut |g, n| self.get(g, n, depth + 1));
         }
         self.default_value(&name, depth)
-            .ok_or_else(|| format!("`${name}` is not an option kolla-build knows"))
+            .ok_or_else(|| format!("`${name}` is not an option kolla-build knows").into())
     }
 
     fn cli_value(&self, name: &str) -> Option<String> {
@@ -498,7 +502,7 @@ pub fn load_repos(
     given: Option<&Path>,
     base: BaseDistro,
     base_tag: &str,
-) -> Result<Option<crate::repos::Repos>> {
+) -> Result<Option<crate::tree::repos::Repos>> {
     let r = kolla.release;
     let read = |path: &Path| {
         std::fs::read_to_string(path).map_err(|source| Error::Read {
@@ -507,9 +511,9 @@ pub fn load_repos(
         })
     };
     let parse = |path: &Path, text: &str| {
-        crate::repos::Repos::parse(text).map_err(|message| Error::Config {
+        crate::tree::repos::Repos::parse(text).map_err(|message| Error::Config {
             path: path.to_path_buf(),
-            message,
+            message: message.to_string(),
         })
     };
     let mut repos = if let (Some(path), ReposOverride::Replace) = (given, r.repos_yaml_override) {
@@ -535,13 +539,15 @@ pub fn load_repos(
                 .merge_override(&read(over)?)
                 .map_err(|message| Error::Config {
                     path: over.to_path_buf(),
-                    message,
+                    message: message.to_string(),
                 })?;
         }
         repos
     };
     repos.kolla_before_23 = r.handle_repos != HandleRepos::Kolla23;
-    repos.kolla_20 = r.handle_repos == HandleRepos::Kolla20;
+    if r.handle_repos == HandleRepos::Kolla20 {
+        repos.dialect = Some(repos20::handle);
+    }
     Ok(Some(repos))
 }
 

@@ -13,6 +13,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+crate::common::error::message_error!(
+    /// An oslo.config interpolation that cannot be resolved.
+    OsloError
+);
+
 /// The folders oslo.config searches for project `kolla`, in order.
 pub fn search_dirs(home: Option<&Path>, root: &Path) -> Vec<PathBuf> {
     let mut dirs = Vec::new();
@@ -88,8 +93,8 @@ fn unquote(value: &str) -> &str {
 pub fn interpolate(
     value: &str,
     group: &str,
-    lookup: &mut dyn FnMut(&str, &str) -> Result<String, String>,
-) -> Result<String, String> {
+    lookup: &mut dyn FnMut(&str, &str) -> Result<String, OsloError>,
+) -> Result<String, OsloError> {
     let mut out = String::new();
     let mut rest = value;
     while let Some(at) = rest.find('$') {
@@ -148,8 +153,8 @@ fn is_name(s: &str) -> bool {
 /// kept as written).
 pub fn interpolate_text(
     text: &str,
-    lookup: &mut dyn FnMut(&str, &str) -> Result<String, String>,
-) -> Result<String, String> {
+    lookup: &mut dyn FnMut(&str, &str) -> Result<String, OsloError>,
+) -> Result<String, OsloError> {
     let mut out = String::with_capacity(text.len());
     let mut section = "DEFAULT".to_string();
     for line in text.split_inclusive('\n') {
@@ -181,13 +186,13 @@ mod tests {
 
     fn lookup_in<'a>(
         values: &'a BTreeMap<&'a str, &'a str>,
-    ) -> impl FnMut(&str, &str) -> Result<String, String> + 'a {
+    ) -> impl FnMut(&str, &str) -> Result<String, OsloError> + 'a {
         |group, name| {
             values
                 .get(format!("{group}.{name}").as_str())
                 .or_else(|| values.get(format!("DEFAULT.{name}").as_str()))
                 .map(|v| v.to_string())
-                .ok_or_else(|| format!("no such option `{name}`"))
+                .ok_or_else(|| format!("no such option `{name}`").into())
         }
     }
 

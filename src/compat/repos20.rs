@@ -5,7 +5,7 @@
 
 use serde_norway::{Mapping, Value};
 
-use crate::repos::{Mode, Target, py_str, truthy};
+use crate::tree::repos::{Mode, ReposError, Target, py_str, truthy};
 
 /// The `RUN` line kolla 20 writes for `names`, or `""`.
 pub fn handle(
@@ -13,7 +13,7 @@ pub fn handle(
     target: Target<'_>,
     names: &[String],
     mode: Mode,
-) -> Result<String, String> {
+) -> Result<String, ReposError> {
     let section = format!("{}-{}", target.distro, target.arch);
     let list = match data
         .get(section.as_str())
@@ -25,7 +25,8 @@ pub fn handle(
             return Err(format!(
                 "repos.yaml has neither a `{section}` nor a `{}` section (KeyError)",
                 target.distro
-            ));
+            )
+            .into());
         }
     };
     let switch = match mode {

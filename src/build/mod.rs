@@ -1,0 +1,924 @@
+//! The build command: connect to the engine (failing fast), make sure external base images exist,
+//! plan, decide what is fresh, schedule, and summarise.
+
+pub mod bootstrap;
+pub mod schedule;
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+use crate::build::bootstrap::{BootstrapSpec, bootstrap};
+use crate::build::schedule::{Options, Results, Task};
+use crate::common::error::{Error, Result};
+use crate::common::types::PushMode;
+use crate::common::types::SummaryFormat;
+use crate::engine::docker::DockerEngine;
+use crate::engine::{BuildRequest, Engine, PARENT_ID_LABEL, split_reference};
+use crate::graph::ImageGraph;
+use crate::graph::selection::Status;
+use crate::prepare::Prepared;
+use crate::prepare::plan::{INPUT_HASH_LABEL, Job, plan};
+use crate::publish::Publisher;
+use crate::publish::export::{ExportImage, export_cached};
+use crate::report::event::{Notice, Outcome, PushOutcome, Reporter};
+use crate::report::progress::Progress;
+use crate::report::summary::{Entry, PushSummary, Row, Summary};
+use crate::settings::Settings;
+
+pub fn build(
+    settings: &Settings,
+    prepared: &Prepared,
+    progress: &mut Progress,
+) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(build_async(settings, prepared, progress))
+}
+
+fn engine_error(e: impl std::fmt::Display) -> Error {
+    Error::Engine(e.to_string())
+}
+
+async fn build_async(
+    settings: &Settings,
+    prepared: &Prepared,
+    progress: &mut Progress,
+) -> Result<ExitCode> {
+    let started = Instant::now();
+    let mut summary = Summary::default();
+    record_selection(&mut summary, prepared);
+    let mut result = stages(settings, prepared, progress, &mut summary).await;
+    // Whatever failed after a signal failed because of it.
+    if let (Err(_), Some(signal)) = (&result, crate::common::signals::interrupted()) {
+        result = Err(Error::Interrupted { signal });
+    }
+    match &result {
+        Ok(()) => summary.finish(),
+        Err(err) => {
+            let names: Vec<String> = prepared
+                .selection
+                .ids_with(Status::Matched)
+                .map(|id| prepared.graph.name(id).to_string())
+                .collect();
+            summary.stop(err, &names);
+        }
+    }
+    // The table once something was tried; an error before that is said by itself.
+    let tried = !summary.built.is_empty()
+        || summary
+            .failed
+            .iter()
+            .any(|e| e.status.as_deref() != Some("not_built"));
+    if tried {
+        progress.notice(&Notice::Summary(
+            summary.table(started.elapsed().as_secs_f64()),
+        ));
+    }
+    write_summary(settings, &summary)?;
+    result?;
+    Ok(if summary.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Writes the summary of a run that stopped before building (a plan error, bad settings): the
+/// top-level error and the selection's statuses as far as they are known.
+pub fn write_error_summary(
+    settings: &Settings,
+    prepared: Option<&Prepared>,
+    err: &Error,
+    progress: &Progress,
+) {
+    let mut summary = Summary::default();
+    let mut names = Vec::new();
+    if let Some(prepared) = prepared {
+        record_selection(&mut summary, prepared);
+        names = prepared
+            .selection
+            .ids_with(Status::Matched)
+            .map(|id| prepared.graph.name(id).to_string())
+            .collect();
+    }
+    summary.stop(err, &names);
+    if let Err(e) = write_summary(settings, &summary) {
+        progress.notice(&Notice::Error(e.to_string()));
+    }
+}
+
+/// Writes an error summary where only the summary's place is known (the settings did not resolve).
+pub fn write_summary_to(
+    path: Option<&std::path::Path>,
+    json_on_stdout: bool,
+    err: &Error,
+    progress: &Progress,
+) {
+    let mut summary = Summary::default();
+    summary.stop(err, &[]);
+    if let Err(e) = summary.write(path, json_on_stdout) {
+        progress.notice(&Notice::Error(e.to_string()));
+    }
+}
+
+fn interrupted(signal: i32) -> Error {
+    Error::Interrupted { signal }
+}
+
+/// Every stage of a build, recording into `summary` as it goes, so that an error or a signal
+/// at any point still leaves a summary with what is known.
+async fn stages(
+    settings: &Settings,
+    prepared: &Prepared,
+    progress: &mut Progress,
+    summary: &mut Summary,
+) -> Result<()> {
+    if settings.build.push && settings.naming.registry.is_none() {
+        return Err(Error::Setting {
+            key: "push".into(),
+            message: "`--push` needs `--registry HOST:PORT` to push to".into(),
+        });
+    }
+    let engine =
+        crate::common::signals::or_interrupt(DockerEngine::connect(&settings.build.engine_url))
+            .await
+            .map_err(interrupted)?
+            .map_err(engine_error)?;
+    let engine = Arc::new(engine.with_credentials(settings.build.credentials.clone()));
+    let say = |progress: &Progress, verb: &'static str, text: &str| {
+        progress.notice(&Notice::Status {
+            verb,
+            text: text.to_string(),
+        })
+    };
+    if let Some(dir) = &settings.build.logs_dir {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Write {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+
+    // External images the selected roots are built FROM must exist first.
+    let graph = &prepared.graph;
+    let mut externals: BTreeMap<String, String> = BTreeMap::new();
+    for id in prepared.selection.ids_with(Status::Matched) {
+        if let Some(external) = &graph.node(id).external {
+            if !externals.contains_key(external) {
+                let image_id = ensure_external(&*engine, settings, external, &|verb, text| {
+                    say(progress, verb, text)
+                })
+                .await?;
+                externals.insert(external.clone(), image_id);
+            }
+        }
+    }
+
+    let jobs = plan(
+        prepared,
+        &settings.build.build_args,
+        &prepared.extra_files,
+        |external| externals.get(external).cloned(),
+    )?;
+    if let Some(signal) = crate::common::signals::interrupted() {
+        return Err(interrupted(signal));
+    }
+    let mut tasks = crate::common::signals::or_interrupt(decide(&*engine, settings, graph, jobs))
+        .await
+        .map_err(interrupted)??;
+    // `--package-cache`: each build to be run gets its own counted way to the caches.
+    let builds = tasks
+        .iter_mut()
+        .filter(|t| t.done.is_none())
+        .map(|t| (t.name.as_str(), &mut t.request.build_args));
+    let routes = crate::common::package_cache::routes(&settings.build.package_caches, builds)
+        .await
+        .map_err(|e| Error::Setting {
+            key: "package-cache".into(),
+            message: e.to_string(),
+        })?;
+
+    // The run stops on a signal, or when the engine stops answering (bounded: a few pings).
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let lost: Arc<std::sync::OnceLock<String>> = Arc::default();
+    let watcher = tokio::spawn({
+        let (engine, lost) = (engine.clone(), lost.clone());
+        async move {
+            tokio::select! {
+                _ = crate::common::signals::wait() => {}
+                message = watchdog(&*engine) => {
+                    let _ = lost.set(message);
+                }
+            }
+            let _ = cancel_tx.send(true);
+        }
+    });
+    progress.begin(tasks.len(), settings.build.logs_dir.clone());
+    let options = Options {
+        threads: settings.threads,
+        retries: settings.build.retries,
+        timeout: Some(settings.build.timeout),
+        backoff: Duration::from_secs(2),
+        push_threads: settings.build.push_threads,
+    };
+    let publisher = Arc::new(Publisher {
+        inner: engine.clone(),
+        mode: settings.build.push_mode,
+    });
+    let mut results = schedule::run(publisher, &tasks, &options, progress, cancel_rx).await;
+    progress.finish();
+    watcher.abort();
+
+    // A failure with the engine gone is the engine's: say what was lost.
+    let all_ok = results.outcomes.iter().all(Outcome::is_ok);
+    let mut engine_lost = lost.get().cloned();
+    if engine_lost.is_none()
+        && !all_ok
+        && crate::common::signals::interrupted().is_none()
+        && !engine.alive().await
+    {
+        engine_lost = Some(format!(
+            "the engine at {} stopped answering during the run",
+            engine.url()
+        ));
+    }
+
+    // The atomic push: the final tags move now, only if everything built and staged.
+    let mut tags_moved = settings.build.push_mode == PushMode::Immediate;
+    if settings.build.push && settings.build.push_mode == PushMode::Atomic {
+        let staged_all = results
+            .pushes
+            .iter()
+            .zip(&tasks)
+            .all(|(p, t)| !t.push || matches!(p, Some(PushOutcome::Pushed { .. })));
+        if all_ok
+            && staged_all
+            && engine_lost.is_none()
+            && crate::common::signals::interrupted().is_none()
+        {
+            let references: Vec<(usize, String)> = tasks
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.push)
+                .map(|(i, t)| (i, t.request.reference.clone()))
+                .collect();
+            say(
+                progress,
+                "Tagging",
+                &format!("{} images in the registry", references.len()),
+            );
+            let moved = crate::common::signals::or_interrupt(crate::publish::move_tags(
+                &*engine,
+                references,
+                options.push_threads,
+                options.retries,
+                options.backoff,
+            ))
+            .await;
+            if let Ok(moved) = moved {
+                tags_moved = moved
+                    .iter()
+                    .all(|(_, o)| matches!(o, PushOutcome::Pushed { .. }));
+                for (i, outcome) in moved {
+                    if let PushOutcome::Failed { .. } = outcome {
+                        results.pushes[i] = Some(outcome);
+                    }
+                }
+            }
+        }
+    }
+    summarize(summary, &tasks, &results);
+    for (name, route) in &routes {
+        summary.record_network_bytes(name, route.bytes());
+    }
+    drop(routes);
+    if settings.build.push {
+        if !tags_moved {
+            summary.mark_staged();
+        }
+        summary.push = Some(PushSummary {
+            mode: match settings.build.push_mode {
+                PushMode::Atomic => "atomic",
+                PushMode::Immediate => "immediate",
+            }
+            .to_string(),
+            tags_moved,
+            staging_tag: (settings.build.push_mode == PushMode::Atomic)
+                .then(|| crate::publish::staging_tag(&settings.naming.tag)),
+        });
+    }
+    if let Some(message) = engine_lost {
+        summary.lost = tasks
+            .iter()
+            .zip(&results.outcomes)
+            .filter(|(_, o)| !o.is_ok())
+            .map(|(t, _)| t.name.clone())
+            .collect();
+        return Err(Error::Engine(format!(
+            "{message}; lost (not built): {}\nhint: restart the engine and run again: finished images are fresh",
+            summary.lost.join(", ")
+        )));
+    }
+    if let Some(signal) = crate::common::signals::interrupted() {
+        return Err(interrupted(signal));
+    }
+
+    if let Some(path) = &settings.build.export {
+        let missing: Vec<String> = tasks
+            .iter()
+            .zip(&results.outcomes)
+            .filter(|(_, outcome)| !outcome.is_ok())
+            .map(|(task, _)| task.name.clone())
+            .collect();
+        if !missing.is_empty() && !settings.build.export_partial {
+            let error = format!(
+                "`{}` was not written (a previous file there is kept): {} of {} selected images did not build ({}); `--export-partial` exports the others",
+                path.display(),
+                missing.len(),
+                tasks.len(),
+                missing.join(", ")
+            );
+            progress.notice(&Notice::Error(error.clone()));
+            summary.withhold_export(error, missing);
+            return Ok(());
+        }
+        let images: Vec<ExportImage> = tasks
+            .iter()
+            .zip(&results.outcomes)
+            .filter(|(_, outcome)| outcome.is_ok())
+            .map(|(task, _)| {
+                let (name, tag) = split_reference(&task.request.reference);
+                let repository = match &settings.naming.registry {
+                    Some(registry) => name.strip_prefix(&format!("{registry}/")).unwrap_or(name),
+                    None => name,
+                };
+                ExportImage {
+                    reference: task.request.reference.clone(),
+                    repository: repository.to_string(),
+                    tag: tag.to_string(),
+                }
+            })
+            .collect();
+        let began = Instant::now();
+        say(
+            progress,
+            "Exporting",
+            &format!("{} images to {}", images.len(), path.display()),
+        );
+        let cache = match &settings.build.cache_dir {
+            Some(dir) => Some(
+                crate::publish::blob_cache::BlobCache::open(dir).map_err(|e| Error::Setting {
+                    key: "cache-dir".into(),
+                    message: e.to_string(),
+                })?,
+            ),
+            None => None,
+        };
+        let result = export_cached(
+            &*engine,
+            &images,
+            path,
+            settings.build.export_format,
+            cache.as_ref(),
+        )
+        .await;
+        if let Some(signal) = crate::common::signals::interrupted() {
+            return Err(interrupted(signal));
+        }
+        match &result {
+            Ok(report) => say(
+                progress,
+                "Exported",
+                &format!(
+                    "{} ({} blobs, {:.1} MB) in {:.1}s",
+                    path.display(),
+                    report.blobs,
+                    report.bytes as f64 / 1e6,
+                    began.elapsed().as_secs_f64()
+                ),
+            ),
+            Err(e) => progress.notice(&Notice::Error(format!(
+                "exporting to `{}` failed: {e}",
+                path.display()
+            ))),
+        }
+        summary.record_export(&result, missing);
+    }
+    Ok(())
+}
+
+/// Resolves with a message once the engine has missed three pings in a row (a busy engine answers
+/// a ping in milliseconds; a dead one at once with an error, a hung one never).
+async fn watchdog(engine: &impl Engine) -> String {
+    let mut misses = 0;
+    loop {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        if engine.alive().await {
+            misses = 0;
+        } else {
+            misses += 1;
+            if misses >= 3 {
+                return format!(
+                    "the engine at {} stopped answering during the run",
+                    engine.url()
+                );
+            }
+        }
+    }
+}
+
+/// Finds an external base image, pulling or bootstrapping it when missing; returns its ID.
+async fn ensure_external<E: Engine>(
+    engine: &E,
+    settings: &Settings,
+    reference: &str,
+    say: &impl Fn(&'static str, &str),
+) -> Result<String> {
+    if let Some(facts) = engine.inspect(reference).await.map_err(engine_error)? {
+        return Ok(facts.id);
+    }
+    if let Some(signal) = crate::common::signals::interrupted() {
+        return Err(interrupted(signal));
+    }
+    let naming = &settings.naming;
+    let is_base = reference == format!("{}:{}", naming.base_image, naming.base_tag);
+    if is_base && settings.build.bootstrap_base {
+        let mirror = settings
+            .build
+            .bootstrap_mirror
+            .clone()
+            .or_else(|| BootstrapSpec::default_mirror(naming.base).map(str::to_string))
+            .unwrap_or_default();
+        let spec = BootstrapSpec {
+            distro: naming.base,
+            release: naming.base_tag.clone(),
+            mirror,
+            repo: naming.base_image.clone(),
+            tag: naming.base_tag.clone(),
+        };
+        let began = Instant::now();
+        let id = bootstrap(engine, &spec, |line| say("Bootstrap", line))
+            .await
+            .map_err(|e| Error::Engine(e.to_string()))?;
+        say(
+            "Bootstrapped",
+            &format!("{reference} in {:.0}s", began.elapsed().as_secs_f64()),
+        );
+        return Ok(id);
+    }
+    if !settings.build.pull {
+        return Err(Error::Engine(format!(
+            "the base image `{reference}` is not in the engine and --no-pull forbids pulling it\n\
+             hint: load it (`docker load`), or pass `--bootstrap-base` to make it with debootstrap"
+        )));
+    }
+    say("Pulling", reference);
+    let pull = async {
+        engine.pull(reference).await.map_err(|e| {
+            Error::Engine(format!(
+                "cannot pull the base image `{reference}`: {e}\n\
+                 hint: where no registry is reachable, pass `--bootstrap-base` to make it with debootstrap"
+            ))
+        })
+    };
+    // Dropping the pull's request stops it in the engine.
+    crate::common::signals::or_interrupt(pull)
+        .await
+        .map_err(interrupted)??;
+    engine
+        .inspect(reference)
+        .await
+        .map_err(engine_error)?
+        .map(|facts| facts.id)
+        .ok_or_else(|| Error::Engine(format!("`{reference}` is missing after its pull")))
+}
+
+/// Turns jobs into tasks, deciding up front which need no build: the tagged image already
+/// carries the same input hash (fresh), or `--skip-existing` and the tag exists. `--no-cache`
+/// asks for a real rebuild (new packages, security updates), so nothing is fresh then.
+async fn decide<E: Engine>(
+    engine: &E,
+    settings: &Settings,
+    graph: &ImageGraph,
+    jobs: Vec<Job>,
+) -> Result<Vec<Task>> {
+    let naming = &settings.naming;
+    let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let references: Vec<String> = jobs.iter().map(|j| naming.reference(&j.name)).collect();
+    let facts: Vec<_> = futures_util::stream::iter(references.iter().map(|r| engine.inspect(r)))
+        .buffered(16)
+        .collect()
+        .await;
+    // The image each job is built FROM (ours or external), and its ID in the engine now.
+    let parents: Vec<Option<String>> = jobs
+        .iter()
+        .map(|job| {
+            let node = graph.node(graph.id(&job.name).expect("jobs come from the graph"));
+            node.parent
+                .map(|p| naming.reference(graph.name(p)))
+                .or_else(|| node.external.clone())
+        })
+        .collect();
+    let unique: std::collections::BTreeSet<&String> = parents.iter().flatten().collect();
+    let mut parent_ids: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for reference in unique {
+        let id = engine
+            .inspect(reference)
+            .await
+            .map_err(engine_error)?
+            .map(|f| f.id);
+        parent_ids.insert(reference.clone(), id);
+    }
+    let planned: BTreeMap<&str, usize> = references
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.as_str(), i))
+        .collect();
+    let mut fresh = vec![false; jobs.len()];
+    let mut tasks = Vec::with_capacity(jobs.len());
+    for (n, (((job, reference), facts), parent)) in jobs
+        .into_iter()
+        .zip(references.iter().cloned())
+        .zip(facts)
+        .zip(parents)
+        .enumerate()
+    {
+        let facts = facts.map_err(engine_error)?;
+        // Fresh only on the very parent image it was built on: a parent rebuilt (or retagged
+        // outside the tool) since, or being rebuilt now, makes it stale.
+        let parent_same = match &parent {
+            None => true,
+            Some(p) => {
+                let parent_stale = planned.get(p.as_str()).is_some_and(|&i| !fresh[i]);
+                let recorded = facts.as_ref().and_then(|f| f.labels.get(PARENT_ID_LABEL));
+                !parent_stale
+                    && recorded.is_some()
+                    && recorded == parent_ids.get(p).and_then(Option::as_ref)
+            }
+        };
+        let done = match &facts {
+            Some(f)
+                if !settings.build.no_cache
+                    && parent_same
+                    && f.labels.get(INPUT_HASH_LABEL) == Some(&job.input_hash) =>
+            {
+                fresh[n] = true;
+                Some(Outcome::Fresh)
+            }
+            Some(_) if settings.build.skip_existing => Some(Outcome::Existing),
+            _ => None,
+        };
+        let labels = BTreeMap::from([
+            (INPUT_HASH_LABEL.to_string(), job.input_hash.clone()),
+            (
+                "kolla_version".to_string(),
+                env!("CARGO_PKG_VERSION").to_string(),
+            ),
+            (
+                "org.opencontainers.image.created".to_string(),
+                created.clone(),
+            ),
+            (
+                "org.opencontainers.image.title".to_string(),
+                job.name.clone(),
+            ),
+            (
+                "org.opencontainers.image.version".to_string(),
+                naming.tag.clone(),
+            ),
+            (
+                "org.opencontainers.image.authors".to_string(),
+                naming.maintainer.clone(),
+            ),
+        ]);
+        tasks.push(Task {
+            name: job.name.clone(),
+            deps: job.deps,
+            priority: job.priority,
+            done,
+            push: settings.build.push,
+            request: BuildRequest {
+                image: job.name,
+                reference,
+                context: job.context,
+                labels,
+                build_args: settings.build.build_args.clone(),
+                network_mode: settings.build.network_mode.clone(),
+                no_cache: settings.build.no_cache,
+                keep: settings.build.keep,
+                // External images are ensured above; a pull inside the build would fail offline.
+                pull: false,
+                parent,
+            },
+        });
+    }
+    Ok(tasks)
+}
+
+fn summarize(summary: &mut Summary, tasks: &[Task], results: &Results) {
+    for ((task, outcome), push) in tasks.iter().zip(&results.outcomes).zip(&results.pushes) {
+        summary.record(Row {
+            name: &task.name,
+            reference: &task.request.reference,
+            input_hash: task
+                .request
+                .labels
+                .get(INPUT_HASH_LABEL)
+                .map_or("", String::as_str),
+            outcome,
+            push: push.as_ref(),
+        });
+    }
+}
+
+/// The selection's own lists (not matched, skipped parents, unbuildable), known before building.
+fn record_selection(summary: &mut Summary, prepared: &Prepared) {
+    let graph = &prepared.graph;
+    for (id, status) in prepared.selection.status.iter().enumerate() {
+        let entry = Entry::named(graph.name(id));
+        match status {
+            Status::Unmatched => summary.not_matched.push(entry),
+            Status::Skipped => summary.skipped.push(entry),
+            Status::Unbuildable => summary.unbuildable.push(entry),
+            Status::Matched => {}
+        }
+    }
+}
+
+fn write_summary(settings: &Settings, summary: &Summary) -> Result<()> {
+    summary.write(
+        settings.build.summary_json_file.as_deref(),
+        settings.build.format == SummaryFormat::Json,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FileConfig;
+    use crate::config::cli::Cli;
+    use crate::engine::fake::{FakeEngine, layer};
+    use crate::prepare::context::ContextSpec;
+    use clap::Parser;
+    use std::cell::RefCell;
+    use std::path::Path;
+
+    fn settings(args: &[&str]) -> Settings {
+        let cli = Cli::try_parse_from(std::iter::once("kolla-build").chain(args.iter().copied()))
+            .unwrap();
+        Settings::merge(
+            cli,
+            FileConfig::default(),
+            Some("/d".into()),
+            BTreeMap::new(),
+            Path::new("/"),
+        )
+        .unwrap()
+    }
+
+    fn external(settings: &Settings) -> String {
+        format!(
+            "{}:{}",
+            settings.naming.base_image, settings.naming.base_tag
+        )
+    }
+
+    /// The external base image ← base ← keystone.
+    fn graph(settings: &Settings) -> ImageGraph {
+        let naming = &settings.naming;
+        let dockerfiles = BTreeMap::from([
+            ("base".to_string(), format!("FROM {}\n", external(settings))),
+            (
+                "keystone".to_string(),
+                format!("FROM {}\n", naming.reference("base")),
+            ),
+        ]);
+        let ours = format!("{}/{}", naming.full_namespace(), naming.image_prefix);
+        ImageGraph::build(
+            &dockerfiles,
+            |n| naming.reference(n),
+            &ours,
+            &BTreeMap::new(),
+        )
+        .unwrap()
+    }
+
+    fn jobs(base_hash: &str, keystone_hash: &str) -> Vec<Job> {
+        let job = |name: &str, deps: Vec<usize>, hash: &str| Job {
+            name: name.into(),
+            priority: 2 - deps.len(),
+            deps,
+            input_hash: hash.into(),
+            context: ContextSpec::new(format!("FROM {name}'s parent\n"), vec![]),
+        };
+        vec![
+            job("base", vec![], base_hash),
+            job("keystone", vec![0], keystone_hash),
+        ]
+    }
+
+    /// An engine holding the external base image; returns it and that image's ID.
+    fn engine_with_base(settings: &Settings) -> (FakeEngine, String) {
+        let engine = FakeEngine::new();
+        let id = engine.add_image(
+            &external(settings),
+            BTreeMap::new(),
+            vec![layer("etc/os-release", b"trixie")],
+        );
+        (engine, id)
+    }
+
+    /// What the scheduler would do with the tasks: build those not decided, parents first.
+    async fn build_all(engine: &FakeEngine, tasks: &[Task]) {
+        for task in tasks.iter().filter(|t| t.done.is_none()) {
+            let (log, _rx) = tokio::sync::mpsc::unbounded_channel();
+            engine.build(task.request.clone(), log).await.unwrap();
+        }
+    }
+
+    fn decided(tasks: &[Task]) -> Vec<Option<Outcome>> {
+        tasks.iter().map(|t| t.done.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn decide_builds_what_is_missing_and_finds_it_fresh_next_time() {
+        let s = settings(&[]);
+        let (engine, _) = engine_with_base(&s);
+        let g = graph(&s);
+        let tasks = decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap();
+        assert_eq!(decided(&tasks), [None, None]);
+        assert_eq!(tasks[0].request.parent, Some(external(&s)));
+        assert_eq!(
+            tasks[1].request.parent,
+            Some(s.naming.reference("base")),
+            "the parent is read from the graph"
+        );
+        assert_eq!(
+            tasks[1].request.labels.get(INPUT_HASH_LABEL),
+            Some(&"k1".to_string())
+        );
+        build_all(&engine, &tasks).await;
+        let again = decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap();
+        assert_eq!(
+            decided(&again),
+            [Some(Outcome::Fresh), Some(Outcome::Fresh)]
+        );
+        assert_eq!(
+            engine.calls(),
+            ["start base", "start keystone"],
+            "deciding only inspects"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_changed_input_hash_makes_the_image_and_its_children_stale() {
+        let s = settings(&[]);
+        let (engine, _) = engine_with_base(&s);
+        let g = graph(&s);
+        build_all(
+            &engine,
+            &decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap(),
+        )
+        .await;
+        let child = decide(&engine, &s, &g, jobs("b1", "k2")).await.unwrap();
+        assert_eq!(decided(&child), [Some(Outcome::Fresh), None]);
+        let parent = decide(&engine, &s, &g, jobs("b2", "k1")).await.unwrap();
+        assert_eq!(
+            decided(&parent),
+            [None, None],
+            "a child whose parent is rebuilt now is stale, whatever its own hash"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_parent_retagged_outside_the_tool_makes_its_children_stale() {
+        let s = settings(&[]);
+        let (engine, base_id) = engine_with_base(&s);
+        let g = graph(&s);
+        build_all(
+            &engine,
+            &decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap(),
+        )
+        .await;
+        // Another image, with base's labels, now carries base's tag.
+        let labels = BTreeMap::from([
+            (INPUT_HASH_LABEL.to_string(), "b1".to_string()),
+            (PARENT_ID_LABEL.to_string(), base_id),
+        ]);
+        engine.add_image(
+            &s.naming.reference("base"),
+            labels,
+            vec![layer("other", b"x")],
+        );
+        let tasks = decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap();
+        assert_eq!(decided(&tasks), [Some(Outcome::Fresh), None]);
+    }
+
+    #[tokio::test]
+    async fn a_new_external_base_image_makes_everything_stale() {
+        let s = settings(&[]);
+        let (engine, _) = engine_with_base(&s);
+        let g = graph(&s);
+        build_all(
+            &engine,
+            &decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap(),
+        )
+        .await;
+        engine.add_image(
+            &external(&s),
+            BTreeMap::new(),
+            vec![layer("etc/os-release", b"trixie, updated")],
+        );
+        let tasks = decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap();
+        assert_eq!(decided(&tasks), [None, None]);
+    }
+
+    #[tokio::test]
+    async fn skip_existing_keeps_stale_images_and_no_cache_rebuilds_fresh_ones() {
+        let s = settings(&[]);
+        let (engine, _) = engine_with_base(&s);
+        let g = graph(&s);
+        build_all(
+            &engine,
+            &decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap(),
+        )
+        .await;
+        let skip = settings(&["--skip-existing"]);
+        let tasks = decide(&engine, &skip, &g, jobs("b2", "k2")).await.unwrap();
+        assert_eq!(
+            decided(&tasks),
+            [Some(Outcome::Existing), Some(Outcome::Existing)]
+        );
+        let no_cache = settings(&["--no-cache"]);
+        let tasks = decide(&engine, &no_cache, &g, jobs("b1", "k1"))
+            .await
+            .unwrap();
+        assert_eq!(decided(&tasks), [None, None]);
+        assert!(tasks.iter().all(|t| t.request.no_cache));
+    }
+
+    #[tokio::test]
+    async fn an_external_image_present_is_used_without_a_pull() {
+        let s = settings(&[]);
+        let (engine, id) = engine_with_base(&s);
+        let found = ensure_external(&engine, &s, &external(&s), &|_: &str, _: &str| {})
+            .await
+            .unwrap();
+        assert_eq!(found, id);
+        assert!(engine.calls().is_empty(), "{:?}", engine.calls());
+    }
+
+    #[tokio::test]
+    async fn a_missing_external_image_is_pulled() {
+        let s = settings(&[]);
+        let engine = FakeEngine::new();
+        let reference = external(&s);
+        let id = engine.add_remote(&reference, BTreeMap::new(), vec![layer("a", b"1")]);
+        let said = RefCell::new(Vec::new());
+        let say = |verb: &'static str, text: &str| said.borrow_mut().push(format!("{verb} {text}"));
+        let found = ensure_external(&engine, &s, &reference, &say)
+            .await
+            .unwrap();
+        assert_eq!(found, id);
+        assert_eq!(engine.calls(), [format!("pull {reference}")]);
+        assert_eq!(said.into_inner(), [format!("Pulling {reference}")]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_pull_names_the_image_and_suggests_bootstrap() {
+        let s = settings(&[]);
+        let engine = FakeEngine::new();
+        let reference = external(&s);
+        let err = ensure_external(&engine, &s, &reference, &|_: &str, _: &str| {})
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "cannot pull the base image `{reference}`: manifest for {reference} not found"
+            )),
+            "{err}"
+        );
+        assert!(err.contains("pass `--bootstrap-base`"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn no_pull_refuses_a_missing_external_image() {
+        let s = settings(&["--no-pull"]);
+        let engine = FakeEngine::new();
+        let reference = external(&s);
+        engine.add_remote(&reference, BTreeMap::new(), vec![layer("a", b"1")]);
+        let err = ensure_external(&engine, &s, &reference, &|_: &str, _: &str| {})
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--no-pull forbids pulling it"), "{err}");
+        assert!(engine.calls().is_empty());
+    }
+}

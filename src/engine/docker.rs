@@ -1,0 +1,374 @@
+//! [`Engine`] over the Docker Engine API (dockerd, or podman's compatible service) with bollard.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::auth::DockerCredentials;
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
+    PushImageOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    TagImageOptionsBuilder,
+};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use crate::common::types::Credentials;
+use crate::engine::{
+    BuildRequest, ByteReceiver, Engine, EngineError, ImageFacts, LogSink, PARENT_ID_LABEL,
+    SaveStream, split_reference,
+};
+
+/// The Docker Engine API over a unix socket or TCP.
+#[derive(Clone)]
+pub struct DockerEngine {
+    docker: Docker,
+    url: String,
+    credentials: Option<Credentials>,
+}
+
+impl DockerEngine {
+    /// Connects and checks the engine answers, so a dead engine is reported before any work.
+    pub async fn connect(url: &str) -> Result<DockerEngine, EngineError> {
+        let unreachable = |message: String| EngineError::Unreachable {
+            url: url.to_string(),
+            message,
+        };
+        // Builds take long: bound them with our own per-build timeout, not the client's 2 min.
+        let timeout = 24 * 3600;
+        let docker = if let Some(path) = url.strip_prefix("unix://") {
+            Docker::connect_with_unix(path, timeout, bollard::API_DEFAULT_VERSION)
+        } else if url.starts_with("tcp://") || url.starts_with("http://") {
+            Docker::connect_with_http(url, timeout, bollard::API_DEFAULT_VERSION)
+        } else {
+            return Err(unreachable(
+                "expected unix:///path or tcp://host:port".into(),
+            ));
+        }
+        .map_err(|e| unreachable(e.to_string()))?;
+        let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
+            .await
+            .map_err(|_| unreachable("no answer within 10 s".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        tokio::time::timeout(Duration::from_secs(10), docker.ping())
+            .await
+            .map_err(|_| unreachable("no answer within 10 s".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok(DockerEngine {
+            docker,
+            url: url.to_string(),
+            credentials: None,
+        })
+    }
+
+    /// Credentials sent with pushes.
+    pub fn with_credentials(mut self, credentials: Option<Credentials>) -> DockerEngine {
+        self.credentials = credentials;
+        self
+    }
+
+    /// IDs of every container, running or not (to prove builds leave none behind).
+    pub async fn container_ids(&self) -> Result<Vec<String>, EngineError> {
+        let options = ListContainersOptionsBuilder::default().all(true).build();
+        let list = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| EngineError::Api(format!("listing containers: {e}")))?;
+        Ok(list.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    pub async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
+        let options = RemoveContainerOptionsBuilder::default().force(true).build();
+        self.docker
+            .remove_container(id, Some(options))
+            .await
+            .map_err(|e| EngineError::Api(format!("removing container {id}: {e}")))
+    }
+}
+
+impl Engine for DockerEngine {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    async fn ping(&self) -> Result<(), EngineError> {
+        self.docker
+            .ping()
+            .await
+            .map(|_| ())
+            .map_err(|e| EngineError::Unreachable {
+                url: self.url.clone(),
+                message: e.to_string(),
+            })
+    }
+
+    async fn pull(&self, reference: &str) -> Result<(), EngineError> {
+        let (repo, tag) = reference.rsplit_once(':').unwrap_or((reference, "latest"));
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(repo)
+            .tag(tag)
+            .build();
+        let mut stream = self.docker.create_image(Some(options), None, None);
+        while let Some(item) = stream.next().await {
+            item.map_err(|e| EngineError::Pull(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    async fn push(&self, reference: &str, log: LogSink) -> Result<(), EngineError> {
+        self.push_once(reference, &log).await
+    }
+
+    async fn inspect(&self, reference: &str) -> Result<Option<ImageFacts>, EngineError> {
+        match self.docker.inspect_image(reference).await {
+            Ok(image) => Ok(Some(ImageFacts {
+                id: image.id.unwrap_or_default(),
+                labels: image
+                    .config
+                    .and_then(|c| c.labels)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect(),
+                diff_ids: image.root_fs.and_then(|r| r.layers).unwrap_or_default(),
+            })),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(EngineError::Api(format!("inspecting {reference}: {e}"))),
+        }
+    }
+
+    fn save(&self, references: &[String]) -> SaveStream {
+        let references: Vec<&str> = references.iter().map(String::as_str).collect();
+        self.docker
+            .export_images(&references)
+            .map(|chunk| chunk.map_err(|e| EngineError::Save(e.to_string())))
+            .boxed()
+    }
+
+    async fn import(
+        &self,
+        repo: &str,
+        tag: &str,
+        body: ByteReceiver,
+    ) -> Result<String, EngineError> {
+        let options = CreateImageOptionsBuilder::default()
+            .from_src("-")
+            .repo(repo)
+            .tag(tag)
+            .build();
+        let body = bollard::body_try_stream(tokio_stream_from(body));
+        let mut stream = self.docker.create_image(Some(options), Some(body), None);
+        while let Some(item) = stream.next().await {
+            item.map_err(|e| EngineError::Api(format!("importing {repo}:{tag}: {e}")))?;
+        }
+        let reference = format!("{repo}:{tag}");
+        self.inspect(&reference)
+            .await?
+            .map(|facts| facts.id)
+            .ok_or_else(|| EngineError::Api(format!("{reference} is missing after its import")))
+    }
+
+    async fn remove(&self, reference: &str) -> Result<(), EngineError> {
+        let options = RemoveImageOptionsBuilder::default().noprune(false).build();
+        match self
+            .docker
+            .remove_image(reference, Some(options), None)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(EngineError::Api(format!("removing {reference}: {e}"))),
+        }
+    }
+
+    async fn tag(&self, source: &str, repo: &str, tag: &str) -> Result<(), EngineError> {
+        let options = TagImageOptionsBuilder::default()
+            .repo(repo)
+            .tag(tag)
+            .build();
+        self.docker
+            .tag_image(source, Some(options))
+            .await
+            .map_err(|e| EngineError::Api(format!("tagging {source} as {repo}:{tag}: {e}")))
+    }
+
+    async fn build(&self, request: BuildRequest, log: LogSink) -> Result<String, EngineError> {
+        // The context is written by a blocking thread into a bounded channel and streamed: it is
+        // never held whole in memory.
+        let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(16);
+        let spec = request.context.clone();
+        let writer = tokio::task::spawn_blocking(move || {
+            let out = ChannelWriter::new(tx.clone());
+            match spec.write_tar(out).and_then(ChannelWriter::finish) {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
+                    Err(e)
+                }
+            }
+        });
+        let mut labels = request.labels.clone();
+        if let Some(parent) = &request.parent {
+            if let Some(facts) = self.inspect(parent).await? {
+                labels.insert(PARENT_ID_LABEL.to_string(), facts.id);
+            }
+        }
+        let labels: HashMap<&str, &str> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let args: HashMap<&str, &str> = request
+            .build_args
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let options = BuildImageOptionsBuilder::default()
+            .dockerfile("Dockerfile")
+            .t(&request.reference)
+            .rm(!request.keep)
+            .forcerm(!request.keep)
+            .nocache(request.no_cache)
+            .pull(if request.pull { "true" } else { "" })
+            .networkmode(&request.network_mode)
+            .labels(&labels)
+            .buildargs(&args)
+            .build();
+        let body = bollard::body_try_stream(tokio_stream_from(rx));
+        let mut stream = self.docker.build_image(options, None, Some(body));
+        let mut image_id = None;
+        let mut failure = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(text) = info.stream {
+                        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                            let _ = log.send(line.to_string());
+                        }
+                    }
+                    if let Some(id) = info.aux.and_then(|aux| aux.id) {
+                        image_id = Some(id);
+                    }
+                }
+                Err(bollard::errors::Error::DockerStreamError { error }) => {
+                    let _ = log.send(error.clone());
+                    failure = Some(EngineError::Build(error));
+                }
+                Err(e) => {
+                    failure = Some(EngineError::Api(e.to_string()));
+                    break;
+                }
+            }
+        }
+        let context_result = writer.await;
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
+        if let Ok(Err(e)) = context_result {
+            return Err(EngineError::Build(format!(
+                "writing the build context: {e}"
+            )));
+        }
+        match image_id {
+            Some(id) => Ok(id),
+            None => self
+                .inspect(&request.reference)
+                .await?
+                .map(|facts| facts.id)
+                .ok_or_else(|| {
+                    EngineError::Build(format!(
+                        "the engine reported no image for {}",
+                        request.reference
+                    ))
+                }),
+        }
+    }
+}
+
+impl DockerEngine {
+    async fn push_once(&self, reference: &str, log: &LogSink) -> Result<(), EngineError> {
+        let (name, tag) = split_reference(reference);
+        let options = PushImageOptionsBuilder::default().tag(tag).build();
+        let credentials = self.credentials.as_ref().map(|c| DockerCredentials {
+            username: Some(c.username.clone()),
+            password: Some(c.password.clone()),
+            serveraddress: name.split('/').next().map(str::to_string),
+            ..DockerCredentials::default()
+        });
+        let mut stream = self.docker.push_image(name, Some(options), credentials);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(status) = info.status {
+                        let _ = log.send(status);
+                    }
+                }
+                Err(bollard::errors::Error::DockerStreamError { error }) => {
+                    return Err(EngineError::Push(error));
+                }
+                Err(e) => return Err(EngineError::Push(e.to_string())),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Adapts a channel receiver into the stream bollard sends as the request body.
+fn tokio_stream_from(
+    mut rx: mpsc::Receiver<io::Result<Bytes>>,
+) -> impl futures_util::Stream<Item = io::Result<Bytes>> + Send + 'static {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// A `Write` that sends 64 KiB chunks into a channel, from a blocking thread.
+pub struct ChannelWriter {
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    buffer: Vec<u8>,
+}
+
+const CHUNK: usize = 64 * 1024;
+
+impl ChannelWriter {
+    pub fn new(tx: mpsc::Sender<io::Result<Bytes>>) -> ChannelWriter {
+        ChannelWriter {
+            tx,
+            buffer: Vec::with_capacity(CHUNK),
+        }
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buffer,
+            Vec::with_capacity(CHUNK),
+        ));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the engine stopped reading"))
+    }
+
+    pub fn finish(mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.buffer.extend_from_slice(buf);
+        if self.buffer.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

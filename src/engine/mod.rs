@@ -1,0 +1,153 @@
+//! The container engine: one trait for every engine call (ping, inspect, pull, build, tag, push,
+//! save, import, remove), so that the scheduler, freshness decisions, bootstrap, push and export
+//! run the same against a dockerd ([`docker::DockerEngine`], bollard) and an in-memory fake
+//! ([`fake::FakeEngine`], for tests without a daemon). A new engine (podman, a remote dockerd)
+//! is one more implementation of [`Engine`].
+
+pub mod docker;
+pub mod fake;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use tokio::sync::mpsc;
+
+use crate::prepare::context::ContextSpec;
+
+/// What the engine knows of a tagged image.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ImageFacts {
+    pub id: String,
+    pub labels: BTreeMap<String, String>,
+    /// The uncompressed digests (`sha256:<hex>`) of its layers, base first (its `RootFS`).
+    pub diff_ids: Vec<String>,
+}
+
+/// One image build.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    pub image: String,
+    pub reference: String,
+    pub context: ContextSpec,
+    pub labels: BTreeMap<String, String>,
+    pub build_args: BTreeMap<String, String>,
+    pub network_mode: String,
+    pub no_cache: bool,
+    /// Keep the intermediate containers of a failed build (for debugging).
+    pub keep: bool,
+    /// Ask the engine to pull a newer external base image.
+    pub pull: bool,
+    /// The image this one is built FROM: its ID at build time is recorded in the
+    /// [`PARENT_ID_LABEL`] label, so a parent rebuilt or retagged later makes this image stale.
+    pub parent: Option<String>,
+}
+
+/// The label carrying the image ID of the parent an image was built on.
+pub const PARENT_ID_LABEL: &str = "org.opendev.kolla-build.parent-id";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error(
+        "cannot reach the container engine at {url}: {message}\n\
+         hint: start it (`scripts/setup-engine.sh` on a bare Debian machine, or `systemctl start docker`), \
+         or point `--engine-url`/DOCKER_HOST at a running engine"
+    )]
+    Unreachable { url: String, message: String },
+    /// The build ran and failed (a RUN step exited non-zero, a COPY source is missing...).
+    #[error("{0}")]
+    Build(String),
+    #[error("engine error: {0}")]
+    Api(String),
+    #[error("push failed: {0}")]
+    Push(String),
+    /// A pull the engine could not do, in the engine's words; the caller names the image.
+    #[error("{0}")]
+    Pull(String),
+    /// The image archive stream broke, in the engine's words; the caller says what it was saving.
+    #[error("{0}")]
+    Save(String),
+}
+
+/// A line of build output.
+pub type LogSink = mpsc::UnboundedSender<String>;
+
+/// The bytes of an image archive (`docker save`), as the engine sends them.
+pub type SaveStream = BoxStream<'static, Result<Bytes, EngineError>>;
+
+/// A tarball fed to the engine in chunks (a root filesystem to import).
+pub type ByteReceiver = mpsc::Receiver<io::Result<Bytes>>;
+
+/// Every call made to a container engine. Futures are `Send` so that work runs on any thread.
+pub trait Engine: Send + Sync + 'static {
+    /// Where the engine is, for messages (`unix:///var/run/docker.sock`).
+    fn url(&self) -> &str;
+
+    /// Whether the engine answers at all.
+    fn ping(&self) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    /// The image tagged `reference`, if present.
+    fn inspect(
+        &self,
+        reference: &str,
+    ) -> impl Future<Output = Result<Option<ImageFacts>, EngineError>> + Send;
+
+    /// Pulls `reference` (`repo:tag`) from its registry into the engine.
+    fn pull(&self, reference: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    /// Builds and tags an image; output lines go to `log`. Returns the image ID.
+    fn build(
+        &self,
+        request: BuildRequest,
+        log: LogSink,
+    ) -> impl Future<Output = Result<String, EngineError>> + Send;
+
+    /// Tags the image `source` as `repo:tag` too.
+    fn tag(
+        &self,
+        source: &str,
+        repo: &str,
+        tag: &str,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    /// Pushes a tagged image to the registry named in its reference.
+    fn push(
+        &self,
+        reference: &str,
+        log: LogSink,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    /// The images as one `docker save` archive, streamed (never whole in memory).
+    fn save(&self, references: &[String]) -> SaveStream;
+
+    /// Imports a root filesystem tarball as `repo:tag`; returns the image ID.
+    fn import(
+        &self,
+        repo: &str,
+        tag: &str,
+        body: ByteReceiver,
+    ) -> impl Future<Output = Result<String, EngineError>> + Send;
+
+    /// Untags (and removes, when nothing else uses it) an image; a missing one is no error.
+    fn remove(&self, reference: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    /// Whether the engine still answers a ping within 10 s.
+    fn alive(&self) -> impl Future<Output = bool> + Send {
+        async {
+            tokio::time::timeout(Duration::from_secs(10), self.ping())
+                .await
+                .is_ok_and(|r| r.is_ok())
+        }
+    }
+}
+
+/// `host:port/ns/name:tag` → (`host:port/ns/name`, `tag`); the port's colon is not a tag.
+pub fn split_reference(reference: &str) -> (&str, &str) {
+    match reference.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, tag),
+        _ => (reference, "latest"),
+    }
+}

@@ -1,0 +1,132 @@
+//! The build plan: one job per selected image, with its dependencies, its priority (images that
+//! unblock the most work first) and its input hash, which decides whether it needs building.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::common::error::{Error, Result};
+use crate::graph::ImageGraph;
+use crate::graph::selection::Status;
+use crate::prepare::Prepared;
+use crate::prepare::context::{ContextSpec, ExtraFiles};
+
+/// The label carrying an image's input hash.
+pub const INPUT_HASH_LABEL: &str = "org.opendev.kolla-build.input-hash";
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub name: String,
+    /// Indices of the jobs this one needs built first.
+    pub deps: Vec<usize>,
+    /// This job plus everything transitively waiting on it: higher runs first.
+    pub priority: usize,
+    pub input_hash: String,
+    pub context: ContextSpec,
+}
+
+/// Builds the jobs for the selected images. `external_id` gives the engine's ID of an external
+/// base image (part of the root images' hash, so a new base image rebuilds everything).
+pub fn plan(
+    prepared: &Prepared,
+    build_args: &BTreeMap<String, String>,
+    extra: &ExtraFiles,
+    external_id: impl Fn(&str) -> Option<String> + Sync,
+) -> Result<Vec<Job>> {
+    let graph = &prepared.graph;
+    let selection = &prepared.selection;
+    // Hash every image that is built or assumed present (skipped parents), parents first.
+    let wanted: Vec<usize> = graph
+        .topological_order()
+        .into_iter()
+        .filter(|&id| matches!(selection.status[id], Status::Matched | Status::Skipped))
+        .collect();
+    let contexts: Vec<(usize, ContextSpec, String)> = wanted
+        .par_iter()
+        .map(|&id| {
+            let name = graph.name(id);
+            let image = prepared
+                .tree
+                .image(name)
+                .expect("graph images come from the tree");
+            let mut files: Vec<(String, PathBuf)> = image
+                .context_files
+                .iter()
+                .map(|rel| {
+                    let path = prepared
+                        .tree
+                        .file(&format!("{}/{rel}", image.dir))
+                        .expect("tree file");
+                    (rel.clone(), path.to_path_buf())
+                })
+                .collect();
+            files.extend(extra.0.get(name).into_iter().flatten().cloned());
+            let spec = ContextSpec::new(prepared.dockerfiles[name].clone(), files);
+            let digest = spec.digest().map_err(|source| Error::Read {
+                path: PathBuf::from(format!("build context of `{name}`")),
+                source,
+            })?;
+            Ok((id, spec, digest))
+        })
+        .collect::<Result<_>>()?;
+
+    let mut hashes: BTreeMap<usize, String> = BTreeMap::new();
+    let mut specs: BTreeMap<usize, ContextSpec> = BTreeMap::new();
+    for (id, spec, digest) in contexts {
+        let node = graph.node(id);
+        let mut hasher = Sha256::new();
+        hasher.update(b"kolla-build input v1\n");
+        hasher.update(format!("context {digest}\n"));
+        for (k, v) in build_args {
+            hasher.update(format!("arg {k}={v}\n"));
+        }
+        for &dep in &node.deps {
+            // Parents come first in topological order; an unselected parent has no hash and
+            // must already exist, so its name stands in.
+            let dep_hash = hashes
+                .get(&dep)
+                .cloned()
+                .unwrap_or_else(|| format!("unplanned:{}", graph.name(dep)));
+            hasher.update(format!("dep {} {dep_hash}\n", graph.name(dep)));
+        }
+        if let Some(external) = &node.external {
+            let id = external_id(external).unwrap_or_else(|| format!("unknown:{external}"));
+            hasher.update(format!("external {external} {id}\n"));
+        }
+        hashes.insert(id, hex::encode(hasher.finalize()));
+        specs.insert(id, spec);
+    }
+
+    let job_ids: Vec<usize> = wanted
+        .iter()
+        .copied()
+        .filter(|&id| selection.is_matched(id))
+        .collect();
+    let index: BTreeMap<usize, usize> =
+        job_ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+    Ok(job_ids
+        .iter()
+        .map(|&id| Job {
+            name: graph.name(id).to_string(),
+            deps: graph
+                .node(id)
+                .deps
+                .iter()
+                .filter_map(|d| index.get(d).copied())
+                .collect(),
+            priority: 1 + descendants_in(graph, id, &index),
+            input_hash: hashes[&id].clone(),
+            context: specs.remove(&id).expect("hashed"),
+        })
+        .collect())
+}
+
+fn descendants_in(graph: &ImageGraph, id: usize, jobs: &BTreeMap<usize, usize>) -> usize {
+    graph
+        .descendants(id)
+        .into_iter()
+        .filter(|d| jobs.contains_key(d))
+        .count()
+}

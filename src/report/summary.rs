@@ -1,0 +1,448 @@
+//! The end of a run: a table for people and kolla's JSON shape for CI parsers, with true statuses
+//! (`parent_error`, `error` with its cause) and per-image detail.
+
+use serde::Serialize;
+
+use crate::report::event::{Outcome, PushOutcome};
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Summary {
+    /// `success`, `failed` (some image did not build, push or export), `interrupted` (SIGINT or
+    /// SIGTERM) or `error` (the run could not go on: engine down or lost, plan error...).
+    pub status: String,
+    /// Why the run stopped, for `interrupted` and `error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Images the run lost when the engine stopped answering (not built, or cut off mid-build).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push: Option<PushSummary>,
+    pub built: Vec<Entry>,
+    pub failed: Vec<Entry>,
+    pub not_matched: Vec<Entry>,
+    pub skipped: Vec<Entry>,
+    pub unbuildable: Vec<Entry>,
+    pub allowed_to_fail: Vec<Entry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportSummary>,
+    #[serde(skip)]
+    pub export_error: Option<String>,
+}
+
+/// How the pushes of the run were published.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct PushSummary {
+    /// `atomic` or `immediate`.
+    pub mode: String,
+    /// Whether the final tags were moved (always, for `immediate`, for what was pushed).
+    pub tags_moved: bool,
+    /// The staging tag of the atomic mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staging_tag: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ExportSummary {
+    /// Whether the target was written (replaced); false when images were missing and
+    /// `--export-partial` was not given, or the export failed.
+    pub written: bool,
+    /// Selected images that are not in the export (they did not build).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
+    pub bytes: u64,
+    pub blobs: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Fields that are `None` are left out of the JSON.
+#[serde_with::skip_serializing_none]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Entry {
+    pub name: String,
+    pub status: Option<String>,
+    pub reference: Option<String>,
+    pub input_hash: Option<String>,
+    pub fresh: Option<bool>,
+    pub seconds: Option<f64>,
+    pub attempts: Option<u32>,
+    pub error: Option<String>,
+    pub parent: Option<String>,
+    /// `pushed`, `error` or `cancelled` when a push was asked for.
+    pub push: Option<String>,
+    pub push_seconds: Option<f64>,
+    /// The manifest digest the image was exported under, or `error`.
+    pub export: Option<String>,
+    /// With `--package-cache`: the bytes the package caches sent this image's build (counted
+    /// by the tool's relay between the build and the caches). The engine itself does not tell
+    /// what a build downloads; what the caches fetched from outside is in their logs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_bytes: Option<u64>,
+}
+
+impl Entry {
+    pub fn named(name: &str) -> Entry {
+        Entry {
+            name: name.to_string(),
+            ..Entry::default()
+        }
+    }
+}
+
+/// One built-or-not image, as the summary needs it.
+pub struct Row<'a> {
+    pub name: &'a str,
+    pub reference: &'a str,
+    pub input_hash: &'a str,
+    pub outcome: &'a Outcome,
+    pub push: Option<&'a PushOutcome>,
+}
+
+impl Summary {
+    pub fn record(&mut self, row: Row<'_>) {
+        let mut entry = Entry {
+            name: row.name.to_string(),
+            status: Some(row.outcome.status().to_string()),
+            reference: Some(row.reference.to_string()),
+            input_hash: Some(row.input_hash.to_string()),
+            ..Entry::default()
+        };
+        match row.push {
+            Some(PushOutcome::Pushed { seconds, .. }) => {
+                entry.push = Some("pushed".into());
+                entry.push_seconds = Some((seconds * 10.0).round() / 10.0);
+            }
+            Some(PushOutcome::Failed { error, .. }) => {
+                // As kolla: an image that built but did not push is a failure, `push_error`.
+                entry.push = Some("error".into());
+                entry.status = Some("push_error".into());
+                entry.error = Some(error.clone());
+                self.failed.push(entry);
+                return;
+            }
+            Some(PushOutcome::Cancelled) => entry.push = Some("cancelled".into()),
+            None => {}
+        }
+        match row.outcome {
+            Outcome::Built {
+                seconds, attempts, ..
+            } => {
+                entry.fresh = Some(false);
+                entry.seconds = Some((seconds * 10.0).round() / 10.0);
+                entry.attempts = Some(*attempts);
+                self.built.push(entry);
+            }
+            Outcome::Fresh => {
+                entry.fresh = Some(true);
+                entry.seconds = Some(0.0);
+                self.built.push(entry);
+            }
+            Outcome::Existing => self.skipped.push(entry),
+            Outcome::Failed {
+                error,
+                seconds,
+                attempts,
+                ..
+            } => {
+                entry.error = Some(error.clone());
+                entry.seconds = Some((seconds * 10.0).round() / 10.0);
+                entry.attempts = Some(*attempts);
+                self.failed.push(entry);
+            }
+            Outcome::ParentFailed { parent } => {
+                entry.parent = Some(parent.clone());
+                self.failed.push(entry);
+            }
+            Outcome::Cancelled => self.failed.push(entry),
+        }
+    }
+
+    /// Records the bytes an image's build received from the package caches.
+    pub fn record_network_bytes(&mut self, name: &str, bytes: u64) {
+        if let Some(entry) = self
+            .built
+            .iter_mut()
+            .chain(&mut self.failed)
+            .find(|e| e.name == name)
+        {
+            entry.network_bytes = Some(bytes);
+        }
+    }
+
+    pub fn success(&self) -> bool {
+        self.failed.is_empty() && self.export_error.is_none() && self.error.is_none()
+    }
+
+    /// Sets `status` from what was recorded.
+    pub fn finish(&mut self) {
+        if self.status.is_empty() {
+            self.status = if self.success() { "success" } else { "failed" }.to_string();
+        }
+    }
+
+    /// The run stopped on `error`: records it and marks every selected image not yet recorded
+    /// (`names`) as `not_built`.
+    pub fn stop(&mut self, error: &crate::common::error::Error, names: &[String]) {
+        self.status = match error {
+            crate::common::error::Error::Interrupted { .. } => "interrupted",
+            _ => "error",
+        }
+        .to_string();
+        self.error = Some(error.to_string().trim_end().to_string());
+        let known: std::collections::BTreeSet<&str> = self
+            .built
+            .iter()
+            .chain(&self.failed)
+            .chain(&self.skipped)
+            .map(|e| e.name.as_str())
+            .collect();
+        let missing: Vec<Entry> = names
+            .iter()
+            .filter(|n| !known.contains(n.as_str()))
+            .map(|n| Entry {
+                status: Some("not_built".into()),
+                ..Entry::named(n)
+            })
+            .collect();
+        self.failed.extend(missing);
+    }
+
+    /// The export was not written because images are missing: the previous file is kept.
+    pub fn withhold_export(&mut self, error: String, missing: Vec<String>) {
+        self.export_error = Some(error.clone());
+        self.export = Some(ExportSummary {
+            written: false,
+            missing,
+            error: Some(error),
+            ..ExportSummary::default()
+        });
+    }
+
+    /// In the atomic push mode, when the tags did not move: what was pushed is only staged.
+    pub fn mark_staged(&mut self) {
+        for entry in self.built.iter_mut().chain(self.failed.iter_mut()) {
+            if entry.push.as_deref() == Some("pushed") {
+                entry.push = Some("staged".into());
+            }
+        }
+    }
+
+    /// Records the export: each built image's manifest digest, or the error on all of them.
+    pub fn record_export<E: std::fmt::Display>(
+        &mut self,
+        result: &Result<crate::report::event::ExportReport, E>,
+        missing: Vec<String>,
+    ) {
+        for entry in &mut self.built {
+            entry.export = Some(match result {
+                Ok(report) => entry
+                    .reference
+                    .as_ref()
+                    .and_then(|r| report.manifests.get(r).cloned())
+                    .unwrap_or_else(|| "error".into()),
+                Err(_) => "error".into(),
+            });
+        }
+        match result {
+            Ok(report) => {
+                self.export = Some(ExportSummary {
+                    written: true,
+                    missing,
+                    bytes: report.bytes,
+                    blobs: report.blobs,
+                    error: None,
+                })
+            }
+            Err(e) => {
+                self.export_error = Some(e.to_string());
+                self.export = Some(ExportSummary {
+                    written: false,
+                    missing,
+                    bytes: 0,
+                    blobs: 0,
+                    error: Some(e.to_string()),
+                });
+            }
+        }
+    }
+
+    /// The table printed at the end of a build.
+    pub fn table(&self, elapsed: f64) -> String {
+        let mut out = String::new();
+        let width = self
+            .built
+            .iter()
+            .chain(&self.failed)
+            .map(|e| e.name.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        out.push_str(&format!(
+            "{:width$}  {:12}  {:>8}  {}\n",
+            "IMAGE", "STATUS", "SECONDS", "DETAIL"
+        ));
+        for entry in self.built.iter().chain(&self.failed) {
+            let status = entry.status.as_deref().unwrap_or("");
+            let seconds = entry.seconds.map(|s| format!("{s:.1}")).unwrap_or_default();
+            let detail = match (&entry.error, &entry.parent) {
+                (Some(error), _) => error.lines().next().unwrap_or_default().to_string(),
+                (None, Some(parent)) => format!("parent `{parent}` failed"),
+                _ => entry.reference.clone().unwrap_or_default(),
+            };
+            out.push_str(&format!(
+                "{:width$}  {status:12}  {seconds:>8}  {detail}\n",
+                entry.name
+            ));
+        }
+        let fresh = self.built.iter().filter(|e| e.fresh == Some(true)).count();
+        out.push_str(&format!(
+            "{} built ({} fresh), {} failed, {} skipped, {} unbuildable, {} not matched in {elapsed:.1}s\n",
+            self.built.len(),
+            fresh,
+            self.failed.len(),
+            self.skipped.len(),
+            self.unbuildable.len(),
+            self.not_matched.len()
+        ));
+        out
+    }
+}
+
+impl Summary {
+    /// The JSON summary to `path` (whole or not at all), else on stdout when JSON is the asked
+    /// format; nothing otherwise.
+    pub fn write(
+        &self,
+        path: Option<&std::path::Path>,
+        json_on_stdout: bool,
+    ) -> crate::common::error::Result<()> {
+        if let Some(path) = path {
+            let json = serde_json::to_string_pretty(self).expect("summary serializes");
+            crate::common::fs::write_atomically(path, format!("{json}\n").as_bytes())?;
+        } else if json_on_stdout {
+            crate::report::output::println(
+                &serde_json::to_string(self).expect("summary serializes"),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_land_in_kollas_lists_with_detail() {
+        let mut s = Summary::default();
+        let built = Outcome::Built {
+            image_id: "sha256:1".into(),
+            seconds: 12.34,
+            attempts: 1,
+        };
+        let failed = Outcome::Failed {
+            error: "RUN exited 1".into(),
+            attempts: 2,
+            seconds: 3.0,
+            log_tail: vec![],
+        };
+        let parent = Outcome::ParentFailed {
+            parent: "keystone-base".into(),
+        };
+        s.record(Row {
+            name: "base",
+            reference: "k/base:1",
+            input_hash: "aa",
+            outcome: &Outcome::Fresh,
+            push: None,
+        });
+        s.record(Row {
+            name: "keystone-base",
+            reference: "k/kb:1",
+            input_hash: "bb",
+            outcome: &failed,
+            push: None,
+        });
+        s.record(Row {
+            name: "keystone",
+            reference: "k/k:1",
+            input_hash: "cc",
+            outcome: &parent,
+            push: None,
+        });
+        s.record(Row {
+            name: "cron",
+            reference: "k/c:1",
+            input_hash: "dd",
+            outcome: &built,
+            push: None,
+        });
+        let pushed = PushOutcome::Pushed {
+            seconds: 1.0,
+            attempts: 1,
+        };
+        let refused = PushOutcome::Failed {
+            error: "connection refused".into(),
+            attempts: 3,
+        };
+        s.record(Row {
+            name: "memcached",
+            reference: "k/m:1",
+            input_hash: "ee",
+            outcome: &built,
+            push: Some(&pushed),
+        });
+        s.record(Row {
+            name: "rabbitmq",
+            reference: "k/r:1",
+            input_hash: "ff",
+            outcome: &built,
+            push: Some(&refused),
+        });
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["built"][0]["fresh"], true);
+        assert_eq!(json["built"][1]["seconds"], 12.3);
+        assert_eq!(json["failed"][0]["status"], "error");
+        assert_eq!(json["failed"][0]["error"], "RUN exited 1");
+        assert_eq!(json["failed"][1]["status"], "parent_error");
+        assert_eq!(json["failed"][1]["parent"], "keystone-base");
+        assert_eq!(json["built"][2]["push"], "pushed");
+        assert_eq!(json["failed"][2]["status"], "push_error");
+        assert_eq!(json["failed"][2]["error"], "connection refused");
+        assert!(!s.success());
+        let table = s.table(20.0);
+        assert!(table.contains("3 built (1 fresh), 3 failed"), "{table}");
+        assert!(table.contains("parent `keystone-base` failed"), "{table}");
+    }
+
+    #[test]
+    fn a_stopped_run_names_its_error_and_what_was_not_built() {
+        let mut s = Summary::default();
+        s.record(Row {
+            name: "base",
+            reference: "k/base:1",
+            input_hash: "aa",
+            outcome: &Outcome::Fresh,
+            push: Some(&PushOutcome::Pushed {
+                seconds: 1.0,
+                attempts: 1,
+            }),
+        });
+        s.mark_staged();
+        s.withhold_export("not written".into(), vec!["cron".into()]);
+        s.stop(
+            &crate::common::error::Error::Interrupted { signal: 15 },
+            &["base".into(), "cron".into()],
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["status"], "interrupted");
+        assert!(json["error"].as_str().unwrap().contains("SIGTERM"));
+        assert_eq!(json["built"][0]["push"], "staged");
+        assert_eq!(json["failed"][0]["name"], "cron");
+        assert_eq!(json["failed"][0]["status"], "not_built");
+        assert_eq!(json["export"]["written"], false);
+        assert_eq!(json["export"]["missing"][0], "cron");
+        assert!(!s.success());
+    }
+}

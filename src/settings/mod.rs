@@ -1,0 +1,761 @@
+//! Settings resolved once: CLI over `build.toml` (or `--config-file`) over defaults. This is the
+//! only module that reads the process environment or looks for the project's data directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::common::error::{Error, Result};
+use crate::common::types::{BaseDistro, InstallType, SummaryFormat, UndefinedMode};
+use crate::common::types::{Credentials, DEFAULT_ENGINE_URL};
+use crate::config::FileConfig;
+use crate::config::cli::Cli;
+use crate::report::event::Notice;
+use crate::tree::releases::{ReleaseFacts, ReleaseTable};
+
+// The defaults, from the table of options.
+use crate::config::options::{
+    DEFAULT_BASE, DEFAULT_CLEAN_PACKAGE_CACHE, DEFAULT_DOCKER_HEALTHCHECKS, DEFAULT_INSTALL_TYPE,
+    DEFAULT_NETWORK_MODE, DEFAULT_PULL, DEFAULT_PUSH_THREADS, DEFAULT_RETRIES, DEFAULT_THREADS,
+    DEFAULT_TIMEOUT, DEFAULT_USE_DUMB_INIT, ENGINE_URL_ENV,
+};
+pub use crate::config::options::{
+    DEFAULT_MAINTAINER, DEFAULT_NAMESPACE, DEFAULT_OPENSTACK_CODENAME, DEFAULT_OPENSTACK_RELEASE,
+    DEFAULT_PREFIX,
+};
+
+/// Everything that decides which images are rendered and how they are named.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Notes and warnings from reading the configuration, for the reporter.
+    pub notices: Vec<Notice>,
+    /// Where the project's `profiles/` live (a checkout or the installed data), if found.
+    pub data_dir: Option<PathBuf>,
+    /// The main template tree and the trees laid over it, in order.
+    pub images_dir: PathBuf,
+    pub docker_dirs: Vec<PathBuf>,
+    pub template_overrides: Vec<PathBuf>,
+    pub naming: Naming,
+    /// What the tree's releases table says for the selected release, base and install type.
+    pub release: Option<ReleaseFacts>,
+    pub selection: SelectionSettings,
+    pub undefined: UndefinedMode,
+    /// What templates see as `kolla_version` (kolla's `LABEL kolla_version`).
+    pub kolla_version: String,
+    /// What `base` checks `/etc/os-release` PRETTY_NAME against (`supported_distro_name`).
+    pub supported_distro_name: String,
+    /// A `repos.yaml` merged over the tree's (kolla's `repos_yaml`), repository by repository.
+    pub repos_yaml: Option<PathBuf>,
+    /// Users added to (or replacing entries of) the tree's table: kolla's `[<name>-user]`.
+    pub users: BTreeMap<String, crate::tree::users::UserEntry>,
+    /// Lines templates get as `rpm_setup`, from kolla's `rpm_setup_config`.
+    pub rpm_setup: Vec<String>,
+    /// `ARG` lines inserted after the first `FROM` (kolla's `pip_index_url` and friends).
+    pub pip_args: Vec<String>,
+    pub clean_package_cache: bool,
+    pub use_dumb_init: bool,
+    pub docker_healthchecks: bool,
+    pub threads: usize,
+    pub work_dir: Option<PathBuf>,
+    pub actions: Actions,
+    pub build: BuildSettings,
+    pub quiet: bool,
+    pub debug: bool,
+    /// The process environment, handed to templates as `env`.
+    pub env: BTreeMap<String, String>,
+}
+
+/// Base, install type and the parts of an image reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Naming {
+    pub base: BaseDistro,
+    pub base_image: String,
+    pub base_tag: String,
+    pub base_arch: String,
+    pub install_type: InstallType,
+    pub registry: Option<String>,
+    pub namespace: String,
+    pub image_prefix: String,
+    pub tag: String,
+    pub openstack_release: String,
+    pub openstack_release_codename: String,
+    pub maintainer: String,
+}
+
+impl Naming {
+    /// The namespace as templates see it: the registry is part of it, as in kolla.
+    pub fn full_namespace(&self) -> String {
+        match &self.registry {
+            Some(registry) => format!("{registry}/{}", self.namespace),
+            None => self.namespace.clone(),
+        }
+    }
+
+    /// `{registry}/{namespace}/{prefix}{name}:{tag}`.
+    pub fn reference(&self, image: &str) -> String {
+        format!(
+            "{}/{}{image}:{}",
+            self.full_namespace(),
+            self.image_prefix,
+            self.tag
+        )
+    }
+
+    pub fn debian_arch(&self) -> &str {
+        match self.base_arch.as_str() {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SelectionSettings {
+    pub regexes: Vec<String>,
+    pub profiles: Vec<String>,
+    pub skip_parents: bool,
+    pub enable_unbuildable: bool,
+    /// Profiles defined in the config file, on top of `profiles/`.
+    pub extra_profiles: BTreeMap<String, Vec<String>>,
+}
+
+/// How images are built, once rendered.
+#[derive(Debug, Clone)]
+pub struct BuildSettings {
+    pub engine_url: String,
+    pub pull: bool,
+    pub bootstrap_base: bool,
+    pub bootstrap_mirror: Option<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub network_mode: String,
+    pub no_cache: bool,
+    pub keep: bool,
+    pub ca_certificates: Vec<PathBuf>,
+    /// `--package-cache`: the caches builds download through, by kind.
+    pub package_caches:
+        BTreeMap<crate::common::package_cache::Kind, crate::common::package_cache::CacheUrl>,
+    /// `--cache-dir`: the export's layer cache lives under it.
+    pub cache_dir: Option<PathBuf>,
+    pub retries: u32,
+    pub push: bool,
+    pub push_threads: usize,
+    pub export: Option<PathBuf>,
+    pub export_format: crate::common::types::ExportFormat,
+    /// `--export-partial`: export what built even when some images did not.
+    pub export_partial: bool,
+    pub push_mode: crate::common::types::PushMode,
+    /// For pushes: `KOLLA_REGISTRY_USERNAME`/`_PASSWORD`, else the Docker config file's entry.
+    pub credentials: Option<Credentials>,
+    pub timeout: Duration,
+    pub skip_existing: bool,
+    pub logs_dir: Option<PathBuf>,
+    pub summary_json_file: Option<PathBuf>,
+    pub format: SummaryFormat,
+}
+
+/// What the run is asked to do; several may be combined.
+#[derive(Debug, Clone, Default)]
+pub struct Actions {
+    pub template_only: bool,
+    pub list_images: bool,
+    pub list_dependencies: bool,
+    pub save_dependency: Option<PathBuf>,
+}
+
+impl Actions {
+    pub fn builds(&self) -> bool {
+        !(self.template_only
+            || self.list_images
+            || self.list_dependencies
+            || self.save_dependency.is_some())
+    }
+}
+
+impl Settings {
+    /// Resolves the settings for this process: finds the data directory from the current
+    /// directory (or the installed data) and reads the default `build.toml` there.
+    pub fn resolve(cli: Cli) -> Result<Settings> {
+        let cwd = std::env::current_dir().map_err(|source| Error::Read {
+            path: PathBuf::from("."),
+            source,
+        })?;
+        // `--images-dir` naming a tree of ours is a data directory too (its build.toml, profiles).
+        let data_dir = find_data_dir(&cwd).or_else(|| {
+            let dir = cwd.join(cli.images_dir.as_ref()?);
+            is_our_tree(&dir).then_some(dir)
+        });
+        // kolla's own tree: kolla's configuration files and its release's defaults.
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let kolla_config = crate::compat::load_config(&cli, &cwd, home.as_deref())?;
+        let kolla_files = kolla_config.as_ref().map(|(_, files)| files.clone());
+        let mut config = match (&cli.config_file, &data_dir, kolla_config) {
+            (_, _, Some((config, _))) => config,
+            (Some(path), _, None) => FileConfig::load(path)?,
+            (None, Some(dir), None) if dir.join("build.toml").is_file() => {
+                FileConfig::load(&dir.join("build.toml"))?
+            }
+            _ => FileConfig::default(),
+        };
+        let mut notices: Vec<Notice> = config.warnings.drain(..).map(Notice::Warning).collect();
+        if let Some(kolla) =
+            crate::compat::apply_defaults(&cli, &mut config, &cwd, data_dir.as_deref())?
+        {
+            notices.push(Notice::Note(crate::compat::note(
+                &kolla,
+                kolla_files.as_deref(),
+            )));
+        }
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        let mut settings = Self::merge(cli, config, data_dir, env, &cwd)?;
+        settings.notices = notices;
+        Ok(settings)
+    }
+
+    /// The pure part of `resolve`: CLI over file over defaults.
+    pub fn merge(
+        cli: Cli,
+        file: FileConfig,
+        data_dir: Option<PathBuf>,
+        env: BTreeMap<String, String>,
+        cwd: &Path,
+    ) -> Result<Settings> {
+        let base = cli.base.or(file.base).unwrap_or(DEFAULT_BASE);
+        let install_type = cli
+            .install_type
+            .or(file.install_type)
+            .unwrap_or(DEFAULT_INSTALL_TYPE);
+        let images_dir = match cli.images_dir.or(file.images_dir) {
+            Some(dir) => cwd.join(dir),
+            None => data_dir.clone().ok_or_else(|| Error::NoTree {
+                searched: format!(
+                    "`{}` and its parents, and the installed data",
+                    cwd.display()
+                ),
+            })?,
+        };
+        // The tree's releases table (base/releases.toml) sets the defaults that follow from the
+        // release; a tree without one (kolla's) gets the built-in defaults.
+        let asked_release = cli.openstack_release.or(file.openstack_release);
+        let release = match ReleaseTable::load(&images_dir)? {
+            Some(table) => Some(table.facts(asked_release.as_deref(), base, install_type)?),
+            None => None,
+        };
+        // What a setting neither given nor in the file becomes: the release table's row for
+        // this base, else the built-in defaults.
+        let (default_release, default_image, default_tag, default_codename) = match &release {
+            Some(facts) => (
+                facts.name.clone(),
+                facts.base_image.clone(),
+                facts.base_tag.clone(),
+                facts.codename.clone(),
+            ),
+            None => (
+                DEFAULT_OPENSTACK_RELEASE.to_string(),
+                base.default_image().to_string(),
+                base.default_tag().to_string(),
+                DEFAULT_OPENSTACK_CODENAME.to_string(),
+            ),
+        };
+        let openstack_release = asked_release.unwrap_or(default_release);
+        let prefix_template = cli
+            .image_name_prefix
+            .or(file.image_name_prefix)
+            .unwrap_or_else(|| DEFAULT_PREFIX.to_string());
+        let registry = cli.registry.or(file.registry).filter(|r| !r.is_empty());
+        let naming = Naming {
+            base,
+            base_image: cli.base_image.or(file.base_image).unwrap_or(default_image),
+            base_tag: cli.base_tag.or(file.base_tag).unwrap_or(default_tag),
+            base_arch: cli
+                .base_arch
+                .or(file.base_arch)
+                .unwrap_or_else(|| std::env::consts::ARCH.to_string()),
+            install_type,
+            registry,
+            namespace: cli
+                .namespace
+                .or(file.namespace)
+                .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string()),
+            image_prefix: prefix_template
+                .replace("{base}", base.as_str())
+                .replace("{install_type}", install_type.as_str()),
+            tag: cli
+                .tag
+                .or(file.tag)
+                .unwrap_or_else(|| openstack_release.clone()),
+            openstack_release_codename: cli
+                .openstack_release_codename
+                .or(file.openstack_release_codename)
+                .unwrap_or(default_codename),
+            openstack_release,
+            maintainer: cli
+                .maintainer
+                .or(file.maintainer)
+                .unwrap_or_else(|| DEFAULT_MAINTAINER.to_string()),
+        };
+        validate_naming(&naming)?;
+
+        let mut docker_dirs = file.docker_dir.unwrap_or_default();
+        docker_dirs.extend(cli.docker_dir.into_iter().map(|d| cwd.join(d)));
+        let mut template_overrides = file.template_override.unwrap_or_default();
+        template_overrides.extend(cli.template_override.into_iter().map(|f| cwd.join(f)));
+
+        let threads = cli.threads.or(file.threads).unwrap_or(DEFAULT_THREADS);
+        if threads == 0 {
+            return Err(Error::Setting {
+                key: "threads".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        let mut build_args = file.build_args.unwrap_or_default();
+        for arg in &cli.build_args {
+            build_args.extend(parse_build_args(arg)?);
+        }
+        let mut ca_certificates = file.ca_certificates.unwrap_or_default();
+        ca_certificates.extend(cli.ca_certificate.iter().map(|f| cwd.join(f)));
+        let mut package_caches = BTreeMap::new();
+        for spec in file
+            .package_cache
+            .iter()
+            .flatten()
+            .chain(&cli.package_cache)
+        {
+            let (kind, url) =
+                crate::common::package_cache::parse(spec).map_err(|e| Error::Setting {
+                    key: "package-cache".into(),
+                    message: e.to_string(),
+                })?;
+            package_caches.insert(kind, url);
+        }
+        let cache_dir = cli
+            .cache_dir
+            .map(|d| cwd.join(d))
+            .or(file.cache_dir)
+            .or_else(|| {
+                env.get("XDG_CACHE_HOME")
+                    .filter(|d| !d.is_empty())
+                    .map(PathBuf::from)
+                    .or_else(|| env.get("HOME").map(|h| Path::new(h).join(".cache")))
+                    .map(|d| d.join("kolla-build"))
+            });
+        let build = BuildSettings {
+            engine_url: cli
+                .engine_url
+                .or(file.engine_url)
+                .or_else(|| env.get(ENGINE_URL_ENV).cloned())
+                .unwrap_or_else(|| DEFAULT_ENGINE_URL.to_string()),
+            pull: if cli.no_pull {
+                false
+            } else {
+                cli.pull || file.pull.unwrap_or(DEFAULT_PULL)
+            },
+            bootstrap_base: cli.bootstrap_base || file.bootstrap_base.unwrap_or(false),
+            bootstrap_mirror: cli.bootstrap_mirror.or(file.bootstrap_mirror),
+            build_args,
+            network_mode: cli
+                .network_mode
+                .or(file.network_mode)
+                .unwrap_or_else(|| DEFAULT_NETWORK_MODE.into()),
+            no_cache: cli.no_cache || file.no_cache.unwrap_or(false),
+            keep: cli.keep || file.keep.unwrap_or(false),
+            ca_certificates,
+            package_caches,
+            cache_dir,
+            retries: cli.retries.or(file.retries).unwrap_or(DEFAULT_RETRIES),
+            push: cli.push || file.push.unwrap_or(false),
+            push_threads: cli
+                .push_threads
+                .or(file.push_threads)
+                .unwrap_or(DEFAULT_PUSH_THREADS)
+                .max(1),
+            export: cli.export.map(|p| cwd.join(p)).or(file.export),
+            export_format: cli.export_format.or(file.export_format).unwrap_or_default(),
+            export_partial: cli.export_partial,
+            push_mode: cli.push_mode.unwrap_or_default(),
+            credentials: registry_credentials(naming.registry.as_deref(), &env),
+            timeout: Duration::from_secs(cli.timeout.or(file.timeout).unwrap_or(DEFAULT_TIMEOUT)),
+            skip_existing: cli.skip_existing || file.skip_existing.unwrap_or(false),
+            logs_dir: cli.logs_dir.map(|d| cwd.join(d)).or(file.logs_dir),
+            summary_json_file: cli
+                .summary_json_file
+                .map(|f| cwd.join(f))
+                .or(file.summary_json_file),
+            format: cli.format.or(file.format).unwrap_or_default(),
+        };
+        validate_build(&build)?;
+        // kolla's tree is written for Jinja2's lenient undefined; ours is checked strictly.
+        let undefined = cli.undefined.or(file.undefined).unwrap_or(
+            match crate::tree::Layout::detect(&images_dir) {
+                crate::tree::Layout::Kolla => UndefinedMode::Lenient,
+                crate::tree::Layout::Split => UndefinedMode::Strict,
+            },
+        );
+        // kolla's tree checks the full PRETTY_NAME of the release kolla targets; ours the prefix.
+        let supported_distro_name = cli
+            .supported_distro_name
+            .or(file.supported_distro_name)
+            .unwrap_or_else(|| {
+                let kolla = match crate::tree::Layout::detect(&images_dir) {
+                    crate::tree::Layout::Kolla => naming.base.kolla_pretty_name(&naming.base_tag),
+                    crate::tree::Layout::Split => None,
+                };
+                kolla.unwrap_or(naming.base.supported_name()).to_string()
+            });
+        let profiles = if cli.profile.is_empty() {
+            file.profile.unwrap_or_default()
+        } else {
+            cli.profile
+        };
+        Ok(Settings {
+            notices: Vec::new(),
+            data_dir,
+            images_dir,
+            docker_dirs,
+            template_overrides,
+            naming,
+            release,
+            selection: SelectionSettings {
+                regexes: cli.regex,
+                profiles,
+                skip_parents: cli.skip_parents || file.skip_parents.unwrap_or(false),
+                enable_unbuildable: cli.enable_unbuildable
+                    || file.enable_unbuildable.unwrap_or(false),
+                extra_profiles: file.profiles.unwrap_or_default(),
+            },
+            undefined,
+            supported_distro_name,
+            kolla_version: cli
+                .kolla_version
+                .or(file.kolla_version)
+                .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string()),
+            repos_yaml: cli.repos_yaml.map(|p| cwd.join(p)).or(file.repos_yaml),
+            users: file.users.unwrap_or_default(),
+            rpm_setup: rpm_setup_lines(&file.rpm_setup_config.unwrap_or_default())?,
+            pip_args: [
+                ("PIP_INDEX_URL", &file.pip_index_url),
+                ("PIP_TRUSTED_HOST", &file.pip_trusted_host),
+                ("PIP_EXTRA_INDEX_URL", &file.pip_extra_index_url),
+            ]
+            .into_iter()
+            .filter(|(_, v)| v.as_deref().is_some_and(|v| !v.is_empty()))
+            .map(|(k, _)| format!("ARG {k}"))
+            .collect(),
+            clean_package_cache: file
+                .clean_package_cache
+                .unwrap_or(DEFAULT_CLEAN_PACKAGE_CACHE),
+            use_dumb_init: file.use_dumb_init.unwrap_or(DEFAULT_USE_DUMB_INIT),
+            docker_healthchecks: file
+                .docker_healthchecks
+                .unwrap_or(DEFAULT_DOCKER_HEALTHCHECKS),
+            threads,
+            work_dir: cli.work_dir.map(|d| cwd.join(d)).or(file.work_dir),
+            actions: Actions {
+                template_only: cli.template_only,
+                list_images: cli.list_images,
+                list_dependencies: cli.list_dependencies,
+                save_dependency: cli.save_dependency.map(|f| cwd.join(f)),
+            },
+            build,
+            quiet: cli.quiet,
+            debug: cli.debug,
+            env: template_env(env),
+        })
+    }
+}
+
+/// Registry credentials from the environment or the Docker config file (`docker login`).
+fn registry_credentials(
+    registry: Option<&str>,
+    env: &BTreeMap<String, String>,
+) -> Option<Credentials> {
+    if let (Some(username), Some(password)) = (
+        env.get("KOLLA_REGISTRY_USERNAME"),
+        env.get("KOLLA_REGISTRY_PASSWORD"),
+    ) {
+        return Some(Credentials {
+            username: username.clone(),
+            password: password.clone(),
+        });
+    }
+    let registry = registry?;
+    let config = env
+        .get("DOCKER_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| env.get("HOME").map(|home| Path::new(home).join(".docker")))?
+        .join("config.json");
+    let text = std::fs::read_to_string(config).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let auth = json["auths"][registry]["auth"].as_str()?;
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(auth)
+        .ok()?;
+    let (username, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    Some(Credentials {
+        username: username.to_string(),
+        password: password.to_string(),
+    })
+}
+
+/// kolla's `rpm_setup_config`: `.rpm` files are installed, `.repo` files fetched or copied.
+fn rpm_setup_lines(entries: &[String]) -> Result<Vec<String>> {
+    entries
+        .iter()
+        .map(|entry| {
+            if entry.ends_with(".rpm") {
+                Ok(format!("RUN dnf -y install {entry}"))
+            } else if entry.ends_with(".repo") {
+                if entry.starts_with("http") {
+                    let name = entry.rsplit('/').next().unwrap_or(entry);
+                    Ok(format!("RUN curl -L {entry} -o /etc/yum.repos.d/{name}"))
+                } else {
+                    Ok(format!("COPY {entry} /etc/yum.repos.d/"))
+                }
+            } else if entry.is_empty() {
+                Ok(String::new())
+            } else {
+                Err(Error::Setting {
+                    key: "rpm_setup_config".into(),
+                    message: format!("`{entry}` is neither a .rpm nor a .repo file"),
+                })
+            }
+        })
+        .collect()
+}
+
+/// `K=V`, `K=V,K2=V2`, or kolla's `K:V`.
+fn parse_build_args(arg: &str) -> Result<Vec<(String, String)>> {
+    arg.split(',')
+        .filter(|pair| !pair.trim().is_empty())
+        .map(|pair| {
+            let (key, value) = pair
+                .split_once('=')
+                .or_else(|| pair.split_once(':'))
+                .ok_or_else(|| Error::Setting {
+                    key: "build-args".into(),
+                    message: format!("`{pair}` is not K=V"),
+                })?;
+            Ok((key.trim().to_string(), value.to_string()))
+        })
+        .collect()
+}
+
+/// The most retries a build or push may have: each waits longer (up to a minute), and a failure
+/// that survives ten is not transient.
+pub const MAX_RETRIES: u32 = 10;
+
+fn validate_build(build: &BuildSettings) -> Result<()> {
+    if build.retries > MAX_RETRIES {
+        return Err(Error::Setting {
+            key: "retries".into(),
+            message: format!("{} is more than {MAX_RETRIES}", build.retries),
+        });
+    }
+    if build.timeout.is_zero() {
+        return Err(Error::Setting {
+            key: "timeout".into(),
+            message: "0 would stop every build at once; give at least 1 second".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The environment as templates see it (`env`): without the registry credentials the tool reads.
+fn template_env(env: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    env.into_iter()
+        .filter(|(key, _)| !key.starts_with("KOLLA_REGISTRY_"))
+        .collect()
+}
+
+fn validate_naming(naming: &Naming) -> Result<()> {
+    let bad = |key: &str, message: &str| {
+        Err(Error::Setting {
+            key: key.to_string(),
+            message: message.to_string(),
+        })
+    };
+    if !matches!(naming.base_arch.as_str(), "x86_64" | "aarch64") {
+        return bad("base-arch", "expected `x86_64` or `aarch64`");
+    }
+    let grammar =
+        |key: &str, checked: std::result::Result<(), crate::common::reference::ReferenceError>| {
+            checked.map_err(|message| Error::Setting {
+                key: key.to_string(),
+                message: format!("{message} (the Docker reference grammar)"),
+            })
+        };
+    grammar(
+        "namespace",
+        crate::common::reference::path(&naming.namespace),
+    )?;
+    if let Some(registry) = &naming.registry {
+        grammar("registry", crate::common::reference::domain(registry))?;
+    }
+    // The prefix is the start of every image's name: with a name after it, it must be one.
+    if let Err(message) =
+        crate::common::reference::path_component(&format!("{}a", naming.image_prefix))
+    {
+        return Err(Error::Setting {
+            key: "image-name-prefix".into(),
+            message: format!(
+                "`{}` cannot start an image name: {message} (the Docker reference grammar)",
+                naming.image_prefix
+            ),
+        });
+    }
+    grammar("tag", crate::common::reference::tag(&naming.tag))?;
+    Ok(())
+}
+
+/// The project's data directory: a checkout found from `cwd` upwards, else the data installed
+/// beside the binary (`<prefix>/share/kolla-build`). Nothing else: never the directory the
+/// binary was compiled in (a copied binary would read another tree's config silently).
+/// A template tree in this project's layout (it carries build.toml and profiles/ beside it).
+fn is_our_tree(dir: &Path) -> bool {
+    dir.join("base/Dockerfile.j2").is_file() && dir.join("images").is_dir()
+}
+
+fn find_data_dir(cwd: &Path) -> Option<PathBuf> {
+    if let Some(dir) = cwd.ancestors().find(|dir| is_our_tree(dir)) {
+        return Some(dir.to_path_buf());
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("share/kolla-build")))
+        .filter(|dir| is_our_tree(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn merge(args: &[&str], file: &str) -> Result<Settings> {
+        let cli = Cli::try_parse_from(std::iter::once("kolla-build").chain(args.iter().copied()))
+            .unwrap();
+        let file = FileConfig::parse(file).unwrap();
+        Settings::merge(
+            cli,
+            file,
+            Some("/data".into()),
+            BTreeMap::new(),
+            Path::new("/cwd"),
+        )
+    }
+
+    #[test]
+    fn cli_overrides_file_overrides_defaults() {
+        let s = merge(
+            &["--base", "ubuntu"],
+            "base = \"rocky\"\nnamespace = \"acme\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.naming.base, BaseDistro::Ubuntu);
+        assert_eq!(s.naming.namespace, "acme");
+        assert_eq!(s.naming.base_tag, "24.04");
+        assert_eq!(s.naming.tag, DEFAULT_OPENSTACK_RELEASE);
+    }
+
+    #[test]
+    fn default_prefix_is_base_and_install_type() {
+        let s = merge(&["-b", "centos", "-t", "source"], "").unwrap();
+        assert_eq!(s.naming.image_prefix, "centos-source-");
+        assert_eq!(
+            s.naming.reference("keystone"),
+            "kolla/centos-source-keystone:2025.1"
+        );
+    }
+
+    #[test]
+    fn registry_is_part_of_the_namespace() {
+        let s = merge(&["--registry", "127.0.0.1:4000", "--tag", "nightly"], "").unwrap();
+        assert_eq!(s.naming.full_namespace(), "127.0.0.1:4000/kolla");
+        assert_eq!(
+            s.naming.reference("base"),
+            "127.0.0.1:4000/kolla/debian-binary-base:nightly"
+        );
+    }
+
+    #[test]
+    fn bad_tag_is_rejected_with_the_rule() {
+        let err = merge(&["--tag", "no spaces"], "").unwrap_err().to_string();
+        assert!(
+            err.contains("`tag`") && err.contains("[A-Za-z0-9_.-]"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn build_args_accept_both_syntaxes_and_engine_url_follows_docker_host() {
+        let cli = Cli::try_parse_from([
+            "kolla-build",
+            "--build-args",
+            "A=1,B:2",
+            "--build-args",
+            "C=x=y",
+        ])
+        .unwrap();
+        let env = BTreeMap::from([(
+            "DOCKER_HOST".to_string(),
+            "tcp://127.0.0.1:2375".to_string(),
+        )]);
+        let s = Settings::merge(
+            cli,
+            FileConfig::default(),
+            Some("/d".into()),
+            env,
+            Path::new("/"),
+        )
+        .unwrap();
+        let args: Vec<_> = s
+            .build
+            .build_args
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        assert_eq!(args, ["A=1", "B=2", "C=x=y"]);
+        assert_eq!(s.build.engine_url, "tcp://127.0.0.1:2375");
+        assert!(merge(&["--build-args", "novalue"], "").is_err());
+    }
+
+    #[test]
+    fn credentials_come_from_env_or_the_docker_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"auths": {"127.0.0.1:4000": {"auth": "dXNlcjpzM2NyZXQ="}}}"#,
+        )
+        .unwrap();
+        let env = BTreeMap::from([(
+            "DOCKER_CONFIG".to_string(),
+            dir.path().display().to_string(),
+        )]);
+        let creds = registry_credentials(Some("127.0.0.1:4000"), &env).unwrap();
+        assert_eq!(
+            (creds.username.as_str(), creds.password.as_str()),
+            ("user", "s3cret")
+        );
+        assert!(!format!("{creds:?}").contains("s3cret"), "never printed");
+        assert!(registry_credentials(Some("other:5000"), &env).is_none());
+        let env = BTreeMap::from([
+            ("KOLLA_REGISTRY_USERNAME".to_string(), "u".to_string()),
+            ("KOLLA_REGISTRY_PASSWORD".to_string(), "p".to_string()),
+        ]);
+        assert_eq!(registry_credentials(None, &env).unwrap().username, "u");
+    }
+
+    #[test]
+    fn no_pull_wins_over_the_file() {
+        assert!(!merge(&["--no-pull"], "pull = true\n").unwrap().build.pull);
+        assert!(merge(&[], "").unwrap().build.pull);
+    }
+
+    #[test]
+    fn profiles_from_cli_replace_the_file_default() {
+        let s = merge(&["-p", "gate"], "profile = [\"default\"]\n").unwrap();
+        assert_eq!(s.selection.profiles, vec!["gate"]);
+        let s = merge(&[], "profile = [\"default\"]\n").unwrap();
+        assert_eq!(s.selection.profiles, vec!["default"]);
+    }
+}
