@@ -1179,6 +1179,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_cached_export_reads_nothing_again_and_writes_the_same_bytes() {
+        let (engine, images) = two_images();
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::open(&dir.path().join("cache")).unwrap();
+        let full = dir.path().join("full.tar.gz");
+        export(&engine, &images, &full, ExportFormat::Registry)
+            .await
+            .unwrap();
+        let first = dir.path().join("first.tar.gz");
+        export_cached(
+            &engine,
+            &images,
+            &first,
+            ExportFormat::Registry,
+            Some(&cache),
+        )
+        .await
+        .unwrap();
+        let cached = dir.path().join("cached.tar.gz");
+        export_cached(
+            &engine,
+            &images,
+            &cached,
+            ExportFormat::Registry,
+            Some(&cache),
+        )
+        .await
+        .unwrap();
+        let save = "save 127.0.0.1:4000/kolla/base:1 127.0.0.1:4000/kolla/keystone:1";
+        assert_eq!(
+            engine.calls(),
+            [save, save],
+            "the third export came from the cache"
+        );
+        let bytes = std::fs::read(&full).unwrap();
+        assert_eq!(bytes, std::fs::read(&first).unwrap());
+        assert_eq!(bytes, std::fs::read(&cached).unwrap());
+    }
+
+    #[tokio::test]
     async fn an_image_missing_from_the_engine_is_named() {
         let (engine, mut images) = two_images();
         images[1].reference = "127.0.0.1:4000/kolla/nova:1".into();
