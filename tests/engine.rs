@@ -180,7 +180,11 @@ pub(crate) fn kolla_build(dir: &Path, args: &[String]) -> Build {
     }
 }
 
-fn names(summary: &Value, list: &str, pred: impl Fn(&Value) -> bool) -> BTreeSet<String> {
+pub(crate) fn names(
+    summary: &Value,
+    list: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> BTreeSet<String> {
     summary[list]
         .as_array()
         .map(|a| {
@@ -192,7 +196,7 @@ fn names(summary: &Value, list: &str, pred: impl Fn(&Value) -> bool) -> BTreeSet
         .unwrap_or_default()
 }
 
-fn set(items: &[&str]) -> BTreeSet<String> {
+pub(crate) fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
@@ -331,7 +335,7 @@ fn a_failing_image_skips_its_descendants_while_siblings_build() {
     assert_no_container_left(&before);
 }
 
-fn sha256_of(path: &Path) -> String {
+pub(crate) fn sha256_of(path: &Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
@@ -354,10 +358,10 @@ fn diff_ids(reference: &str) -> String {
 }
 
 /// A registry process serving `root` on `addr`; killed when dropped.
-struct Registry(std::process::Child);
+pub(crate) struct Registry(std::process::Child);
 
 impl Registry {
-    fn serve(root: &Path, addr: &str, dir: &Path) -> Registry {
+    pub(crate) fn serve(root: &Path, addr: &str, dir: &Path) -> Registry {
         let config = dir.join(format!("registry-{}.yml", addr.replace([':', '.'], "-")));
         std::fs::write(&config, format!("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n", root.display())).unwrap();
         let child = Command::new("docker-registry")

@@ -9,6 +9,7 @@ mod kolla_ansible;
 mod kolla_compat;
 mod kolla_peer;
 mod layering;
+mod podman;
 mod real_tree;
 mod reliability;
 mod support;

@@ -742,6 +742,15 @@ mod tests {
         }
     }
 
+    /// The first run: base and keystone built with hashes b1 and k1.
+    async fn build_first(engine: &FakeEngine, s: &Settings, g: &ImageGraph) {
+        build_all(
+            engine,
+            &decide(engine, s, g, jobs("b1", "k1")).await.unwrap(),
+        )
+        .await;
+    }
+
     fn decided(tasks: &[Task]) -> Vec<Option<Outcome>> {
         tasks.iter().map(|t| t.done.clone()).collect()
     }
@@ -781,11 +790,7 @@ mod tests {
         let s = settings(&[]);
         let (engine, _) = engine_with_base(&s);
         let g = graph(&s);
-        build_all(
-            &engine,
-            &decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap(),
-        )
-        .await;
+        build_first(&engine, &s, &g).await;
         let child = decide(&engine, &s, &g, jobs("b1", "k2")).await.unwrap();
         assert_eq!(decided(&child), [Some(Outcome::Fresh), None]);
         let parent = decide(&engine, &s, &g, jobs("b2", "k1")).await.unwrap();
@@ -801,11 +806,7 @@ mod tests {
         let s = settings(&[]);
         let (engine, base_id) = engine_with_base(&s);
         let g = graph(&s);
-        build_all(
-            &engine,
-            &decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap(),
-        )
-        .await;
+        build_first(&engine, &s, &g).await;
         // Another image, with base's labels, now carries base's tag.
         let labels = BTreeMap::from([
             (INPUT_HASH_LABEL.to_string(), "b1".to_string()),
@@ -825,11 +826,7 @@ mod tests {
         let s = settings(&[]);
         let (engine, _) = engine_with_base(&s);
         let g = graph(&s);
-        build_all(
-            &engine,
-            &decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap(),
-        )
-        .await;
+        build_first(&engine, &s, &g).await;
         engine.add_image(
             &external(&s),
             BTreeMap::new(),
@@ -844,11 +841,7 @@ mod tests {
         let s = settings(&[]);
         let (engine, _) = engine_with_base(&s);
         let g = graph(&s);
-        build_all(
-            &engine,
-            &decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap(),
-        )
-        .await;
+        build_first(&engine, &s, &g).await;
         let skip = settings(&["--skip-existing"]);
         let tasks = decide(&engine, &skip, &g, jobs("b2", "k2")).await.unwrap();
         assert_eq!(
@@ -879,7 +872,7 @@ mod tests {
         let s = settings(&[]);
         let engine = FakeEngine::new();
         let reference = external(&s);
-        let id = engine.add_remote(&reference, BTreeMap::new(), vec![layer("a", b"1")]);
+        let id = engine.add_remote(&reference, vec![layer("a", b"1")]);
         let said = RefCell::new(Vec::new());
         let say = |verb: &'static str, text: &str| said.borrow_mut().push(format!("{verb} {text}"));
         let found = ensure_external(&engine, &s, &reference, &say)
@@ -913,7 +906,7 @@ mod tests {
         let s = settings(&["--no-pull"]);
         let engine = FakeEngine::new();
         let reference = external(&s);
-        engine.add_remote(&reference, BTreeMap::new(), vec![layer("a", b"1")]);
+        engine.add_remote(&reference, vec![layer("a", b"1")]);
         let err = ensure_external(&engine, &s, &reference, &|_: &str, _: &str| {})
             .await
             .unwrap_err()

@@ -1,4 +1,11 @@
 //! [`Engine`] over the Docker Engine API (dockerd, or podman's compatible service) with bollard.
+//!
+//! Podman (`podman system service`) answers the same API with a few differences, found on
+//! Debian's podman 4.3 and listed in docs/SCALE-OUT.md ("Podman"). Only one needs a different
+//! request: its image import ignores the `tag` parameter, so the tag goes into `repo`. The
+//! others need nothing here: it stores short names as `docker.io/...` but resolves short names
+//! in lookups, tags, builds and `FROM` to the same images; its `save` writes the docker-archive
+//! layout (`manifest.json`, `<id>.tar` layers) that the export reader takes.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -27,6 +34,30 @@ pub struct DockerEngine {
     docker: Docker,
     url: String,
     credentials: Option<Credentials>,
+    flavor: Flavor,
+}
+
+/// Which server answers the Docker API, as its `/version` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    Docker,
+    /// `podman system service`: its `/version` lists a component named `Podman Engine`.
+    Podman,
+}
+
+impl Flavor {
+    fn of(version: &bollard::models::SystemVersion) -> Flavor {
+        let podman = version
+            .components
+            .iter()
+            .flatten()
+            .any(|c| c.name.starts_with("Podman"));
+        if podman {
+            Flavor::Podman
+        } else {
+            Flavor::Docker
+        }
+    }
 }
 
 impl DockerEngine {
@@ -56,11 +87,21 @@ impl DockerEngine {
             .await
             .map_err(|_| unreachable("no answer within 10 s".into()))?
             .map_err(|e| unreachable(e.to_string()))?;
+        let version = tokio::time::timeout(Duration::from_secs(10), docker.version())
+            .await
+            .map_err(|_| unreachable("no answer within 10 s".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
         Ok(DockerEngine {
             docker,
             url: url.to_string(),
             credentials: None,
+            flavor: Flavor::of(&version),
         })
+    }
+
+    /// Whether this is dockerd or podman.
+    pub fn flavor(&self) -> Flavor {
+        self.flavor
     }
 
     /// Credentials sent with pushes.
@@ -155,17 +196,24 @@ impl Engine for DockerEngine {
         tag: &str,
         body: ByteReceiver,
     ) -> Result<String, EngineError> {
-        let options = CreateImageOptionsBuilder::default()
-            .from_src("-")
-            .repo(repo)
-            .tag(tag)
-            .build();
+        let reference = format!("{repo}:{tag}");
+        let options = match self.flavor {
+            Flavor::Docker => CreateImageOptionsBuilder::default()
+                .from_src("-")
+                .repo(repo)
+                .tag(tag),
+            // Podman 4.3 ignores `tag` on an import (the image becomes `repo:latest`), but
+            // takes a tag inside `repo`.
+            Flavor::Podman => CreateImageOptionsBuilder::default()
+                .from_src("-")
+                .repo(&reference),
+        }
+        .build();
         let body = bollard::body_try_stream(tokio_stream_from(body));
         let mut stream = self.docker.create_image(Some(options), Some(body), None);
         while let Some(item) = stream.next().await {
-            item.map_err(|e| EngineError::Api(format!("importing {repo}:{tag}: {e}")))?;
+            item.map_err(|e| EngineError::Api(format!("importing {reference}: {e}")))?;
         }
-        let reference = format!("{repo}:{tag}");
         self.inspect(&reference)
             .await?
             .map(|facts| facts.id)

@@ -153,22 +153,30 @@ impl FakeEngine {
         labels: BTreeMap<String, String>,
         layers: Vec<Bytes>,
     ) -> String {
-        let image = FakeImage::new(labels, layers);
-        let id = image.id.clone();
-        self.lock().local.insert(reference.to_string(), image);
-        id
+        self.put(|state| &mut state.local, reference, labels, layers)
     }
 
-    /// Puts an image in the registry under `reference`, where a pull finds it.
-    pub fn add_remote(
+    /// Puts an image without labels in the registry under `reference`, where a pull finds it.
+    pub fn add_remote(&self, reference: &str, layers: Vec<Bytes>) -> String {
+        self.put(
+            |state| &mut state.registry,
+            reference,
+            BTreeMap::new(),
+            layers,
+        )
+    }
+
+    /// Puts an image under `reference` in the store `place` picks; returns its ID.
+    fn put(
         &self,
+        place: fn(&mut State) -> &mut BTreeMap<String, FakeImage>,
         reference: &str,
         labels: BTreeMap<String, String>,
         layers: Vec<Bytes>,
     ) -> String {
         let image = FakeImage::new(labels, layers);
         let id = image.id.clone();
-        self.lock().registry.insert(reference.to_string(), image);
+        place(&mut self.lock()).insert(reference.to_string(), image);
         id
     }
 
@@ -259,16 +267,23 @@ impl Drop for Running<'_> {
 
 /// A one-file layer, as a build step that writes `path` makes.
 pub fn layer(path: &str, content: &[u8]) -> Bytes {
+    Bytes::from(tar_of([(path, content)]))
+}
+
+/// A tar archive of regular files (mode 0644, time 0), in the order given.
+fn tar_of<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(content.len() as u64);
-    header.set_mode(0o644);
-    header.set_mtime(0);
-    header.set_cksum();
-    builder
-        .append_data(&mut header, path, content)
-        .expect("writing to memory");
-    Bytes::from(builder.into_inner().expect("writing to memory"))
+    for (name, bytes) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, name, bytes)
+            .expect("writing to memory");
+    }
+    builder.into_inner().expect("writing to memory")
 }
 
 impl Engine for FakeEngine {
@@ -464,18 +479,11 @@ fn save_archive(images: &[(String, FakeImage)]) -> Vec<u8> {
         "oci-layout".into(),
         Bytes::from_static(br#"{"imageLayoutVersion":"1.0.0"}"#),
     );
-    let mut builder = tar::Builder::new(Vec::new());
-    for (name, bytes) in &files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o644);
-        header.set_mtime(0);
-        header.set_cksum();
-        builder
-            .append_data(&mut header, name, bytes.as_ref())
-            .expect("writing to memory");
-    }
-    builder.into_inner().expect("writing to memory")
+    tar_of(
+        files
+            .iter()
+            .map(|(name, bytes)| (name.as_str(), bytes.as_ref())),
+    )
 }
 
 #[cfg(test)]

@@ -159,6 +159,14 @@ mod tests {
         engine
     }
 
+    /// A publisher in `mode` over an engine holding one image.
+    fn publisher(mode: PushMode) -> Publisher<FakeEngine> {
+        Publisher {
+            inner: Arc::new(engine_with_image()),
+            mode,
+        }
+    }
+
     async fn push(publisher: &Publisher<FakeEngine>) -> Result<(), EngineError> {
         let (log, _rx) = tokio::sync::mpsc::unbounded_channel();
         publisher.push(REFERENCE, log).await
@@ -166,10 +174,7 @@ mod tests {
 
     #[tokio::test]
     async fn atomic_pushes_stage_and_the_final_tag_moves_only_when_asked() {
-        let publisher = Publisher {
-            inner: Arc::new(engine_with_image()),
-            mode: PushMode::Atomic,
-        };
+        let publisher = publisher(PushMode::Atomic);
         push(&publisher).await.unwrap();
         let engine = &publisher.inner;
         assert_eq!(
@@ -243,10 +248,7 @@ mod tests {
 
     #[tokio::test]
     async fn immediate_pushes_the_final_tag_at_once() {
-        let publisher = Publisher {
-            inner: Arc::new(engine_with_image()),
-            mode: PushMode::Immediate,
-        };
+        let publisher = publisher(PushMode::Immediate);
         push(&publisher).await.unwrap();
         assert_eq!(publisher.inner.remote_references(), [REFERENCE]);
         assert_eq!(publisher.inner.calls(), [format!("push {REFERENCE}")]);
