@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README "Tests"; CI runs exactly this): formatting, lints, the
 # engines (dockerd and podman, installed and started if missing), then the unit, CLI and
-# real-engine tests.
+# real-engine tests. The package-cache build test is `#[ignore]`d (see tests/caches.rs); run it
+# after `scripts/setup-caches.sh` with `cargo test --test integration -- --ignored caches::`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,6 +1,7 @@
 //! One integration test binary (as just and ripgrep do): the real `kolla-build` binary run in
 //! temporary directories, and the project's own template tree rendered for every variant.
 
+mod caches;
 mod cli;
 mod e2e;
 mod engine;

@@ -25,7 +25,7 @@ use crate::graph::selection::Status;
 use crate::prepare::Prepared;
 use crate::prepare::plan::{INPUT_HASH_LABEL, Job, plan};
 use crate::publish::Publisher;
-use crate::publish::export::{ExportImage, export};
+use crate::publish::export::{ExportImage, export_cached};
 use crate::report::event::{Notice, Outcome, PushOutcome, Reporter};
 use crate::report::progress::Progress;
 use crate::report::summary::{Entry, PushSummary, Row, Summary};
@@ -190,9 +190,20 @@ async fn stages(
     if let Some(signal) = crate::common::signals::interrupted() {
         return Err(interrupted(signal));
     }
-    let tasks = crate::common::signals::or_interrupt(decide(&*engine, settings, graph, jobs))
+    let mut tasks = crate::common::signals::or_interrupt(decide(&*engine, settings, graph, jobs))
         .await
         .map_err(interrupted)??;
+    // `--package-cache`: each build to be run gets its own counted way to the caches.
+    let builds = tasks
+        .iter_mut()
+        .filter(|t| t.done.is_none())
+        .map(|t| (t.name.as_str(), &mut t.request.build_args));
+    let routes = crate::common::package_cache::routes(&settings.build.package_caches, builds)
+        .await
+        .map_err(|e| Error::Setting {
+            key: "package-cache".into(),
+            message: e.to_string(),
+        })?;
 
     // The run stops on a signal, or when the engine stops answering (bounded: a few pings).
     let (cancel_tx, cancel_rx) = watch::channel(false);
@@ -284,6 +295,10 @@ async fn stages(
         }
     }
     summarize(summary, &tasks, &results);
+    for (name, route) in &routes {
+        summary.record_network_bytes(name, route.bytes());
+    }
+    drop(routes);
     if settings.build.push {
         if !tags_moved {
             summary.mark_staged();
@@ -357,7 +372,23 @@ async fn stages(
             "Exporting",
             &format!("{} images to {}", images.len(), path.display()),
         );
-        let result = export(&*engine, &images, path, settings.build.export_format).await;
+        let cache = match &settings.build.cache_dir {
+            Some(dir) => Some(
+                crate::publish::blob_cache::BlobCache::open(dir).map_err(|e| Error::Setting {
+                    key: "cache-dir".into(),
+                    message: e.to_string(),
+                })?,
+            ),
+            None => None,
+        };
+        let result = export_cached(
+            &*engine,
+            &images,
+            path,
+            settings.build.export_format,
+            cache.as_ref(),
+        )
+        .await;
         if let Some(signal) = crate::common::signals::interrupted() {
             return Err(interrupted(signal));
         }

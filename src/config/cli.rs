@@ -139,6 +139,10 @@ pub struct Cli {
     pub keep: bool,
     #[arg(long = "ca-certificate", value_name = "FILE", help_heading = "Build")]
     pub ca_certificate: Vec<PathBuf>,
+    #[arg(long, value_name = "KIND=URL", help_heading = "Build")]
+    pub package_cache: Vec<String>,
+    #[arg(long, value_name = "DIR", help_heading = "Build")]
+    pub cache_dir: Option<PathBuf>,
     #[arg(long, help_heading = "Build")]
     pub push: bool,
     #[arg(long, value_name = "N", help_heading = "Build")]

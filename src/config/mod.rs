@@ -57,6 +57,9 @@ pub struct FileConfig {
     pub no_cache: Option<bool>,
     pub keep: Option<bool>,
     pub ca_certificates: Option<Vec<PathBuf>>,
+    /// `--package-cache`: `KIND=URL` entries (apt, pypi).
+    pub package_cache: Option<Vec<String>>,
+    pub cache_dir: Option<PathBuf>,
     pub retries: Option<u32>,
     pub push: Option<bool>,
     pub push_threads: Option<usize>,
@@ -307,6 +310,7 @@ impl FileConfig {
         self.images_dir.iter_mut().for_each(resolve);
         self.repos_yaml.iter_mut().for_each(resolve);
         self.work_dir.iter_mut().for_each(resolve);
+        self.cache_dir.iter_mut().for_each(resolve);
         self.logs_dir.iter_mut().for_each(resolve);
         self.export.iter_mut().for_each(resolve);
         self.summary_json_file.iter_mut().for_each(resolve);

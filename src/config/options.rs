@@ -360,6 +360,21 @@ pub const OPTIONS: &[Opt] = &[
         .toml("ca-certificates")
         .default(Default::Empty)
         .help("A CA certificate (PEM) every image trusts, installed in `base` (repeatable)"),
+    Opt::shared("package-cache").default(Default::Empty).help(
+        "Download packages through a caching proxy, for the build only: `apt=URL` \
+         (apt-cacher-ng, e.g. apt=http://127.0.0.1:3142) and/or `pypi=URL` (a PyPI mirror's \
+         simple index, e.g. pypi=http://127.0.0.1:3141/root/pypi/+simple/), repeatable; \
+         `scripts/setup-caches.sh` starts both. No proxy setting or cache address is left in the \
+         images; each image's bytes from the caches are in the summary",
+    ),
+    Opt::shared("cache-dir")
+        .default(Default::Described(
+            "$XDG_CACHE_HOME/kolla-build, else ~/.cache/kolla-build",
+        ))
+        .help(
+            "Where --export keeps compressed layers between runs, so an export recompresses \
+             only new layers",
+        ),
     Opt::shared("push")
         .ini("push")
         .default(Default::Bool(false))

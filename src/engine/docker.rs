@@ -173,6 +173,7 @@ impl Engine for DockerEngine {
                     .unwrap_or_default()
                     .into_iter()
                     .collect(),
+                diff_ids: image.root_fs.and_then(|r| r.layers).unwrap_or_default(),
             })),
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..

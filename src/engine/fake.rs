@@ -310,6 +310,11 @@ impl Engine for FakeEngine {
     async fn inspect(&self, reference: &str) -> Result<Option<ImageFacts>, EngineError> {
         self.enter(None).await?;
         Ok(self.image(reference).map(|image| ImageFacts {
+            diff_ids: image
+                .layers
+                .iter()
+                .map(|l| format!("sha256:{}", hex::encode(Sha256::digest(l))))
+                .collect(),
             id: image.id,
             labels: image.labels,
         }))

@@ -23,6 +23,8 @@ use crate::prepare::context::ContextSpec;
 pub struct ImageFacts {
     pub id: String,
     pub labels: BTreeMap<String, String>,
+    /// The uncompressed digests (`sha256:<hex>`) of its layers, base first (its `RootFS`).
+    pub diff_ids: Vec<String>,
 }
 
 /// One image build.

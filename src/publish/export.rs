@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::common::types::ExportFormat;
 use crate::engine::{Engine, EngineError};
+use crate::publish::blob_cache::BlobCache;
 use crate::report::event::ExportReport;
 
 /// Why an export was not written. Nothing is left at the target (nor beside it) on any of them.
@@ -51,6 +52,14 @@ pub enum ExportError {
     Stopped(io::Error),
     #[error("cannot move the export into `{}`: {source}", .path.display())]
     Persist { path: PathBuf, source: io::Error },
+    /// Inspecting an image to find its layers in the export cache (`--cache-dir`).
+    #[error("inspecting `{reference}` for the export cache: {source}")]
+    Inspect {
+        reference: String,
+        source: EngineError,
+    },
+    #[error("storing {what} in the export cache (--cache-dir): {source}")]
+    CacheStore { what: String, source: io::Error },
     /// A worker thread of the export panicked or was cancelled.
     #[error("{0}")]
     Task(String),
@@ -80,6 +89,19 @@ pub async fn export<E: Engine>(
     path: &Path,
     format: ExportFormat,
 ) -> Result<ExportReport, ExportError> {
+    export_cached(engine, images, path, format, None).await
+}
+
+/// [`export`] with a cache of compressed layers and image configs ([`BlobCache`]): images whose
+/// config and layers are all cached are not read from the engine at all, and only layers missing
+/// from the cache are compressed (then stored in it). The tarball is the same, byte for byte.
+pub async fn export_cached<E: Engine>(
+    engine: &E,
+    images: &[ExportImage],
+    path: &Path,
+    format: ExportFormat,
+    cache: Option<&BlobCache>,
+) -> Result<ExportReport, ExportError> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -98,11 +120,111 @@ pub async fn export<E: Engine>(
         })?;
     let _tracked = crate::common::signals::track(scratch.path());
 
+    // What the cache already holds, image by image (config and every layer, by diff ID).
+    let mut cached: Vec<Option<ImageParts>> = vec![None; images.len()];
+    if let Some(cache) = cache {
+        for (slot, image) in cached.iter_mut().zip(images) {
+            *slot = cached_parts(engine, cache, &image.reference).await?;
+        }
+    }
+    let to_save: Vec<&ExportImage> = images
+        .iter()
+        .zip(&cached)
+        .filter(|(_, c)| c.is_none())
+        .map(|(i, _)| i)
+        .collect();
+    let saved = if to_save.is_empty() {
+        None
+    } else {
+        Some(save(engine, &to_save, scratch.path(), cache).await?)
+    };
+    let images = images.to_vec();
+    let path = path.to_path_buf();
+    let cache = cache.cloned();
+    tokio::task::spawn_blocking(move || {
+        let mut parts = Vec::with_capacity(images.len());
+        let mut from_save = match &saved {
+            Some(saved) => {
+                let wanted: Vec<ExportImage> = images
+                    .iter()
+                    .zip(&cached)
+                    .filter(|(_, c)| c.is_none())
+                    .map(|(i, _)| i.clone())
+                    .collect();
+                saved_parts(saved, &wanted, scratch.path(), cache.as_ref())?
+            }
+            None => Vec::new(),
+        }
+        .into_iter();
+        for slot in cached {
+            match slot {
+                Some(p) => parts.push(p),
+                None => parts.push(from_save.next().expect("one part per saved image")),
+            }
+        }
+        let report = write_export(&parts, &images, &path, format)?;
+        if let Some(cache) = &cache {
+            cache.prune(crate::publish::blob_cache::KEEP_UNUSED);
+        }
+        Ok(report)
+    })
+    .await
+    .map_err(|e| ExportError::Task(e.to_string()))?
+}
+
+/// The config and compressed layers of `reference` when the cache holds all of them.
+async fn cached_parts<E: Engine>(
+    engine: &E,
+    cache: &BlobCache,
+    reference: &str,
+) -> Result<Option<ImageParts>, ExportError> {
+    let facts = engine
+        .inspect(reference)
+        .await
+        .map_err(|source| ExportError::Inspect {
+            reference: reference.to_string(),
+            source,
+        })?;
+    // An image the engine does not have is named by the save that follows.
+    let Some(facts) = facts else {
+        return Ok(None);
+    };
+    if facts.id.is_empty() || facts.diff_ids.is_empty() {
+        return Ok(None);
+    }
+    let Some(config) = cache.config(&facts.id) else {
+        return Ok(None);
+    };
+    let mut layers = Vec::with_capacity(facts.diff_ids.len());
+    for diff_id in &facts.diff_ids {
+        let Some(hit) = cache.layer(diff_id) else {
+            return Ok(None);
+        };
+        layers.push((
+            Layer {
+                digest: hit.digest,
+                size: hit.size,
+            },
+            hit.path,
+        ));
+    }
+    Ok(Some(ImageParts { config, layers }))
+}
+
+/// Reads `images` from the engine (`docker save`), compressing big layers as they arrive.
+async fn save<E: Engine>(
+    engine: &E,
+    images: &[&ExportImage],
+    scratch: &Path,
+    cache: Option<&BlobCache>,
+) -> Result<Saved, ExportError> {
     let references: Vec<String> = images.iter().map(|i| i.reference.clone()).collect();
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(16);
-    let scratch_path = scratch.path().to_path_buf();
-    let reader =
-        tokio::task::spawn_blocking(move || read_save(ChannelReader::new(rx), &scratch_path));
+    let scratch_path = scratch.to_path_buf();
+    let cache = cache.cloned();
+    let reader = tokio::task::spawn_blocking(move || {
+        read_save(ChannelReader::new(rx), &scratch_path, cache.as_ref())
+    });
     let mut stream = engine.save(&references);
     let mut stream_error = None;
     loop {
@@ -134,15 +256,14 @@ pub async fn export<E: Engine>(
     if let Some(error) = stream_error {
         return Err(error);
     }
-    let saved = saved.map_err(ExportError::ReadSave)?;
+    saved.map_err(ExportError::ReadSave)
+}
 
-    let images = images.to_vec();
-    let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        write_export(&saved, &images, &path, scratch.path(), format)
-    })
-    .await
-    .map_err(|e| ExportError::Task(e.to_string()))?
+/// One image's blobs: its config, and its layers compressed (digest, size, file), in order.
+#[derive(Clone)]
+struct ImageParts {
+    config: Vec<u8>,
+    layers: Vec<(Layer, PathBuf)>,
 }
 
 /// What `docker save` gave: its manifest, and every file it held (big ones spilled to disk).
@@ -183,7 +304,7 @@ impl Stored {
 
 const SPILL: u64 = 1 << 20;
 
-fn read_save(reader: impl Read, scratch: &Path) -> io::Result<Saved> {
+fn read_save(reader: impl Read, scratch: &Path, cache: Option<&BlobCache>) -> io::Result<Saved> {
     let mut archive = tar::Archive::new(reader);
     let mut files = BTreeMap::new();
     let mut links = Vec::new();
@@ -228,7 +349,17 @@ fn read_save(reader: impl Read, scratch: &Path) -> io::Result<Saved> {
                 let (sha256, _, mut inner) = out.finish();
                 inner.flush()?;
                 drop(inner);
-                if compressing.insert(sha256.clone()) {
+                let hit = cache.and_then(|c| c.layer(&sha256));
+                if let Some(hit) = hit {
+                    // Compressed by an earlier export: used as it is.
+                    if compressing.insert(sha256.clone()) {
+                        let layer = Layer {
+                            digest: hit.digest,
+                            size: hit.size,
+                        };
+                        let _ = done_tx.send((sha256.clone(), Ok((layer, hit.path))));
+                    }
+                } else if compressing.insert(sha256.clone()) {
                     let target = scratch.join(format!("layer-{n}.gz"));
                     let stored = Stored::Disk {
                         path: path.clone(),
@@ -314,13 +445,14 @@ struct Layer {
     size: u64,
 }
 
-fn write_export(
+/// The parts of `images` (in order) from what `docker save` gave: layers compressed earlier are
+/// taken, the others (the small ones) compressed now; new layers and configs go to the cache.
+fn saved_parts(
     saved: &Saved,
     images: &[ExportImage],
-    path: &Path,
     scratch: &Path,
-    format: ExportFormat,
-) -> Result<ExportReport, ExportError> {
+    cache: Option<&BlobCache>,
+) -> Result<Vec<ImageParts>, ExportError> {
     // Which save-manifest entry is which image.
     let mut picked = Vec::new();
     for image in images {
@@ -355,33 +487,78 @@ fn write_export(
             if let Some((layer, target)) = saved.compressed.get(*key) {
                 return Ok(((*key).clone(), (layer.clone(), target.clone())));
             }
+            if let Some(hit) = cache.and_then(|c| c.layer(key)) {
+                let layer = Layer {
+                    digest: hit.digest,
+                    size: hit.size,
+                };
+                return Ok(((*key).clone(), (layer, hit.path)));
+            }
             let target = scratch.join(format!("small-layer-{n}.gz"));
             let stored = &saved.files[**layer];
             let layer = compress(stored, &target).map_err(ExportError::Compress)?;
             Ok(((*key).clone(), (layer, target)))
         })
         .collect::<Result<_, ExportError>>()?;
-
-    let mut blobs: BTreeMap<String, Blob> = BTreeMap::new();
-    for (layer, target) in compressed.values() {
-        blobs.insert(layer.digest.clone(), Blob::File(target.clone()));
+    if let Some(cache) = cache {
+        for (key, (layer, file)) in &compressed {
+            if !file.starts_with(scratch) {
+                continue;
+            }
+            cache
+                .put_layer(key, file, &layer.digest, layer.size)
+                .map_err(|source| ExportError::CacheStore {
+                    what: format!("layer sha256:{key}"),
+                    source,
+                })?;
+        }
     }
-    let mut entries: BTreeMap<String, Blob> = BTreeMap::new();
-    let mut manifests = BTreeMap::new();
-    let mut index = Vec::new();
+    let mut parts = Vec::with_capacity(picked.len());
     for (image, entry) in &picked {
         let Some(Stored::Memory(config)) = saved.files.get(&entry.config) else {
             return Err(ExportError::MissingConfig {
                 reference: image.reference.clone(),
             });
         };
-        let config_digest = format!("sha256:{}", hex::encode(Sha256::digest(config)));
-        blobs.insert(config_digest.clone(), Blob::Bytes(config.clone()));
-        let layers: Vec<&Layer> = entry
+        if let Some(cache) = cache {
+            cache
+                .put_config(config)
+                .map_err(|source| ExportError::CacheStore {
+                    what: format!("the image config of `{}`", image.reference),
+                    source,
+                })?;
+        }
+        let layers = entry
             .layers
             .iter()
-            .map(|l| content_key(saved, l).map(|k| &compressed[&k].0))
+            .map(|l| content_key(saved, l).map(|k| compressed[&k].clone()))
             .collect::<Result<_, _>>()?;
+        parts.push(ImageParts {
+            config: config.clone(),
+            layers,
+        });
+    }
+    Ok(parts)
+}
+
+fn write_export(
+    parts: &[ImageParts],
+    images: &[ExportImage],
+    path: &Path,
+    format: ExportFormat,
+) -> Result<ExportReport, ExportError> {
+    let mut blobs: BTreeMap<String, Blob> = BTreeMap::new();
+    for (layer, target) in parts.iter().flat_map(|p| &p.layers) {
+        blobs.insert(layer.digest.clone(), Blob::File(target.clone()));
+    }
+    let mut entries: BTreeMap<String, Blob> = BTreeMap::new();
+    let mut manifests = BTreeMap::new();
+    let mut index = Vec::new();
+    for (image, part) in images.iter().zip(parts) {
+        let config = &part.config;
+        let config_digest = format!("sha256:{}", hex::encode(Sha256::digest(config)));
+        blobs.insert(config_digest.clone(), Blob::Bytes(config.clone()));
+        let layers: Vec<&Layer> = part.layers.iter().map(|(l, _)| l).collect();
         let (manifest_type, config_type, layer_type) = match format {
             ExportFormat::Registry => (MANIFEST_V2, CONFIG_V1, LAYER_GZIP),
             ExportFormat::Oci => (OCI_MANIFEST, OCI_CONFIG, OCI_LAYER),
@@ -999,6 +1176,46 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(left, [std::ffi::OsString::from("registry.tar.gz")]);
+    }
+
+    #[tokio::test]
+    async fn a_cached_export_reads_nothing_again_and_writes_the_same_bytes() {
+        let (engine, images) = two_images();
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::open(&dir.path().join("cache")).unwrap();
+        let full = dir.path().join("full.tar.gz");
+        export(&engine, &images, &full, ExportFormat::Registry)
+            .await
+            .unwrap();
+        let first = dir.path().join("first.tar.gz");
+        export_cached(
+            &engine,
+            &images,
+            &first,
+            ExportFormat::Registry,
+            Some(&cache),
+        )
+        .await
+        .unwrap();
+        let cached = dir.path().join("cached.tar.gz");
+        export_cached(
+            &engine,
+            &images,
+            &cached,
+            ExportFormat::Registry,
+            Some(&cache),
+        )
+        .await
+        .unwrap();
+        let save = "save 127.0.0.1:4000/kolla/base:1 127.0.0.1:4000/kolla/keystone:1";
+        assert_eq!(
+            engine.calls(),
+            [save, save],
+            "the third export came from the cache"
+        );
+        let bytes = std::fs::read(&full).unwrap();
+        assert_eq!(bytes, std::fs::read(&first).unwrap());
+        assert_eq!(bytes, std::fs::read(&cached).unwrap());
     }
 
     #[tokio::test]

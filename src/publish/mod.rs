@@ -5,6 +5,7 @@
 //! (the registry has every layer). A run that fails, or is interrupted before that point, moves
 //! no tag. `immediate` pushes under the final tag as each image finishes (kolla's behaviour).
 
+pub mod blob_cache;
 pub mod export;
 
 use std::sync::Arc;

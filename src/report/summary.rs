@@ -74,6 +74,11 @@ pub struct Entry {
     pub push_seconds: Option<f64>,
     /// The manifest digest the image was exported under, or `error`.
     pub export: Option<String>,
+    /// With `--package-cache`: the bytes the package caches sent this image's build (counted
+    /// by the tool's relay between the build and the caches). The engine itself does not tell
+    /// what a build downloads; what the caches fetched from outside is in their logs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_bytes: Option<u64>,
 }
 
 impl Entry {
@@ -150,6 +155,18 @@ impl Summary {
                 self.failed.push(entry);
             }
             Outcome::Cancelled => self.failed.push(entry),
+        }
+    }
+
+    /// Records the bytes an image's build received from the package caches.
+    pub fn record_network_bytes(&mut self, name: &str, bytes: u64) {
+        if let Some(entry) = self
+            .built
+            .iter_mut()
+            .chain(&mut self.failed)
+            .find(|e| e.name == name)
+        {
+            entry.network_bytes = Some(bytes);
         }
     }
 

@@ -132,6 +132,11 @@ pub struct BuildSettings {
     pub no_cache: bool,
     pub keep: bool,
     pub ca_certificates: Vec<PathBuf>,
+    /// `--package-cache`: the caches builds download through, by kind.
+    pub package_caches:
+        BTreeMap<crate::common::package_cache::Kind, crate::common::package_cache::CacheUrl>,
+    /// `--cache-dir`: the export's layer cache lives under it.
+    pub cache_dir: Option<PathBuf>,
     pub retries: u32,
     pub push: bool,
     pub push_threads: usize,
@@ -317,6 +322,31 @@ impl Settings {
         }
         let mut ca_certificates = file.ca_certificates.unwrap_or_default();
         ca_certificates.extend(cli.ca_certificate.iter().map(|f| cwd.join(f)));
+        let mut package_caches = BTreeMap::new();
+        for spec in file
+            .package_cache
+            .iter()
+            .flatten()
+            .chain(&cli.package_cache)
+        {
+            let (kind, url) =
+                crate::common::package_cache::parse(spec).map_err(|e| Error::Setting {
+                    key: "package-cache".into(),
+                    message: e.to_string(),
+                })?;
+            package_caches.insert(kind, url);
+        }
+        let cache_dir = cli
+            .cache_dir
+            .map(|d| cwd.join(d))
+            .or(file.cache_dir)
+            .or_else(|| {
+                env.get("XDG_CACHE_HOME")
+                    .filter(|d| !d.is_empty())
+                    .map(PathBuf::from)
+                    .or_else(|| env.get("HOME").map(|h| Path::new(h).join(".cache")))
+                    .map(|d| d.join("kolla-build"))
+            });
         let build = BuildSettings {
             engine_url: cli
                 .engine_url
@@ -338,6 +368,8 @@ impl Settings {
             no_cache: cli.no_cache || file.no_cache.unwrap_or(false),
             keep: cli.keep || file.keep.unwrap_or(false),
             ca_certificates,
+            package_caches,
+            cache_dir,
             retries: cli.retries.or(file.retries).unwrap_or(DEFAULT_RETRIES),
             push: cli.push || file.push.unwrap_or(false),
             push_threads: cli
