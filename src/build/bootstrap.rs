@@ -283,18 +283,9 @@ mod tests {
 
     /// The names and contents of a tarball's regular files, in archive order.
     fn files_of(tarball: &[u8]) -> Vec<(String, String)> {
-        let mut archive = tar::Archive::new(tarball);
-        archive
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap())
-            .filter(|e| e.header().entry_type().is_file())
-            .map(|mut e| {
-                let name = e.path().unwrap().display().to_string();
-                let mut text = String::new();
-                e.read_to_string(&mut text).unwrap();
-                (name, text)
-            })
+        crate::engine::fake::tar_entries(tarball)
+            .into_iter()
+            .map(|(name, bytes)| (name, String::from_utf8(bytes).unwrap()))
             .collect()
     }
 

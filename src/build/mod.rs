@@ -754,6 +754,16 @@ mod tests {
         }
     }
 
+    /// Default settings, an engine holding the external base (and its ID) and the graph, after
+    /// the first run.
+    async fn after_first_run() -> (Settings, FakeEngine, String, ImageGraph) {
+        let s = settings(&[]);
+        let (engine, base_id) = engine_with_base(&s);
+        let g = graph(&s);
+        build_first(&engine, &s, &g).await;
+        (s, engine, base_id, g)
+    }
+
     /// The first run: base and keystone built with hashes b1 and k1.
     async fn build_first(engine: &FakeEngine, s: &Settings, g: &ImageGraph) {
         build_all(
@@ -799,10 +809,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_changed_input_hash_makes_the_image_and_its_children_stale() {
-        let s = settings(&[]);
-        let (engine, _) = engine_with_base(&s);
-        let g = graph(&s);
-        build_first(&engine, &s, &g).await;
+        let (s, engine, _, g) = after_first_run().await;
         let child = decide(&engine, &s, &g, jobs("b1", "k2")).await.unwrap();
         assert_eq!(decided(&child), [Some(Outcome::Fresh), None]);
         let parent = decide(&engine, &s, &g, jobs("b2", "k1")).await.unwrap();
@@ -815,10 +822,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_parent_retagged_outside_the_tool_makes_its_children_stale() {
-        let s = settings(&[]);
-        let (engine, base_id) = engine_with_base(&s);
-        let g = graph(&s);
-        build_first(&engine, &s, &g).await;
+        let (s, engine, base_id, g) = after_first_run().await;
         // Another image, with base's labels, now carries base's tag.
         let labels = BTreeMap::from([
             (INPUT_HASH_LABEL.to_string(), "b1".to_string()),
@@ -835,10 +839,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_new_external_base_image_makes_everything_stale() {
-        let s = settings(&[]);
-        let (engine, _) = engine_with_base(&s);
-        let g = graph(&s);
-        build_first(&engine, &s, &g).await;
+        let (s, engine, _, g) = after_first_run().await;
         engine.add_image(
             &external(&s),
             BTreeMap::new(),
@@ -850,10 +851,7 @@ mod tests {
 
     #[tokio::test]
     async fn skip_existing_keeps_stale_images_and_no_cache_rebuilds_fresh_ones() {
-        let s = settings(&[]);
-        let (engine, _) = engine_with_base(&s);
-        let g = graph(&s);
-        build_first(&engine, &s, &g).await;
+        let (_, engine, _, g) = after_first_run().await;
         let skip = settings(&["--skip-existing"]);
         let tasks = decide(&engine, &skip, &g, jobs("b2", "k2")).await.unwrap();
         assert_eq!(

@@ -324,38 +324,21 @@ mod tests {
         for name in ["20-b.conf", "10-a.conf", "notes.txt"] {
             std::fs::write(d.join(name), "").unwrap();
         }
-        let cli = super::super::args::parse_from([
-            "kolla-build",
-            "--config-dir",
-            "d",
-            "--config-file",
-            "x.conf",
-        ])
-        .unwrap();
-        let got: Vec<PathBuf> = layers(&cli, dir.path(), &[])
-            .unwrap()
-            .into_iter()
-            .map(|l| l.path.strip_prefix(dir.path()).unwrap().to_path_buf())
-            .collect();
+        let read = |args: [&str; 4]| -> Vec<PathBuf> {
+            let cli =
+                super::super::args::parse_from(std::iter::once("kolla-build").chain(args)).unwrap();
+            layers(&cli, dir.path(), &[])
+                .unwrap()
+                .into_iter()
+                .map(|l| l.path.strip_prefix(dir.path()).unwrap().to_path_buf())
+                .collect()
+        };
         assert_eq!(
-            got,
+            read(["--config-dir", "d", "--config-file", "x.conf"]),
             ["d/10-a.conf", "d/20-b.conf", "x.conf"].map(PathBuf::from)
         );
-        let cli = super::super::args::parse_from([
-            "kolla-build",
-            "--config-file",
-            "x.conf",
-            "--config-dir",
-            "d",
-        ])
-        .unwrap();
-        let got: Vec<PathBuf> = layers(&cli, dir.path(), &[])
-            .unwrap()
-            .into_iter()
-            .map(|l| l.path.strip_prefix(dir.path()).unwrap().to_path_buf())
-            .collect();
         assert_eq!(
-            got,
+            read(["--config-file", "x.conf", "--config-dir", "d"]),
             ["x.conf", "d/10-a.conf", "d/20-b.conf"].map(PathBuf::from)
         );
         let missing =

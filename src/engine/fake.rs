@@ -282,6 +282,23 @@ pub fn layer(path: &str, content: &[u8]) -> Bytes {
     Bytes::from(tar_of([(path, content)]))
 }
 
+/// The regular files of a tar stream (name, bytes), in archive order: what tests read back.
+pub fn tar_entries(reader: impl std::io::Read) -> Vec<(String, Vec<u8>)> {
+    let mut archive = tar::Archive::new(reader);
+    archive
+        .entries()
+        .expect("a tar stream")
+        .map(|e| e.expect("a tar entry"))
+        .filter(|e| e.header().entry_type().is_file())
+        .map(|mut e| {
+            let name = e.path().expect("a path").display().to_string();
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut bytes).expect("readable");
+            (name, bytes)
+        })
+        .collect()
+}
+
 /// A tar archive of regular files (mode 0644, time 0), in the order given.
 fn tar_of<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());

@@ -971,18 +971,8 @@ mod tests {
     /// The regular files of a `.tar.gz`, by name.
     fn unpack(path: &Path) -> BTreeMap<String, Vec<u8>> {
         let file = File::open(path).unwrap();
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-        archive
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap())
-            .filter(|e| e.header().entry_type().is_file())
-            .map(|mut e| {
-                let name = e.path().unwrap().display().to_string();
-                let mut bytes = Vec::new();
-                e.read_to_end(&mut bytes).unwrap();
-                (name, bytes)
-            })
+        crate::engine::fake::tar_entries(flate2::read::GzDecoder::new(file))
+            .into_iter()
             .collect()
     }
 
