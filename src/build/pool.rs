@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use crate::build::schedule::{Message, Options, Results, Task, push_work, work};
 use crate::engine::{Engine, EngineError, split_reference};
-use crate::report::event::{Event, Outcome, PushOutcome, Reporter, Subject};
+use crate::report::event::{Event, Outcome, PushOutcome, Reporter};
 
 /// One engine of the pool and how many builds it runs at once.
 pub struct Member<E> {
@@ -111,19 +111,8 @@ pub async fn run<E: Engine>(
 ) -> PoolResults {
     let n = tasks.len();
     let m = members.len();
-    let subjects: Vec<Subject> = tasks
-        .iter()
-        .map(|t| Subject {
-            name: t.name.clone(),
-            reference: t.request.reference.clone(),
-        })
-        .collect();
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (i, task) in tasks.iter().enumerate() {
-        for &dep in &task.deps {
-            children[dep].push(i);
-        }
-    }
+    let subjects = crate::build::schedule::subjects_of(tasks);
+    let children = crate::build::schedule::children_of(tasks);
     let index: BTreeMap<&str, usize> = tasks
         .iter()
         .enumerate()
@@ -734,7 +723,7 @@ mod tests {
 
     impl Reporter for Quiet {
         fn notice(&self, _: &Notice) {}
-        fn event(&mut self, _: &[Subject], _: &Event) {}
+        fn event(&mut self, _: &[crate::report::event::Subject], _: &Event) {}
     }
 
     fn options() -> PoolOptions {

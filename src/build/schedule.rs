@@ -66,6 +66,28 @@ struct Ready {
     order: std::cmp::Reverse<usize>,
 }
 
+/// What the reporter names each task by.
+pub(crate) fn subjects_of(tasks: &[Task]) -> Vec<Subject> {
+    tasks
+        .iter()
+        .map(|t| Subject {
+            name: t.name.clone(),
+            reference: t.request.reference.clone(),
+        })
+        .collect()
+}
+
+/// For each task, the tasks that depend on it.
+pub(crate) fn children_of(tasks: &[Task]) -> Vec<Vec<usize>> {
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); tasks.len()];
+    for (i, task) in tasks.iter().enumerate() {
+        for &dep in &task.deps {
+            children[dep].push(i);
+        }
+    }
+    children
+}
+
 /// Runs every task; returns one outcome (and push outcome) per task. `cancel` turning true stops
 /// new work and aborts running builds and pushes.
 pub async fn run<E: Engine>(
@@ -76,21 +98,10 @@ pub async fn run<E: Engine>(
     mut cancel: watch::Receiver<bool>,
 ) -> Results {
     let n = tasks.len();
-    let subjects: Vec<Subject> = tasks
-        .iter()
-        .map(|t| Subject {
-            name: t.name.clone(),
-            reference: t.request.reference.clone(),
-        })
-        .collect();
+    let subjects = subjects_of(tasks);
     let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
     let mut waiting_on: Vec<usize> = tasks.iter().map(|t| t.deps.len()).collect();
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (i, task) in tasks.iter().enumerate() {
-        for &dep in &task.deps {
-            children[dep].push(i);
-        }
-    }
+    let children = children_of(tasks);
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
     let mut ready = BinaryHeap::new();
     let mut running: BTreeMap<usize, JoinHandle<()>> = BTreeMap::new();
