@@ -204,27 +204,20 @@ mod tests {
             ("keystone-base.reference", "stable/2025.1"),
         ]);
         let mut lookup = lookup_in(&values);
+        let mut expand = |raw: &str| interpolate(raw, "DEFAULT", &mut lookup);
+        let cases = [
+            ("$openstack_release-custom", "2025.1-custom"),
+            ("${base}9", "rocky9"),
+            ("cost: $$5 and $ alone", "cost: $5 and $ alone"),
+        ];
+        for (raw, expanded) in cases {
+            assert_eq!(expand(raw).unwrap(), expanded, "{raw}");
+        }
         assert_eq!(
-            interpolate("$openstack_release-custom", "DEFAULT", &mut lookup).unwrap(),
-            "2025.1-custom"
-        );
-        assert_eq!(
-            interpolate("${base}9", "DEFAULT", &mut lookup).unwrap(),
-            "rocky9"
-        );
-        assert_eq!(
-            interpolate("x ${keystone-base.reference}", "DEFAULT", &mut lookup).unwrap_or_default(),
+            expand("x ${keystone-base.reference}").unwrap_or_default(),
             "x ${keystone-base.reference}"
         );
-        assert_eq!(
-            interpolate("cost: $$5 and $ alone", "DEFAULT", &mut lookup).unwrap(),
-            "cost: $5 and $ alone"
-        );
-        assert!(
-            interpolate("$nope", "DEFAULT", &mut lookup)
-                .unwrap_err()
-                .contains("nope")
-        );
+        assert!(expand("$nope").unwrap_err().contains("nope"));
     }
 
     #[test]

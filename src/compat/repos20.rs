@@ -105,62 +105,40 @@ debian-aarch64:
     arch: \"amd64\"
 ";
 
-    fn data() -> Mapping {
-        serde_norway::from_str(REPOS).unwrap()
-    }
-
-    fn target<'a>(package_type: &'a str, distro: &'a str, arch: &'a str) -> Target<'a> {
-        Target {
+    /// The handler over REPOS for one `package_type`/`distro`/`arch` target.
+    fn handled(target: &str, names: &[&str], mode: Mode) -> String {
+        let data: Mapping = serde_norway::from_str(REPOS).unwrap();
+        let [package_type, distro, arch]: [&str; 3] =
+            target.split('/').collect::<Vec<_>>().try_into().unwrap();
+        let target = Target {
             package_type,
             distro,
             arch,
             release_codename: "",
-        }
+        };
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        handle(&data, target, &names, mode).unwrap()
     }
 
     #[test]
     fn rpm_switches_join_in_one_config_manager_call_and_unknown_ones_are_skipped() {
-        let names = ["crb".to_string(), "unknown".into(), "epel".into()];
-        let out = handle(
-            &data(),
-            target("rpm", "rocky", "x86_64"),
-            &names,
-            Mode::Enable,
-        )
-        .unwrap();
+        let names = ["crb", "unknown", "epel"];
+        let out = handled("rpm/rocky/x86_64", &names, Mode::Enable);
         assert_eq!(
             out,
             "RUN dnf config-manager  --enable crb --enable epel || true"
         );
-        let out = handle(
-            &data(),
-            target("rpm", "rocky", "x86_64"),
-            &["crb".into()],
-            Mode::Disable,
-        )
-        .unwrap();
+        let out = handled("rpm/rocky/x86_64", &["crb"], Mode::Disable);
         assert_eq!(out, "RUN dnf config-manager  --disable crb || true");
         assert_eq!(
-            handle(
-                &data(),
-                target("rpm", "rocky", "x86_64"),
-                &["x".into()],
-                Mode::Enable
-            )
-            .unwrap(),
+            handled("rpm/rocky/x86_64", &["x"], Mode::Enable),
             ""
         );
     }
 
     #[test]
     fn deb_uses_the_arch_section_instead_of_the_distro_one() {
-        let out = handle(
-            &data(),
-            target("deb", "debian", "x86_64"),
-            &["grafana".into(), "crb".into()],
-            Mode::Enable,
-        )
-        .unwrap();
+        let out = handled("deb/debian/x86_64", &["grafana", "crb"], Mode::Enable);
         assert_eq!(
             out,
             "RUN echo 'Uris: https://apt.grafana.com' >/etc/apt/sources.list.d/grafana.sources && \
@@ -170,13 +148,7 @@ debian-aarch64:
              /etc/kolla/apt-keys/grafana.asc' >>/etc/apt/sources.list.d/grafana.sources"
         );
         // debian-aarch64 replaces debian: grafana is not defined there
-        let out = handle(
-            &data(),
-            target("deb", "debian", "aarch64"),
-            &["grafana".into(), "rabbitmq".into()],
-            Mode::Enable,
-        )
-        .unwrap();
+        let out = handled("deb/debian/aarch64", &["grafana", "rabbitmq"], Mode::Enable);
         assert!(
             out.starts_with("RUN echo 'Uris: https://example.org/rabbitmq'"),
             "{out}"
@@ -186,13 +158,7 @@ debian-aarch64:
             "{out}"
         );
         assert_eq!(
-            handle(
-                &data(),
-                target("deb", "debian", "x86_64"),
-                &["grafana".into()],
-                Mode::Disable
-            )
-            .unwrap(),
+            handled("deb/debian/x86_64", &["grafana"], Mode::Disable),
             ""
         );
     }
