@@ -36,56 +36,22 @@ DEVPI_PIDFILE="/var/run/kolla-build-devpi-$PYPI_PORT.pid"
 VENV="${KOLLA_DEVPI_VENV:-$CACHE_DIR/devpi-venv}"
 DEVPI_VERSION="6.20.3"
 
-status() { printf '%-10s %s\n' "$1:" "$2"; }
+SCRIPT=setup-caches
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-fail() {
-    printf 'setup-caches: %s: %s\n' "$1" "$2" >&2
-    if [[ -n "${3:-}" && -f "$3" ]]; then
-        printf -- '--- last lines of %s ---\n' "$3" >&2
-        tail -n 30 "$3" >&2
-    fi
-    exit 1
-}
-
-[[ "$(id -u)" -eq 0 ]] || fail setup "must run as root (apt-get needs it)"
+need_root "apt-get needs it"
 mkdir -p "$CACHE_DIR" "$LOG_DIR"
 
-pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
-
-# wait_for URL PIDFILE NAME LOG: until URL answers, the process dies, or WAIT seconds pass.
-wait_for() {
-    local url="$1" pidfile="$2" name="$3" log="$4"
-    for ((i = 0; i < WAIT; i++)); do
-        curl -fsS --max-time 3 -o /dev/null "$url" 2>/dev/null && return 0
-        pid_alive "$pidfile" || break
-        sleep 1
-    done
-    curl -fsS --max-time 3 -o /dev/null "$url" 2>/dev/null && return 0
-    pid_alive "$pidfile" && fail "$name" "no answer on $url after ${WAIT}s" "$log"
-    fail "$name" "exited without answering on $url" "$log"
-}
+# up URL: the server at URL answers.
+up() { curl -fsS --max-time 3 -o /dev/null "$1" 2>/dev/null; }
 
 # ---------------------------------------------------------------------------------------------
 # 1. Packages: apt-cacher-ng, and the venv module for devpi's virtualenv.
 # ---------------------------------------------------------------------------------------------
-PACKAGES=(apt-cacher-ng python3-venv curl)
-missing=()
-for p in "${PACKAGES[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-        missing+=("$p")
-    fi
-done
-if ((${#missing[@]})); then
-    export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
-    # The package's own service is not wanted (no systemd here; we start it on loopback below).
-    echo "apt-cacher-ng apt-cacher-ng/tunnelenable boolean false" | debconf-set-selections
-    apt-get update -q >>"$SETUP_LOG" 2>&1 || fail packages "apt-get update failed" "$SETUP_LOG"
-    apt-get install -y -q "${missing[@]}" </dev/null >>"$SETUP_LOG" 2>&1 \
-        || fail packages "apt-get install ${missing[*]} failed" "$SETUP_LOG"
-    status packages "installed ${missing[*]}"
-else
-    status packages "present"
-fi
+# The package's own service is not wanted (no systemd here; we start it on loopback below).
+echo "apt-cacher-ng apt-cacher-ng/tunnelenable boolean false" | debconf-set-selections
+install_missing "$SETUP_LOG" apt-cacher-ng python3-venv curl
 
 # ---------------------------------------------------------------------------------------------
 # 2. apt-cacher-ng on 127.0.0.1:APT_PORT, with its cache and logs under our own folders (the
@@ -93,7 +59,7 @@ fi
 # overrides /etc/apt-cacher-ng/acng.conf.
 # ---------------------------------------------------------------------------------------------
 ACNG_URL="http://127.0.0.1:$APT_PORT/acng-report.html"
-if curl -fsS --max-time 3 -o /dev/null "$ACNG_URL" 2>/dev/null; then
+if up "$ACNG_URL"; then
     status apt-cache "already running on 127.0.0.1:$APT_PORT"
 else
     mkdir -p "$CACHE_DIR/apt-cacher-ng" "$CACHE_DIR/acng-conf" "$LOG_DIR"
@@ -121,7 +87,8 @@ CONF
     setsid /usr/sbin/apt-cacher-ng -c "$CACHE_DIR/acng-conf" \
         </dev/null >>"$LOG_DIR/apt-cacher-ng.out" 2>&1 &
     echo $! >"$ACNG_PIDFILE"
-    wait_for "$ACNG_URL" "$ACNG_PIDFILE" apt-cache "$LOG_DIR/apt-cacher-ng.out"
+    wait_up apt-cache "$ACNG_URL" "$LOG_DIR/apt-cacher-ng.out" 'up "$ACNG_URL"' \
+        'pidfile_is "$ACNG_PIDFILE" apt-cacher-ng'
     status apt-cache "started on 127.0.0.1:$APT_PORT (cache $CACHE_DIR/apt-cacher-ng, log $LOG_DIR/apt-cacher.log)"
 fi
 
@@ -131,7 +98,7 @@ fi
 # which reaches PyPI with the same bundle.
 # ---------------------------------------------------------------------------------------------
 DEVPI_URL="http://127.0.0.1:$PYPI_PORT/+api"
-if curl -fsS --max-time 3 -o /dev/null "$DEVPI_URL" 2>/dev/null; then
+if up "$DEVPI_URL"; then
     status pypi-cache "already running on 127.0.0.1:$PYPI_PORT"
 else
     export REQUESTS_CA_BUNDLE="$CA_BUNDLE" SSL_CERT_FILE="$CA_BUNDLE" PIP_CERT="$CA_BUNDLE"
@@ -151,6 +118,7 @@ else
         --request-timeout 60 --mirror-cache-expiry 86400 \
         </dev/null >>"$LOG_DIR/devpi.log" 2>&1 &
     echo $! >"$DEVPI_PIDFILE"
-    wait_for "$DEVPI_URL" "$DEVPI_PIDFILE" pypi-cache "$LOG_DIR/devpi.log"
+    wait_up pypi-cache "$DEVPI_URL" "$LOG_DIR/devpi.log" 'up "$DEVPI_URL"' \
+        'kill -0 "$(cat "$DEVPI_PIDFILE")" 2>/dev/null'
     status pypi-cache "started on 127.0.0.1:$PYPI_PORT (server dir $SERVERDIR, log $LOG_DIR/devpi.log)"
 fi

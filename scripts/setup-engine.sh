@@ -29,20 +29,11 @@ DOCKER_PIDFILE=/var/run/docker.pid
 WAIT="${KOLLA_ENGINE_WAIT:-60}"
 APT_LOG=/var/log/kolla-build-apt.log
 
-status() { printf '%-10s %s\n' "$1:" "$2"; }
+SCRIPT=setup-engine
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# fail STEP MESSAGE [LOG]: print the error (and the log's tail) to stderr and exit 1.
-fail() {
-    printf 'setup-engine: %s: %s\n' "$1" "$2" >&2
-    if [[ -n "${3:-}" && -f "$3" ]]; then
-        printf -- '--- last lines of %s ---\n' "$3" >&2
-        # dockerd's log is mostly containerd's gRPC chatter: leave it out of the tail.
-        grep -v 'module=grpc' "$3" | tail -n 30 >&2
-    fi
-    exit 1
-}
-
-[[ "$(id -u)" -eq 0 ]] || fail setup "must run as root (dockerd and apt-get need it)"
+need_root "dockerd and apt-get need it"
 
 # ---------------------------------------------------------------------------------------------
 # 1. Packages. docker.io brings dockerd, the docker CLI, containerd and runc; docker-registry is
@@ -51,37 +42,15 @@ fail() {
 # curl is what this script pings the servers with. Installed with their recommends,
 # as on the machine where this was verified.
 # ---------------------------------------------------------------------------------------------
-PACKAGES=(docker.io docker-registry debootstrap skopeo curl ca-certificates busybox-static)
-missing=()
-for p in "${PACKAGES[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-        missing+=("$p")
-    fi
-done
-if ((${#missing[@]})); then
-    export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
-    : >"$APT_LOG"
-    apt-get update -q >>"$APT_LOG" 2>&1 || fail packages "apt-get update failed" "$APT_LOG"
-    apt-get install -y -q "${missing[@]}" </dev/null >>"$APT_LOG" 2>&1 \
-        || fail packages "apt-get install ${missing[*]} failed" "$APT_LOG"
-    status packages "installed ${missing[*]}"
-else
-    status packages "present"
-fi
+: >"$APT_LOG"
+install_missing "$APT_LOG" docker.io docker-registry debootstrap skopeo curl ca-certificates \
+    busybox-static
 
 # ---------------------------------------------------------------------------------------------
 # 2. dockerd.
 # ---------------------------------------------------------------------------------------------
 engine_up() {
     curl -fsS --max-time 3 --unix-socket "$DOCKER_SOCK" http://localhost/_ping >/dev/null 2>&1
-}
-
-# Is PID alive and running PROGRAM (by executable basename)?
-pid_is() {
-    local pid="$1" prog="$2" exe
-    [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-    exe="$(readlink "/proc/$pid/exe" 2>/dev/null || true)"
-    [[ "$(basename "${exe% (deleted)}")" == "$prog" ]]
 }
 
 # Storage driver: overlay2 works here (ext4 root, kernel with overlayfs, d_type supported). Probe
@@ -150,17 +119,7 @@ else
     else
         start_dockerd
     fi
-    for ((i = 0; i < WAIT; i++)); do
-        engine_up && break
-        # Died early (bad option, another daemon's pid file): no point waiting the whole time.
-        pid_is "$DOCKERD_PID" dockerd || break
-        sleep 1
-    done
-    if ! engine_up; then
-        pid_is "$DOCKERD_PID" dockerd \
-            && fail dockerd "no answer on $DOCKER_SOCK after ${WAIT}s" "$DOCKERD_LOG"
-        fail dockerd "dockerd exited without answering on $DOCKER_SOCK" "$DOCKERD_LOG"
-    fi
+    wait_up dockerd "$DOCKER_SOCK" "$DOCKERD_LOG" engine_up 'pid_is "$DOCKERD_PID" dockerd'
     status dockerd "$DOCKERD_DESC"
 fi
 
@@ -184,7 +143,7 @@ if registry_up; then
     status registry "already running on 127.0.0.1:$REGISTRY_PORT"
 else
     REG_DESC=""
-    if [[ -f "$REGISTRY_PIDFILE" ]] && pid_is "$(cat "$REGISTRY_PIDFILE")" docker-registry; then
+    if pidfile_is "$REGISTRY_PIDFILE" docker-registry; then
         REG_DESC="was starting (pid $(cat "$REGISTRY_PIDFILE"))"
     else
         mkdir -p "$REGISTRY_DIR" "$STATE_DIR" "$(dirname "$REGISTRY_LOG")"
@@ -212,16 +171,7 @@ EOF
         echo $! >"$REGISTRY_PIDFILE"
         REG_DESC="started on 127.0.0.1:$REGISTRY_PORT (storage $REGISTRY_DIR, log $REGISTRY_LOG)"
     fi
-    for ((i = 0; i < WAIT; i++)); do
-        registry_up && break
-        # Died early (port taken, bad config): no point waiting the whole time.
-        pid_is "$(cat "$REGISTRY_PIDFILE" 2>/dev/null || echo x)" docker-registry || break
-        sleep 1
-    done
-    if ! registry_up; then
-        pid_is "$(cat "$REGISTRY_PIDFILE" 2>/dev/null || echo x)" docker-registry \
-            && fail registry "no answer on http://127.0.0.1:$REGISTRY_PORT/v2/ after ${WAIT}s" "$REGISTRY_LOG"
-        fail registry "docker-registry exited without answering on http://127.0.0.1:$REGISTRY_PORT/v2/" "$REGISTRY_LOG"
-    fi
+    wait_up registry "http://127.0.0.1:$REGISTRY_PORT/v2/" "$REGISTRY_LOG" registry_up \
+        'pidfile_is "$REGISTRY_PIDFILE" docker-registry'
     status registry "$REG_DESC"
 fi

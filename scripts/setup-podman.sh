@@ -24,40 +24,18 @@ APT_LOG=/var/log/kolla-build-apt.log
 # entries others wrote there, and rewriting it is idempotent.
 DROPIN=/etc/containers/registries.conf.d/50-kolla-build.conf
 
-status() { printf '%-10s %s\n' "$1:" "$2"; }
+SCRIPT=setup-podman
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-fail() {
-    printf 'setup-podman: %s: %s\n' "$1" "$2" >&2
-    if [[ -n "${3:-}" && -f "$3" ]]; then
-        printf -- '--- last lines of %s ---\n' "$3" >&2
-        tail -n 30 "$3" >&2
-    fi
-    exit 1
-}
-
-[[ "$(id -u)" -eq 0 ]] || fail setup "must run as root (apt-get and rootful podman need it)"
+need_root "apt-get and rootful podman need it"
 
 # ---------------------------------------------------------------------------------------------
 # 1. Packages. podman brings conmon, crun and the CNI plugins with its recommends; uidmap,
 # slirp4netns and fuse-overlayfs cover rootless use and kernels without native overlay.
 # ---------------------------------------------------------------------------------------------
-PACKAGES=(podman uidmap slirp4netns fuse-overlayfs curl)
-missing=()
-for p in "${PACKAGES[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-        missing+=("$p")
-    fi
-done
-if ((${#missing[@]})); then
-    export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
-    : >"$APT_LOG"
-    apt-get update -q >>"$APT_LOG" 2>&1 || fail packages "apt-get update failed" "$APT_LOG"
-    apt-get install -y -q "${missing[@]}" </dev/null >>"$APT_LOG" 2>&1 \
-        || fail packages "apt-get install ${missing[*]} failed" "$APT_LOG"
-    status packages "installed ${missing[*]}"
-else
-    status packages "present"
-fi
+: >"$APT_LOG"
+install_missing "$APT_LOG" podman uidmap slirp4netns fuse-overlayfs curl
 
 # ---------------------------------------------------------------------------------------------
 # 2. The test registry speaks plain HTTP. dockerd trusts 127.0.0.0/8 by default; podman trusts
@@ -93,17 +71,10 @@ service_up() {
     curl -fsS --max-time 3 --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1
 }
 
-pid_alive() {
-    local pid
-    pid="$(cat "$PIDFILE" 2>/dev/null || true)"
-    [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null \
-        && [[ "$(basename "$(readlink "/proc/$pid/exe" 2>/dev/null || true)")" == podman ]]
-}
-
 if service_up; then
     status podman "already serving on $SOCK"
 else
-    if pid_alive; then
+    if pidfile_is "$PIDFILE" podman; then
         desc="was starting (pid $(cat "$PIDFILE"))"
     else
         rm -f "$SOCK"
@@ -114,14 +85,6 @@ else
         echo $! >"$PIDFILE"
         desc="started ($(podman --version 2>/dev/null), log $LOG)"
     fi
-    for ((i = 0; i < WAIT; i++)); do
-        service_up && break
-        pid_alive || break
-        sleep 1
-    done
-    if ! service_up; then
-        pid_alive && fail podman "no answer on $SOCK after ${WAIT}s" "$LOG"
-        fail podman "podman system service exited without answering on $SOCK" "$LOG"
-    fi
+    wait_up podman "$SOCK" "$LOG" service_up 'pidfile_is "$PIDFILE" podman'
     status podman "$desc"
 fi
