@@ -130,10 +130,7 @@ debian-aarch64:
         );
         let out = handled("rpm/rocky/x86_64", &["crb"], Mode::Disable);
         assert_eq!(out, "RUN dnf config-manager  --disable crb || true");
-        assert_eq!(
-            handled("rpm/rocky/x86_64", &["x"], Mode::Enable),
-            ""
-        );
+        assert_eq!(handled("rpm/rocky/x86_64", &["x"], Mode::Enable), "");
     }
 
     #[test]
