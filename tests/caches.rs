@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::engine::{Namespace, debian_args, engine_lock, kolla_build};
+use crate::engine::{Namespace, debian_args, engine_lock, kolla_build, names, sha256_of};
 use crate::support::Test;
 
 const APT_CACHE: &str = "apt=http://127.0.0.1:3142";
@@ -18,25 +18,9 @@ const PYPI_CACHE: &str = "pypi=http://127.0.0.1:3141/root/pypi/+simple/";
 const APT_LOG: &str = "/var/log/kolla-build-caches/apt-cacher.log";
 const DEVPI_LOG: &str = "/var/log/kolla-build-caches/devpi.log";
 
-fn sha256_of(path: &Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
-
+/// The images of the summary's `built` list that were (not) fresh.
 fn built(summary: &Value, fresh: bool) -> BTreeSet<String> {
-    summary["built"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter(|e| e["fresh"] == fresh)
-                .map(|e| e["name"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
+    names(summary, "built", |e| e["fresh"] == fresh)
 }
 
 /// The cached compressed layers: file name → inode (a layer compressed again gets a new file).
