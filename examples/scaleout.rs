@@ -179,6 +179,7 @@ async fn simulate(images: &[Image], engines: usize, pull: Duration) -> (Duration
             timeout: None,
             backoff: Duration::from_secs(1),
             push_threads: 4 * engines,
+            push_mode: kolla_build::common::types::PushMode::Immediate,
         },
         pull_estimate: pull,
         build_estimate: Duration::from_secs(120),

@@ -4,6 +4,7 @@
 pub mod bootstrap;
 pub mod pool;
 pub mod schedule;
+pub mod work;
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -24,7 +25,6 @@ use crate::graph::ImageGraph;
 use crate::graph::selection::Status;
 use crate::prepare::Prepared;
 use crate::prepare::plan::{INPUT_HASH_LABEL, Job, plan};
-use crate::publish::Publisher;
 use crate::publish::export::{ExportImage, export_cached};
 use crate::report::event::{Notice, Outcome, PushOutcome, Reporter};
 use crate::report::progress::Progress;
@@ -227,12 +227,9 @@ async fn stages(
         timeout: Some(settings.build.timeout),
         backoff: Duration::from_secs(2),
         push_threads: settings.build.push_threads,
+        push_mode: settings.build.push_mode,
     };
-    let publisher = Arc::new(Publisher {
-        inner: engine.clone(),
-        mode: settings.build.push_mode,
-    });
-    let mut results = schedule::run(publisher, &tasks, &options, progress, cancel_rx).await;
+    let mut results = schedule::run(engine.clone(), &tasks, &options, progress, cancel_rx).await;
     progress.finish();
     watcher.abort();
 

@@ -1,13 +1,12 @@
-//! The pool scheduler: one run over several engines, parents handed over through the registry.
-//!
-//! The same ready-first DAG walk as [`schedule`](super::schedule) (one coordinator, workers only
-//! send events), with a placement step: a ready job goes to an engine that already holds its
-//! parent (whole subtrees stay together); another engine takes it only when every holder is busy
-//! for longer than a pull is estimated to take, and then pulls the parent first (the reference
-//! the parent was pushed under) and checks its image ID against the one that was built. Every
-//! built image is pushed, so that any engine can fetch it. An engine that stops answering is
-//! dropped: its running jobs, and its images not yet in the registry, are placed again elsewhere
-//! (a bounded number of times).
+//! The coordinator of every run: one ready-first DAG walk over the jobs (one coordinator owns
+//! all state and the reporter, workers only send events) over a pool of engines, with a
+//! placement step. A run on one engine is a pool of one ([`schedule::run`](super::schedule::run)).
+//! A ready job goes to an engine that already holds its parent (whole subtrees stay together);
+//! another engine takes it only when every holder is busy for longer than a pull is estimated to
+//! take, and then pulls the parent first (the reference the parent was pushed under) and checks
+//! its image ID against the one that was built. In a pool of several every built image is pushed,
+//! so that any engine can fetch it. An engine that stops answering is dropped: its running jobs,
+//! and its images not yet in the registry, are placed again elsewhere (a bounded number of times).
 //!
 //! [`place`] is the decision alone, a pure function of the engines' state.
 
@@ -19,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::build::schedule::{Message, Options, Results, Task, push_work, work};
+use crate::build::work::{Message, Options, Results, Task, push_work, work};
 use crate::engine::{Engine, EngineError, split_reference};
 use crate::report::event::{Event, Outcome, PushOutcome, Reporter};
 
@@ -46,6 +45,29 @@ pub struct PoolOptions {
     pub pushed_as: fn(&str) -> String,
     /// How often each engine is pinged; three misses in a row lose it.
     pub ping_every: Duration,
+}
+
+impl PoolOptions {
+    /// For a run on one engine: nothing is handed over, so only the run's options count.
+    pub fn one(options: &Options) -> PoolOptions {
+        PoolOptions {
+            base: options.clone(),
+            pull_estimate: Duration::ZERO,
+            build_estimate: Duration::from_secs(60),
+            estimates: Vec::new(),
+            moves: 0,
+            pushed_as: pushed_as(options.push_mode),
+            ping_every: Duration::from_secs(3),
+        }
+    }
+}
+
+/// The reference a push in `mode` reaches the registry under.
+pub fn pushed_as(mode: crate::common::types::PushMode) -> fn(&str) -> String {
+    match mode {
+        crate::common::types::PushMode::Atomic => crate::publish::staging_reference,
+        crate::common::types::PushMode::Immediate => str::to_string,
+    }
 }
 
 /// What a pool run produced.
@@ -111,8 +133,8 @@ pub async fn run<E: Engine>(
 ) -> PoolResults {
     let n = tasks.len();
     let m = members.len();
-    let subjects = crate::build::schedule::subjects_of(tasks);
-    let children = crate::build::schedule::children_of(tasks);
+    let subjects = crate::build::work::subjects_of(tasks);
+    let children = crate::build::work::children_of(tasks);
     let index: BTreeMap<&str, usize> = tasks
         .iter()
         .enumerate()
@@ -199,7 +221,7 @@ pub async fn run<E: Engine>(
             ready.insert(i);
         }
     }
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     loop {
@@ -546,8 +568,10 @@ fn lose(e: usize, s: &mut Lose<'_>) {
         }
     }
     s.push_queue.retain(|(_, on)| *on != e);
-    // Built there, not pushed: gone with the engine.
-    for i in 0..s.tasks.len() {
+    // Built there, not pushed: gone with the engine, built again elsewhere. With no engine
+    // left they stay built: nothing could use them anyway, and the summary says what happened.
+    let others = s.alive.iter().any(|a| *a);
+    for i in (0..s.tasks.len()).filter(|_| others) {
         if s.built_on[i] == Some(e) && !s.pushed[i] {
             s.built_on[i] = None;
             s.outcomes[i] = None;
@@ -631,9 +655,7 @@ async fn fetch<E: Engine>(engine: &E, pull: &Handoff) -> Result<(), EngineError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::BuildRequest;
     use crate::engine::fake::FakeEngine;
-    use crate::prepare::context::ContextSpec;
     use crate::report::event::Notice;
 
     fn slot(free: usize, holds_parent: bool, wait: u64) -> Slot {
@@ -688,18 +710,11 @@ mod tests {
             name: name.into(),
             deps: parent.map(|(i, _)| vec![i]).unwrap_or_default(),
             priority,
-            request: BuildRequest {
-                image: name.into(),
-                reference: reference(name),
-                context: ContextSpec::new(format!("FROM {name}'s parent"), vec![]),
-                labels: BTreeMap::new(),
-                build_args: BTreeMap::new(),
-                network_mode: "host".into(),
-                no_cache: false,
-                keep: false,
-                pull: false,
-                parent: parent.map(|(_, p)| reference(p)),
-            },
+            request: crate::build::work::test_request(
+                name,
+                reference(name),
+                parent.map(|(_, p)| reference(p)),
+            ),
             done: None,
             push: true,
         }
@@ -734,6 +749,7 @@ mod tests {
                 timeout: None,
                 backoff: Duration::from_millis(1),
                 push_threads: 4,
+                push_mode: crate::common::types::PushMode::Immediate,
             },
             pull_estimate: Duration::from_secs(5),
             build_estimate: Duration::from_secs(60),
