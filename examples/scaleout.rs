@@ -190,6 +190,7 @@ async fn simulate(images: &[Image], engines: usize, pull: Duration) -> (Duration
         moves: 2,
         pushed_as: |r| r.to_string(),
         ping_every: Duration::from_secs(30),
+        in_registry: BTreeMap::new(),
     };
     let (_tx, rx) = watch::channel(false);
     let start = tokio::time::Instant::now();

@@ -45,6 +45,10 @@ pub struct PoolOptions {
     pub pushed_as: fn(&str) -> String,
     /// How often each engine is pinged; three misses in a row lose it.
     pub ping_every: Duration,
+    /// Images the registry holds before the run, by the reference builds name them with, and
+    /// the reference to pull them as: external base images pushed for the pool, images found
+    /// fresh in the registry.
+    pub in_registry: BTreeMap<String, String>,
 }
 
 impl PoolOptions {
@@ -58,6 +62,7 @@ impl PoolOptions {
             moves: 0,
             pushed_as: pushed_as(options.push_mode),
             ping_every: Duration::from_secs(3),
+            in_registry: BTreeMap::new(),
         }
     }
 }
@@ -352,7 +357,10 @@ pub async fn run<E: Engine>(
                 let pull = match parent {
                     Some(p) if !held.contains(&e) => Some(Handoff {
                         reference: p.to_string(),
-                        pushed_as: (options.pushed_as)(p),
+                        pushed_as: match options.in_registry.get(p) {
+                            Some(source) => source.clone(),
+                            None => (options.pushed_as)(p),
+                        },
                         id: ids.get(p).cloned(),
                     }),
                     _ => None,
@@ -757,6 +765,7 @@ mod tests {
             moves: 2,
             pushed_as: |r| r.to_string(),
             ping_every: Duration::from_secs(3),
+            in_registry: BTreeMap::new(),
         }
     }
 

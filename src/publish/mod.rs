@@ -7,6 +7,7 @@
 
 pub mod blob_cache;
 pub mod export;
+pub mod registry;
 
 use std::time::Instant;
 
