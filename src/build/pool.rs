@@ -45,10 +45,18 @@ pub struct PoolOptions {
     pub pushed_as: fn(&str) -> String,
     /// How often each engine is pinged; three misses in a row lose it.
     pub ping_every: Duration,
-    /// Images the registry holds before the run, by the reference builds name them with, and
-    /// the reference to pull them as: external base images pushed for the pool, images found
-    /// fresh in the registry.
-    pub in_registry: BTreeMap<String, String>,
+    /// Images the registry holds before the run, by the reference builds name them with:
+    /// external base images pushed for the pool, images found fresh in the registry.
+    pub in_registry: BTreeMap<String, Source>,
+}
+
+/// An image in the registry before the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The reference to pull it as.
+    pub pull_as: String,
+    /// Its image ID: an engine holding another image under the same reference does not hold it.
+    pub id: String,
 }
 
 impl PoolOptions {
@@ -163,15 +171,20 @@ pub async fn run<E: Engine>(
     for reference in &wanted {
         let set = holders.entry(reference.clone()).or_default();
         for (e, member) in members.iter().enumerate() {
+            let want = options.in_registry.get(reference).map(|s| &s.id);
             match member.engine.inspect(reference).await {
-                Ok(Some(facts)) => {
+                Ok(Some(facts)) if want.is_none_or(|id| *id == facts.id) => {
                     set.insert(e);
                     ids.entry(reference.clone()).or_insert(facts.id);
                 }
+                Ok(Some(_)) => {}
                 Ok(None) => {}
                 Err(_) => alive[e] = false,
             }
         }
+    }
+    for (reference, source) in &options.in_registry {
+        ids.insert(reference.clone(), source.id.clone());
     }
     let mut lost: Vec<usize> = (0..m).filter(|&e| !alive[e]).collect();
     for set in holders.values_mut() {
@@ -358,7 +371,7 @@ pub async fn run<E: Engine>(
                     Some(p) if !held.contains(&e) => Some(Handoff {
                         reference: p.to_string(),
                         pushed_as: match options.in_registry.get(p) {
-                            Some(source) => source.clone(),
+                            Some(source) => source.pull_as.clone(),
                             None => (options.pushed_as)(p),
                         },
                         id: ids.get(p).cloned(),

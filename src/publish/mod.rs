@@ -62,13 +62,65 @@ pub async fn move_tags<E: Engine>(
     retries: u32,
     backoff: std::time::Duration,
 ) -> Vec<(usize, PushOutcome)> {
+    move_tags_with(
+        references,
+        threads,
+        retries,
+        backoff,
+        |reference| async move {
+            let (log, _rx) = tokio::sync::mpsc::unbounded_channel();
+            engine
+                .push(&reference, log)
+                .await
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await
+}
+
+/// Moves the final tags in the registry itself (the staging tag's manifest put under the final
+/// tag), for a run over several engines where no one engine holds every image.
+pub async fn move_tags_in(
+    registry: &registry::Registry,
+    references: Vec<(usize, String)>,
+    threads: usize,
+    retries: u32,
+    backoff: std::time::Duration,
+) -> Vec<(usize, PushOutcome)> {
+    move_tags_with(
+        references,
+        threads,
+        retries,
+        backoff,
+        |reference| async move {
+            registry
+                .copy_tag(&staging_reference(&reference), &reference)
+                .await
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await
+}
+
+/// Runs `move_one` on each reference, retrying with backoff, at most `threads` at once.
+async fn move_tags_with<F, Fut>(
+    references: Vec<(usize, String)>,
+    threads: usize,
+    retries: u32,
+    backoff: std::time::Duration,
+    move_one: F,
+) -> Vec<(usize, PushOutcome)>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let move_one = &move_one;
     futures_util::stream::iter(references.into_iter().map(|(i, reference)| async move {
         let started = Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (log, _rx) = tokio::sync::mpsc::unbounded_channel();
-            match engine.push(&reference, log).await {
+            match move_one(reference.clone()).await {
                 Ok(()) => {
                     return (
                         i,
