@@ -290,7 +290,7 @@ async fn stages(
         })
         .collect();
     let pool_options = PoolOptions {
-        pull_estimate: Duration::from_secs(30),
+        pull_estimate: Duration::from_secs(10),
         build_estimate: Duration::from_secs(120),
         moves: 2,
         in_registry: in_registry.clone(),
