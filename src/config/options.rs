@@ -326,8 +326,8 @@ pub const OPTIONS: &[Opt] = &[
     Opt::shared("engine-url")
         .default(Default::EnvOr(ENGINE_URL_ENV, DEFAULT_ENGINE_URL))
         .help(
-            "The engine API: unix:///path, tcp://host:port or ssh://user@host; the one engine \
-             when no --engine is given",
+            "The engine API: unix:///path or tcp://host:port; the one engine when no --engine \
+             is given",
         ),
     Opt::long("engine")
         .toml("engine")
