@@ -354,31 +354,18 @@ async fn stages(
                 .into_iter()
                 .filter(|(_, r)| !in_registry.contains_key(r))
                 .collect();
-            let moving = async {
-                match &registry {
-                    // No engine of a pool holds every image: the registry moves the tags.
-                    Some(registry) => {
-                        crate::publish::move_tags_in(
-                            registry,
-                            references,
-                            options.push_threads,
-                            options.retries,
-                            options.backoff,
-                        )
-                        .await
-                    }
-                    None => {
-                        crate::publish::move_tags(
-                            &*engine,
-                            references,
-                            options.push_threads,
-                            options.retries,
-                            options.backoff,
-                        )
-                        .await
-                    }
-                }
+            let via = match &registry {
+                // No engine of a pool holds every image: the registry moves the tags.
+                Some(registry) => crate::publish::Via::Registry(registry),
+                None => crate::publish::Via::Engine(&*engine),
             };
+            let moving = crate::publish::move_tags(
+                via,
+                references,
+                options.push_threads,
+                options.retries,
+                options.backoff,
+            );
             let moved = crate::common::signals::or_interrupt(moving).await;
             if let Ok(moved) = moved {
                 tags_moved = moved

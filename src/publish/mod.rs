@@ -53,50 +53,43 @@ pub async fn push<E: Engine>(
     }
 }
 
-/// Moves the final tags: pushes each reference again (a manifest; the layers are there), with
-/// the run's retries and at most `threads` at once.
-pub async fn move_tags<E: Engine>(
-    engine: &E,
-    references: Vec<(usize, String)>,
-    threads: usize,
-    retries: u32,
-    backoff: std::time::Duration,
-) -> Vec<(usize, PushOutcome)> {
-    move_tags_with(
-        references,
-        threads,
-        retries,
-        backoff,
-        |reference| async move {
-            let (log, _rx) = tokio::sync::mpsc::unbounded_channel();
-            engine
-                .push(&reference, log)
-                .await
-                .map_err(|e| e.to_string())
-        },
-    )
-    .await
+/// Where final tags are moved.
+pub enum Via<'a, E> {
+    /// The engine pushes each reference again (a manifest; the layers are there).
+    Engine(&'a E),
+    /// The registry itself: the staging tag's manifest put under the final tag, for a run over
+    /// several engines where no one engine holds every image.
+    Registry(&'a registry::Registry),
 }
 
-/// Moves the final tags in the registry itself (the staging tag's manifest put under the final
-/// tag), for a run over several engines where no one engine holds every image.
-pub async fn move_tags_in(
-    registry: &registry::Registry,
+/// Moves the final tags, with the run's retries and at most `threads` at once.
+pub async fn move_tags<E: Engine>(
+    via: Via<'_, E>,
     references: Vec<(usize, String)>,
     threads: usize,
     retries: u32,
     backoff: std::time::Duration,
 ) -> Vec<(usize, PushOutcome)> {
+    let via = &via;
     move_tags_with(
         references,
         threads,
         retries,
         backoff,
         |reference| async move {
-            registry
-                .copy_tag(&staging_reference(&reference), &reference)
-                .await
-                .map_err(|e| e.to_string())
+            match via {
+                Via::Engine(engine) => {
+                    let (log, _rx) = tokio::sync::mpsc::unbounded_channel();
+                    engine
+                        .push(&reference, log)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                Via::Registry(registry) => registry
+                    .copy_tag(&staging_reference(&reference), &reference)
+                    .await
+                    .map_err(|e| e.to_string()),
+            }
         },
     )
     .await
@@ -191,7 +184,7 @@ mod tests {
             "the local staging tag is gone"
         );
         let moved = move_tags(
-            engine,
+            Via::Engine(engine),
             vec![(0, REFERENCE.to_string())],
             2,
             0,
@@ -227,7 +220,7 @@ mod tests {
     async fn a_failed_tag_move_is_reported_after_its_retries() {
         let engine = engine_with_image().with_failing_push(REFERENCE);
         let moved = move_tags(
-            &engine,
+            Via::Engine(&engine),
             vec![(3, REFERENCE.to_string())],
             1,
             1,
