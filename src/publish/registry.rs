@@ -201,3 +201,128 @@ impl Registry {
             .ok_or_else(|| RegistryError(format!("`{reference}` is not in {}", self.host)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    type Log = Arc<Mutex<Vec<String>>>;
+
+    /// A registry on a loopback port answering `routes` ("METHOD path" → (status, content type,
+    /// body)), 404 otherwise; records each request as "METHOD path content-type body".
+    async fn serve(routes: BTreeMap<String, (u16, &'static str, String)>) -> (String, Log) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let log: Log = Arc::default();
+        let seen = log.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut data = Vec::new();
+                let mut buf = [0u8; 4096];
+                let (head, body) = loop {
+                    let n = stream.read(&mut buf).await.unwrap();
+                    data.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&data).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_lowercase()
+                                    .strip_prefix("content-length: ")
+                                    .map(str::to_string)
+                            })
+                            .and_then(|n| n.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if body.len() >= length || n == 0 {
+                            break (head.to_string(), body.to_string());
+                        }
+                    }
+                };
+                let line: Vec<&str> = head.lines().next().unwrap().split(' ').collect();
+                let key = format!("{} {}", line[0], line[1]);
+                let content_type = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-type: "))
+                    .unwrap_or("-");
+                seen.lock()
+                    .unwrap()
+                    .push(format!("{key} {content_type} {body}"));
+                let (status, kind, reply) =
+                    routes
+                        .get(&key)
+                        .cloned()
+                        .unwrap_or((404, "text/plain", String::new()));
+                let response = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                    reply.len()
+                );
+                stream.write_all(response.as_bytes()).await.unwrap();
+            }
+        });
+        (host, log)
+    }
+
+    const MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+
+    fn routes() -> BTreeMap<String, (u16, &'static str, String)> {
+        let manifest = r#"{"schemaVersion":2,"config":{"digest":"sha256:c0"}}"#.to_string();
+        let config = r#"{"config":{"Labels":{"hash":"h1","n":"1"}}}"#.to_string();
+        BTreeMap::from([
+            (
+                "GET /v2/ns/x/manifests/1".to_string(),
+                (200, MANIFEST, manifest),
+            ),
+            (
+                "GET /v2/ns/x/blobs/sha256:c0".to_string(),
+                (200, "application/json", config),
+            ),
+            (
+                "PUT /v2/ns/x/manifests/2".to_string(),
+                (201, "text/plain", String::new()),
+            ),
+        ])
+    }
+
+    #[tokio::test]
+    async fn an_image_is_read_from_its_manifest_and_config_and_a_missing_one_is_none() {
+        let (host, _) = serve(routes()).await;
+        let registry = Registry::new(&host, None);
+        let image = registry
+            .image(&format!("{host}/ns/x:1"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(image.id, "sha256:c0");
+        assert_eq!(image.labels.get("hash").map(String::as_str), Some("h1"));
+        assert_eq!(
+            registry.image(&format!("{host}/ns/y:1")).await.unwrap(),
+            None
+        );
+        let err = registry.image("elsewhere:5000/ns/x:1").await.unwrap_err();
+        assert!(err.contains("is not in"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_tag_is_copied_with_the_manifest_and_its_type() {
+        let (host, log) = serve(routes()).await;
+        let registry = Registry::new(&host, None);
+        registry
+            .copy_tag(&format!("{host}/ns/x:1"), &format!("{host}/ns/x:2"))
+            .await
+            .unwrap();
+        let put = log.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(
+            put,
+            format!(
+                r#"PUT /v2/ns/x/manifests/2 {MANIFEST} {{"schemaVersion":2,"config":{{"digest":"sha256:c0"}}}}"#
+            )
+        );
+        let err = registry
+            .copy_tag(&format!("{host}/ns/z:1"), &format!("{host}/ns/z:2"))
+            .await
+            .unwrap_err();
+        assert!(err.contains("is not in the registry"), "{err}");
+    }
+}
