@@ -592,8 +592,8 @@ fn lose(e: usize, s: &mut Lose<'_>) {
     // Built there, not pushed: gone with the engine, built again elsewhere. With no engine
     // left they stay built: nothing could use them anyway, and the summary says what happened.
     let others = s.alive.iter().any(|a| *a);
-    for i in (0..s.tasks.len()).filter(|_| others) {
-        if s.built_on[i] == Some(e) && !s.pushed[i] {
+    for i in 0..s.tasks.len() {
+        if others && s.built_on[i] == Some(e) && !s.pushed[i] {
             s.built_on[i] = None;
             s.outcomes[i] = None;
             again.push(i);
@@ -921,5 +921,31 @@ mod tests {
                 t.name
             );
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn losing_the_last_engine_keeps_what_it_built() {
+        let members = pool(1, 1);
+        let mut tasks = tree();
+        for t in &mut tasks {
+            t.push = false;
+        }
+        let doomed = members[0].engine.clone();
+        let killer = tokio::spawn(async move {
+            // base is built (60 s), openstack-base is building.
+            tokio::time::sleep(Duration::from_secs(90)).await;
+            doomed.set_dead(true);
+        });
+        let out = run_pool(&members, &tasks).await;
+        killer.await.unwrap();
+        assert_eq!(out.lost, [0]);
+        assert!(
+            matches!(out.results.outcomes[0], Outcome::Built { .. }),
+            "base was built before the loss: {out:?}"
+        );
+        assert!(
+            out.results.outcomes[1..].iter().all(|o| !o.is_ok()),
+            "{out:?}"
+        );
     }
 }
