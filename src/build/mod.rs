@@ -1161,4 +1161,65 @@ mod tests {
         assert!(err.contains("--no-pull forbids pulling it"), "{err}");
         assert!(engine.calls().is_empty());
     }
+
+    #[tokio::test]
+    async fn in_a_pool_an_image_fresh_in_the_registry_is_built_nowhere() {
+        use crate::publish::registry::tests::{MANIFEST, serve};
+        let (host, _, routes) = serve(BTreeMap::new()).await;
+        let s = settings(&["--registry", &host]);
+        let (engine, _) = engine_with_base(&s);
+        let g = graph(&s);
+        build_first(&engine, &s, &g).await;
+        let base_id = engine.image(&s.naming.reference("base")).unwrap().id;
+        // The first engine lacks keystone; the registry has it, built on that base.
+        let keystone = s.naming.reference("keystone");
+        engine.remove(&keystone).await.unwrap();
+        let (name, tag) = split_reference(&keystone);
+        let repository = name.strip_prefix(&format!("{host}/")).unwrap();
+        let labels = serde_json::json!({ INPUT_HASH_LABEL: "k1", PARENT_ID_LABEL: base_id });
+        routes.lock().unwrap().extend([
+            (
+                format!("GET /v2/{repository}/manifests/{tag}"),
+                (
+                    200,
+                    MANIFEST,
+                    r#"{"schemaVersion":2,"config":{"digest":"sha256:f00"}}"#.to_string(),
+                ),
+            ),
+            (
+                format!("GET /v2/{repository}/blobs/sha256:f00"),
+                (
+                    200,
+                    "application/json",
+                    serde_json::json!({ "config": { "Labels": labels } }).to_string(),
+                ),
+            ),
+        ]);
+        let registry = Registry::new(&host, None);
+        let (tasks, found) = decide_with(&engine, Some(&registry), &s, &g, jobs("b1", "k1"))
+            .await
+            .unwrap();
+        assert_eq!(
+            decided(&tasks),
+            [Some(Outcome::Fresh), Some(Outcome::Fresh)]
+        );
+        assert_eq!(
+            found,
+            BTreeMap::from([(
+                keystone.clone(),
+                Source {
+                    pull_as: keystone.clone(),
+                    id: "sha256:f00".into()
+                }
+            )])
+        );
+        // Without the registry keystone is built; with another input hash it is stale there too.
+        let tasks = decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap();
+        assert_eq!(decided(&tasks), [Some(Outcome::Fresh), None]);
+        let (tasks, found) = decide_with(&engine, Some(&registry), &s, &g, jobs("b1", "k2"))
+            .await
+            .unwrap();
+        assert_eq!(decided(&tasks), [Some(Outcome::Fresh), None]);
+        assert!(found.is_empty());
+    }
 }

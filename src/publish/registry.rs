@@ -203,20 +203,25 @@ impl Registry {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    type Log = Arc<Mutex<Vec<String>>>;
+    pub(crate) type Log = Arc<Mutex<Vec<String>>>;
+    pub(crate) type Routes = Arc<Mutex<BTreeMap<String, (u16, &'static str, String)>>>;
 
     /// A registry on a loopback port answering `routes` ("METHOD path" → (status, content type,
     /// body)), 404 otherwise; records each request as "METHOD path content-type body".
-    async fn serve(routes: BTreeMap<String, (u16, &'static str, String)>) -> (String, Log) {
+    pub(crate) async fn serve(
+        routes: BTreeMap<String, (u16, &'static str, String)>,
+    ) -> (String, Log, Routes) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let host = listener.local_addr().unwrap().to_string();
         let log: Log = Arc::default();
         let seen = log.clone();
+        let routes: Routes = Arc::new(Mutex::new(routes));
+        let table = routes.clone();
         tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
                 let mut data = Vec::new();
@@ -249,11 +254,8 @@ mod tests {
                 seen.lock()
                     .unwrap()
                     .push(format!("{key} {content_type} {body}"));
-                let (status, kind, reply) =
-                    routes
-                        .get(&key)
-                        .cloned()
-                        .unwrap_or((404, "text/plain", String::new()));
+                let route = table.lock().unwrap().get(&key).cloned();
+                let (status, kind, reply) = route.unwrap_or((404, "text/plain", String::new()));
                 let response = format!(
                     "HTTP/1.1 {status} X\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
                     reply.len()
@@ -261,10 +263,10 @@ mod tests {
                 stream.write_all(response.as_bytes()).await.unwrap();
             }
         });
-        (host, log)
+        (host, log, routes)
     }
 
-    const MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    pub(crate) const MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
     fn routes() -> BTreeMap<String, (u16, &'static str, String)> {
         let manifest = r#"{"schemaVersion":2,"config":{"digest":"sha256:c0"}}"#.to_string();
@@ -287,7 +289,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_image_is_read_from_its_manifest_and_config_and_a_missing_one_is_none() {
-        let (host, _) = serve(routes()).await;
+        let (host, _, _) = serve(routes()).await;
         let registry = Registry::new(&host, None);
         let image = registry
             .image(&format!("{host}/ns/x:1"))
@@ -306,7 +308,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_tag_is_copied_with_the_manifest_and_its_type() {
-        let (host, log) = serve(routes()).await;
+        let (host, log, _) = serve(routes()).await;
         let registry = Registry::new(&host, None);
         registry
             .copy_tag(&format!("{host}/ns/x:1"), &format!("{host}/ns/x:2"))
