@@ -179,6 +179,7 @@ async fn simulate(images: &[Image], engines: usize, pull: Duration) -> (Duration
             timeout: None,
             backoff: Duration::from_secs(1),
             push_threads: 4 * engines,
+            push_mode: kolla_build::common::types::PushMode::Immediate,
         },
         pull_estimate: pull,
         build_estimate: Duration::from_secs(120),
@@ -189,6 +190,7 @@ async fn simulate(images: &[Image], engines: usize, pull: Duration) -> (Duration
         moves: 2,
         pushed_as: |r| r.to_string(),
         ping_every: Duration::from_secs(30),
+        in_registry: BTreeMap::new(),
     };
     let (_tx, rx) = watch::channel(false);
     let start = tokio::time::Instant::now();

@@ -479,3 +479,59 @@ fn engine_down_is_one_clear_error_before_any_work() {
     );
     assert!(!test.exists("logs"), "nothing was started");
 }
+
+#[test]
+fn several_engines_need_a_registry_and_each_must_answer_before_any_work() {
+    let mut test = Test::small_tree();
+    let run = test
+        .args([
+            "--engine",
+            "unix:///nonexistent/a.sock",
+            "--engine",
+            "unix:///nonexistent/b.sock",
+            "cron",
+        ])
+        .run()
+        .failure();
+    let err = run.stderr();
+    assert!(
+        err.starts_with("error: invalid value for `registry`: 2 engines (`--engine`)")
+            && err.contains("give `--registry HOST:PORT`"),
+        "{err}"
+    );
+
+    let mut test = Test::small_tree();
+    let run = test
+        .args([
+            "--registry",
+            "127.0.0.1:4000",
+            "--engine",
+            "unix:///nonexistent/a.sock",
+            "--engine",
+            "unix:///nonexistent/b.sock",
+            "--logs-dir",
+            "logs",
+            "cron",
+        ])
+        .run()
+        .failure();
+    let err = run.stderr();
+    assert!(
+        err.starts_with("error: cannot reach the container engine at unix:///nonexistent/"),
+        "{err}"
+    );
+    assert!(!test.exists("logs"), "nothing was started");
+
+    let mut test = Test::small_tree();
+    let run = test
+        .args([
+            "--engine",
+            "unix:///a.sock",
+            "--engine-url",
+            "unix:///b.sock",
+            "cron",
+        ])
+        .run()
+        .failure();
+    assert!(run.stderr().contains("not both"), "{}", run.stderr());
+}

@@ -12,4 +12,5 @@ mod layering;
 mod podman;
 mod real_tree;
 mod reliability;
+mod scaleout;
 mod support;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{BIN, SMALL_TREE, Test};
+use crate::support::{BIN, PrivateEngine, SMALL_TREE, Test};
 
 fn json_file(path: &Path) -> Value {
     let text = std::fs::read_to_string(path)
@@ -1075,53 +1075,10 @@ fn sigterm_mid_push_stops_it_and_moves_no_tag() {
 // 7. Engine death: a private dockerd killed mid-run, restarted, and the rerun resumes
 // ---------------------------------------------------------------------------------------------
 
-/// A private engine (scripts/private-dockerd.sh): stopped, with its bridge and files, when dropped.
-struct PrivateEngine {
-    dir: tempfile::TempDir,
-}
-
-impl PrivateEngine {
-    fn script(&self, action: &str) -> std::process::Output {
-        Command::new(format!(
-            "{}/scripts/private-dockerd.sh",
-            crate::support::REPO
-        ))
-        .arg(action)
-        .arg(self.dir.path())
-        .output()
-        .unwrap()
-    }
-
-    #[track_caller]
-    fn start(&self) {
-        let out = self.script("start");
-        assert!(
-            out.status.success(),
-            "private dockerd: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn url(&self) -> String {
-        format!("unix://{}/docker.sock", self.dir.path().display())
-    }
-}
-
-impl Drop for PrivateEngine {
-    fn drop(&mut self) {
-        let _ = self.script("stop");
-    }
-}
-
 #[test]
 fn engine_death_mid_run_is_a_bounded_error_naming_what_was_lost_and_the_rerun_resumes() {
     let _lock = crate::engine::engine_lock();
-    let engine = PrivateEngine {
-        dir: tempfile::Builder::new()
-            .prefix("kb-private-engine-")
-            .tempdir_in("/var/tmp")
-            .unwrap(),
-    };
+    let engine = PrivateEngine::new("kbrel11", "172.31.251.1/24");
     engine.start();
     import_busybox(Some(&engine.url()));
     let test = busybox_tree(&[

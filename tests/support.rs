@@ -163,3 +163,56 @@ pub(crate) fn files_below(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// A private Docker engine (scripts/private-dockerd.sh) in its own directory under /var/tmp, on
+/// its own pre-created bridge: stopped, with its bridge and files, when dropped.
+pub(crate) struct PrivateEngine {
+    dir: tempfile::TempDir,
+    bridge: &'static str,
+    cidr: &'static str,
+}
+
+impl PrivateEngine {
+    /// Not started yet; `bridge` and `cidr` must differ from every other private engine's.
+    pub(crate) fn new(bridge: &'static str, cidr: &'static str) -> PrivateEngine {
+        PrivateEngine {
+            dir: tempfile::Builder::new()
+                .prefix("kb-private-engine-")
+                .tempdir_in("/var/tmp")
+                .unwrap(),
+            bridge,
+            cidr,
+        }
+    }
+
+    pub(crate) fn script(&self, action: &str) -> Output {
+        let mut command = Command::new(format!("{REPO}/scripts/private-dockerd.sh"));
+        command.arg(action).arg(self.dir.path());
+        match action {
+            "start" => command.args([self.bridge, self.cidr]),
+            "stop" => command.arg(self.bridge),
+            _ => &mut command,
+        };
+        command.output().unwrap()
+    }
+
+    #[track_caller]
+    pub(crate) fn start(&self) {
+        let out = self.script("start");
+        assert!(
+            out.status.success(),
+            "private dockerd: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("unix://{}/docker.sock", self.dir.path().display())
+    }
+}
+
+impl Drop for PrivateEngine {
+    fn drop(&mut self) {
+        let _ = self.script("stop");
+    }
+}

@@ -4,6 +4,7 @@
 pub mod bootstrap;
 pub mod pool;
 pub mod schedule;
+pub mod work;
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -14,6 +15,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use crate::build::bootstrap::{BootstrapSpec, bootstrap};
+use crate::build::pool::{Member, PoolOptions, Source};
 use crate::build::schedule::{Options, Results, Task};
 use crate::common::error::{Error, Result};
 use crate::common::types::PushMode;
@@ -24,8 +26,8 @@ use crate::graph::ImageGraph;
 use crate::graph::selection::Status;
 use crate::prepare::Prepared;
 use crate::prepare::plan::{INPUT_HASH_LABEL, Job, plan};
-use crate::publish::Publisher;
 use crate::publish::export::{ExportImage, export_cached};
+use crate::publish::registry::Registry;
 use crate::report::event::{Notice, Outcome, PushOutcome, Reporter};
 use crate::report::progress::Progress;
 use crate::report::summary::{Entry, PushSummary, Row, Summary};
@@ -147,12 +149,34 @@ async fn stages(
             message: "`--push` needs `--registry HOST:PORT` to push to".into(),
         });
     }
-    let engine =
-        crate::common::signals::or_interrupt(DockerEngine::connect(&settings.build.engine_url))
-            .await
-            .map_err(interrupted)?
-            .map_err(engine_error)?;
-    let engine = Arc::new(engine.with_credentials(settings.build.credentials.clone()));
+    let specs = &settings.build.engines;
+    let pool = specs.len() > 1;
+    let registry = match (&settings.naming.registry, pool) {
+        (Some(host), true) => Some(Registry::new(host, settings.build.credentials.as_ref())),
+        (None, true) => {
+            return Err(Error::Setting {
+                key: "registry".into(),
+                message: format!(
+                    "{} engines (`--engine`) hand images over through a registry: give \
+                     `--registry HOST:PORT`, one that every engine reaches",
+                    specs.len()
+                ),
+            });
+        }
+        (_, false) => None,
+    };
+    // Every engine answers before any work (the error names the one that does not).
+    let connect = futures_util::future::try_join_all(
+        specs.iter().map(|spec| DockerEngine::connect(&spec.url)),
+    );
+    let engines: Vec<Arc<DockerEngine>> = crate::common::signals::or_interrupt(connect)
+        .await
+        .map_err(interrupted)?
+        .map_err(engine_error)?
+        .into_iter()
+        .map(|e| Arc::new(e.with_credentials(settings.build.credentials.clone())))
+        .collect();
+    let engine = engines[0].clone();
     let say = |progress: &Progress, verb: &'static str, text: &str| {
         progress.notice(&Notice::Status {
             verb,
@@ -180,6 +204,18 @@ async fn stages(
             }
         }
     }
+    // In a pool the first engine's external images reach the others through the registry.
+    let mut in_registry: BTreeMap<String, Source> = BTreeMap::new();
+    if let Some(registry) = &registry {
+        for (external, id) in &externals {
+            let tell = |verb: &'static str, text: &str| say(progress, verb, text);
+            let source = share_external(&*engine, registry, settings, external, id, &tell);
+            let source = crate::common::signals::or_interrupt(source)
+                .await
+                .map_err(interrupted)??;
+            in_registry.insert(external.clone(), source);
+        }
+    }
 
     let jobs = plan(
         prepared,
@@ -190,9 +226,17 @@ async fn stages(
     if let Some(signal) = crate::common::signals::interrupted() {
         return Err(interrupted(signal));
     }
-    let mut tasks = crate::common::signals::or_interrupt(decide(&*engine, settings, graph, jobs))
+    let decided = decide_with(&*engine, registry.as_ref(), settings, graph, jobs);
+    let (mut tasks, fresh_in_registry) = crate::common::signals::or_interrupt(decided)
         .await
         .map_err(interrupted)??;
+    in_registry.extend(fresh_in_registry);
+    if pool {
+        // Pushes are the hand-off: every image goes to the registry but those already there.
+        for task in &mut tasks {
+            task.push = !in_registry.contains_key(&task.request.reference);
+        }
+    }
     // `--package-cache`: each build to be run gets its own counted way to the caches.
     let builds = tasks
         .iter_mut()
@@ -211,9 +255,17 @@ async fn stages(
     let watcher = tokio::spawn({
         let (engine, lost) = (engine.clone(), lost.clone());
         async move {
+            // A pool survives the loss of an engine (the coordinator moves its work).
+            let watch = async {
+                if pool {
+                    std::future::pending::<String>().await
+                } else {
+                    watchdog(&*engine).await
+                }
+            };
             tokio::select! {
                 _ = crate::common::signals::wait() => {}
-                message = watchdog(&*engine) => {
+                message = watch => {
                     let _ = lost.set(message);
                 }
             }
@@ -227,19 +279,42 @@ async fn stages(
         timeout: Some(settings.build.timeout),
         backoff: Duration::from_secs(2),
         push_threads: settings.build.push_threads,
+        push_mode: settings.build.push_mode,
     };
-    let publisher = Arc::new(Publisher {
-        inner: engine.clone(),
-        mode: settings.build.push_mode,
-    });
-    let mut results = schedule::run(publisher, &tasks, &options, progress, cancel_rx).await;
+    let members: Vec<Member<DockerEngine>> = engines
+        .iter()
+        .zip(specs)
+        .map(|(engine, spec)| Member {
+            engine: engine.clone(),
+            threads: spec.threads,
+        })
+        .collect();
+    let pool_options = PoolOptions {
+        pull_estimate: Duration::from_secs(10),
+        build_estimate: Duration::from_secs(120),
+        moves: 2,
+        in_registry: in_registry.clone(),
+        ..PoolOptions::one(&options)
+    };
+    let ran = pool::run(&members, &tasks, &pool_options, progress, cancel_rx).await;
+    let mut results = ran.results;
     progress.finish();
     watcher.abort();
+    let lost_engines: Vec<String> = ran.lost.iter().map(|&e| specs[e].url.clone()).collect();
+    for url in &lost_engines {
+        progress.notice(&Notice::Warning(format!(
+            "the engine at {url} stopped answering during the run; its work was moved to the others"
+        )));
+    }
 
     // A failure with the engine gone is the engine's: say what was lost.
     let all_ok = results.outcomes.iter().all(Outcome::is_ok);
     let mut engine_lost = lost.get().cloned();
+    if pool && ran.lost.len() == engines.len() {
+        engine_lost = Some("every engine of the pool stopped answering during the run".into());
+    }
     if engine_lost.is_none()
+        && !pool
         && !all_ok
         && crate::common::signals::interrupted().is_none()
         && !engine.alive().await
@@ -274,14 +349,24 @@ async fn stages(
                 "Tagging",
                 &format!("{} images in the registry", references.len()),
             );
-            let moved = crate::common::signals::or_interrupt(crate::publish::move_tags(
-                &*engine,
+            // Images fresh in the registry are there under their final tag already.
+            let references: Vec<(usize, String)> = references
+                .into_iter()
+                .filter(|(_, r)| !in_registry.contains_key(r))
+                .collect();
+            let via = match &registry {
+                // No engine of a pool holds every image: the registry moves the tags.
+                Some(registry) => crate::publish::Via::Registry(registry),
+                None => crate::publish::Via::Engine(&*engine),
+            };
+            let moving = crate::publish::move_tags(
+                via,
                 references,
                 options.push_threads,
                 options.retries,
                 options.backoff,
-            ))
-            .await;
+            );
+            let moved = crate::common::signals::or_interrupt(moving).await;
             if let Ok(moved) = moved {
                 tags_moved = moved
                     .iter()
@@ -295,6 +380,14 @@ async fn stages(
         }
     }
     summarize(summary, &tasks, &results);
+    if pool {
+        for (task, on) in tasks.iter().zip(&ran.built_on) {
+            if let Some(e) = on {
+                summary.record_engine(&task.name, &specs[*e].url);
+            }
+        }
+        summary.lost_engines = lost_engines;
+    }
     for (name, route) in &routes {
         summary.record_network_bytes(name, route.bytes());
     }
@@ -366,6 +459,32 @@ async fn stages(
                 }
             })
             .collect();
+        if pool {
+            // The export reads one engine: the first fetches what the others built.
+            let wanted: Vec<(String, String, Option<String>)> = tasks
+                .iter()
+                .zip(&results.outcomes)
+                .filter(|(_, outcome)| outcome.is_ok())
+                .map(|(task, outcome)| {
+                    let reference = task.request.reference.clone();
+                    let (from, id) = match (in_registry.get(&reference), outcome) {
+                        (Some(source), _) => (source.pull_as.clone(), Some(source.id.clone())),
+                        (None, Outcome::Built { image_id, .. }) if tags_moved => {
+                            (reference.clone(), Some(image_id.clone()))
+                        }
+                        (None, Outcome::Built { image_id, .. }) => {
+                            ((pool_options.pushed_as)(&reference), Some(image_id.clone()))
+                        }
+                        (None, _) => (reference.clone(), None),
+                    };
+                    (reference, from, id)
+                })
+                .collect();
+            let gathered = gather(&*engine, &wanted);
+            crate::common::signals::or_interrupt(gathered)
+                .await
+                .map_err(interrupted)??;
+        }
         let began = Instant::now();
         say(
             progress,
@@ -500,15 +619,107 @@ async fn ensure_external<E: Engine>(
         .ok_or_else(|| Error::Engine(format!("`{reference}` is missing after its pull")))
 }
 
+/// Puts an external image of the first engine into the registry (once: not when the registry
+/// holds it already), under the run's namespace, for the other engines of a pool to pull.
+async fn share_external<E: Engine>(
+    engine: &E,
+    registry: &Registry,
+    settings: &Settings,
+    external: &str,
+    id: &str,
+    say: &impl Fn(&'static str, &str),
+) -> Result<Source> {
+    let (name, tag) = split_reference(external);
+    let repository = name.rsplit('/').next().unwrap_or(name);
+    let pull_as = format!("{}/{repository}:{tag}", settings.naming.full_namespace());
+    let there = registry
+        .image(&pull_as)
+        .await
+        .ok()
+        .flatten()
+        .is_some_and(|image| image.id == id);
+    if !there {
+        say(
+            "Pushing",
+            &format!("{external} as {pull_as} for the other engines"),
+        );
+        let (repo, tag) = split_reference(&pull_as);
+        let (log, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let pushed = async {
+            engine.tag(external, repo, tag).await?;
+            engine.push(&pull_as, log).await
+        };
+        pushed.await.map_err(|e| {
+            Error::Engine(format!(
+                "cannot push the base image `{external}` to the registry as `{pull_as}` for the \
+                 other engines: {e}"
+            ))
+        })?;
+    }
+    Ok(Source {
+        pull_as,
+        id: id.to_string(),
+    })
+}
+
+/// Makes the first engine hold each `(reference, pulled as, image ID)` for an export: what it
+/// lacks (or holds another image under the reference) is pulled from the registry and tagged.
+async fn gather<E: Engine>(engine: &E, wanted: &[(String, String, Option<String>)]) -> Result<()> {
+    for (reference, from, id) in wanted {
+        let have = engine
+            .inspect(reference)
+            .await
+            .map_err(engine_error)?
+            .map(|f| f.id);
+        if have.is_some() && (id.is_none() || have == *id) {
+            continue;
+        }
+        let fetched = async {
+            engine.pull(from).await?;
+            if from != reference {
+                let (repo, tag) = split_reference(reference);
+                engine.tag(from, repo, tag).await?;
+            }
+            Ok::<(), crate::engine::EngineError>(())
+        };
+        fetched.await.map_err(|e| {
+            Error::Engine(format!(
+                "cannot fetch `{reference}` (as `{from}`) into {} for the export: {e}",
+                engine.url()
+            ))
+        })?;
+    }
+    Ok(())
+}
+
 /// Turns jobs into tasks, deciding up front which need no build: the tagged image already
 /// carries the same input hash (fresh), or `--skip-existing` and the tag exists. `--no-cache`
 /// asks for a real rebuild (new packages, security updates), so nothing is fresh then.
+#[cfg(test)]
 async fn decide<E: Engine>(
     engine: &E,
     settings: &Settings,
     graph: &ImageGraph,
     jobs: Vec<Job>,
 ) -> Result<Vec<Task>> {
+    Ok(decide_with(engine, None, settings, graph, jobs).await?.0)
+}
+
+/// [`decide`], and for a pool the registry too: an image not fresh in the (first) engine is
+/// fresh when the registry's image under its reference (or the reference its push reaches the
+/// registry under) carries the same input hash and was built on the same parent. Such images
+/// are returned with where to pull them from: no engine builds them.
+async fn decide_with<E: Engine>(
+    engine: &E,
+    registry: Option<&Registry>,
+    settings: &Settings,
+    graph: &ImageGraph,
+    jobs: Vec<Job>,
+) -> Result<(Vec<Task>, BTreeMap<String, Source>)> {
+    let mut from_registry: BTreeMap<String, Source> = BTreeMap::new();
+    // The image ID each fresh image has, wherever it was found.
+    let mut fresh_ids: BTreeMap<String, String> = BTreeMap::new();
+    let pushed_as = pool::pushed_as(settings.build.push_mode);
     let naming = &settings.naming;
     let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     // kolla's tree: the labels its release's build adds (src/compat/labels.rs)
@@ -561,28 +772,54 @@ async fn decide<E: Engine>(
         let facts = facts.map_err(engine_error)?;
         // Fresh only on the very parent image it was built on: a parent rebuilt (or retagged
         // outside the tool) since, or being rebuilt now, makes it stale.
-        let parent_same = match &parent {
-            None => true,
-            Some(p) => {
-                let parent_stale = planned.get(p.as_str()).is_some_and(|&i| !fresh[i]);
-                let recorded = facts.as_ref().and_then(|f| f.labels.get(PARENT_ID_LABEL));
-                !parent_stale
-                    && recorded.is_some()
-                    && recorded == parent_ids.get(p).and_then(Option::as_ref)
-            }
+        let fresh_by = |labels: &BTreeMap<String, String>| {
+            let parent_same = match &parent {
+                None => true,
+                Some(p) => {
+                    let parent_stale = planned.get(p.as_str()).is_some_and(|&i| !fresh[i]);
+                    let recorded = labels.get(PARENT_ID_LABEL);
+                    let parent_id = fresh_ids
+                        .get(p)
+                        .or_else(|| parent_ids.get(p).and_then(Option::as_ref));
+                    !parent_stale && recorded.is_some() && recorded == parent_id
+                }
+            };
+            !settings.build.no_cache
+                && parent_same
+                && labels.get(INPUT_HASH_LABEL) == Some(&job.input_hash)
         };
-        let done = match &facts {
-            Some(f)
-                if !settings.build.no_cache
-                    && parent_same
-                    && f.labels.get(INPUT_HASH_LABEL) == Some(&job.input_hash) =>
-            {
-                fresh[n] = true;
+        let mut found: Option<String> = None;
+        let mut done = match &facts {
+            Some(f) if fresh_by(&f.labels) => {
+                found = Some(f.id.clone());
                 Some(Outcome::Fresh)
             }
             Some(_) if settings.build.skip_existing => Some(Outcome::Existing),
             _ => None,
         };
+        if let (None, Some(registry)) = (&done, registry) {
+            for candidate in [reference.clone(), pushed_as(&reference)] {
+                // A registry that cannot be read leaves the decision to the engine.
+                if let Ok(Some(image)) = registry.image(&candidate).await {
+                    if fresh_by(&image.labels) {
+                        found = Some(image.id.clone());
+                        from_registry.insert(
+                            reference.clone(),
+                            Source {
+                                pull_as: candidate,
+                                id: image.id,
+                            },
+                        );
+                        done = Some(Outcome::Fresh);
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(id) = found {
+            fresh_ids.insert(reference.clone(), id);
+            fresh[n] = true;
+        }
         let mut labels = BTreeMap::from([
             (INPUT_HASH_LABEL.to_string(), job.input_hash.clone()),
             (
@@ -630,7 +867,7 @@ async fn decide<E: Engine>(
             },
         });
     }
-    Ok(tasks)
+    Ok((tasks, from_registry))
 }
 
 fn summarize(summary: &mut Summary, tasks: &[Task], results: &Results) {
@@ -923,5 +1160,66 @@ mod tests {
             .to_string();
         assert!(err.contains("--no-pull forbids pulling it"), "{err}");
         assert!(engine.calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn in_a_pool_an_image_fresh_in_the_registry_is_built_nowhere() {
+        use crate::publish::registry::tests::{MANIFEST, serve};
+        let (host, _, routes) = serve(BTreeMap::new()).await;
+        let s = settings(&["--registry", &host]);
+        let (engine, _) = engine_with_base(&s);
+        let g = graph(&s);
+        build_first(&engine, &s, &g).await;
+        let base_id = engine.image(&s.naming.reference("base")).unwrap().id;
+        // The first engine lacks keystone; the registry has it, built on that base.
+        let keystone = s.naming.reference("keystone");
+        engine.remove(&keystone).await.unwrap();
+        let (name, tag) = split_reference(&keystone);
+        let repository = name.strip_prefix(&format!("{host}/")).unwrap();
+        let labels = serde_json::json!({ INPUT_HASH_LABEL: "k1", PARENT_ID_LABEL: base_id });
+        routes.lock().unwrap().extend([
+            (
+                format!("GET /v2/{repository}/manifests/{tag}"),
+                (
+                    200,
+                    MANIFEST,
+                    r#"{"schemaVersion":2,"config":{"digest":"sha256:f00"}}"#.to_string(),
+                ),
+            ),
+            (
+                format!("GET /v2/{repository}/blobs/sha256:f00"),
+                (
+                    200,
+                    "application/json",
+                    serde_json::json!({ "config": { "Labels": labels } }).to_string(),
+                ),
+            ),
+        ]);
+        let registry = Registry::new(&host, None);
+        let (tasks, found) = decide_with(&engine, Some(&registry), &s, &g, jobs("b1", "k1"))
+            .await
+            .unwrap();
+        assert_eq!(
+            decided(&tasks),
+            [Some(Outcome::Fresh), Some(Outcome::Fresh)]
+        );
+        assert_eq!(
+            found,
+            BTreeMap::from([(
+                keystone.clone(),
+                Source {
+                    pull_as: keystone.clone(),
+                    id: "sha256:f00".into()
+                }
+            )])
+        );
+        // Without the registry keystone is built; with another input hash it is stale there too.
+        let tasks = decide(&engine, &s, &g, jobs("b1", "k1")).await.unwrap();
+        assert_eq!(decided(&tasks), [Some(Outcome::Fresh), None]);
+        let (tasks, found) = decide_with(&engine, Some(&registry), &s, &g, jobs("b1", "k2"))
+            .await
+            .unwrap();
+        assert_eq!(decided(&tasks), [Some(Outcome::Fresh), None]);
+        assert!(found.is_empty());
     }
 }

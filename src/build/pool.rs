@@ -1,13 +1,12 @@
-//! The pool scheduler: one run over several engines, parents handed over through the registry.
-//!
-//! The same ready-first DAG walk as [`schedule`](super::schedule) (one coordinator, workers only
-//! send events), with a placement step: a ready job goes to an engine that already holds its
-//! parent (whole subtrees stay together); another engine takes it only when every holder is busy
-//! for longer than a pull is estimated to take, and then pulls the parent first (the reference
-//! the parent was pushed under) and checks its image ID against the one that was built. Every
-//! built image is pushed, so that any engine can fetch it. An engine that stops answering is
-//! dropped: its running jobs, and its images not yet in the registry, are placed again elsewhere
-//! (a bounded number of times).
+//! The coordinator of every run: one ready-first DAG walk over the jobs (one coordinator owns
+//! all state and the reporter, workers only send events) over a pool of engines, with a
+//! placement step. A run on one engine is a pool of one ([`schedule::run`](super::schedule::run)).
+//! A ready job goes to an engine that already holds its parent (whole subtrees stay together);
+//! another engine takes it only when every holder is busy for longer than a pull is estimated to
+//! take, and then pulls the parent first (the reference the parent was pushed under) and checks
+//! its image ID against the one that was built. In a pool of several every built image is pushed,
+//! so that any engine can fetch it. An engine that stops answering is dropped: its running jobs,
+//! and its images not yet in the registry, are placed again elsewhere (a bounded number of times).
 //!
 //! [`place`] is the decision alone, a pure function of the engines' state.
 
@@ -19,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::build::schedule::{Message, Options, Results, Task, push_work, work};
+use crate::build::work::{Message, Options, Results, Task, push_work, work};
 use crate::engine::{Engine, EngineError, split_reference};
 use crate::report::event::{Event, Outcome, PushOutcome, Reporter};
 
@@ -46,6 +45,42 @@ pub struct PoolOptions {
     pub pushed_as: fn(&str) -> String,
     /// How often each engine is pinged; three misses in a row lose it.
     pub ping_every: Duration,
+    /// Images the registry holds before the run, by the reference builds name them with:
+    /// external base images pushed for the pool, images found fresh in the registry.
+    pub in_registry: BTreeMap<String, Source>,
+}
+
+/// An image in the registry before the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The reference to pull it as.
+    pub pull_as: String,
+    /// Its image ID: an engine holding another image under the same reference does not hold it.
+    pub id: String,
+}
+
+impl PoolOptions {
+    /// For a run on one engine: nothing is handed over, so only the run's options count.
+    pub fn one(options: &Options) -> PoolOptions {
+        PoolOptions {
+            base: options.clone(),
+            pull_estimate: Duration::ZERO,
+            build_estimate: Duration::from_secs(60),
+            estimates: Vec::new(),
+            moves: 0,
+            pushed_as: pushed_as(options.push_mode),
+            ping_every: Duration::from_secs(3),
+            in_registry: BTreeMap::new(),
+        }
+    }
+}
+
+/// The reference a push in `mode` reaches the registry under.
+pub fn pushed_as(mode: crate::common::types::PushMode) -> fn(&str) -> String {
+    match mode {
+        crate::common::types::PushMode::Atomic => crate::publish::staging_reference,
+        crate::common::types::PushMode::Immediate => str::to_string,
+    }
 }
 
 /// What a pool run produced.
@@ -111,8 +146,8 @@ pub async fn run<E: Engine>(
 ) -> PoolResults {
     let n = tasks.len();
     let m = members.len();
-    let subjects = crate::build::schedule::subjects_of(tasks);
-    let children = crate::build::schedule::children_of(tasks);
+    let subjects = crate::build::work::subjects_of(tasks);
+    let children = crate::build::work::children_of(tasks);
     let index: BTreeMap<&str, usize> = tasks
         .iter()
         .enumerate()
@@ -136,15 +171,20 @@ pub async fn run<E: Engine>(
     for reference in &wanted {
         let set = holders.entry(reference.clone()).or_default();
         for (e, member) in members.iter().enumerate() {
+            let want = options.in_registry.get(reference).map(|s| &s.id);
             match member.engine.inspect(reference).await {
-                Ok(Some(facts)) => {
+                Ok(Some(facts)) if want.is_none_or(|id| *id == facts.id) => {
                     set.insert(e);
                     ids.entry(reference.clone()).or_insert(facts.id);
                 }
+                Ok(Some(_)) => {}
                 Ok(None) => {}
                 Err(_) => alive[e] = false,
             }
         }
+    }
+    for (reference, source) in &options.in_registry {
+        ids.insert(reference.clone(), source.id.clone());
     }
     let mut lost: Vec<usize> = (0..m).filter(|&e| !alive[e]).collect();
     for set in holders.values_mut() {
@@ -199,7 +239,7 @@ pub async fn run<E: Engine>(
             ready.insert(i);
         }
     }
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     loop {
@@ -330,7 +370,10 @@ pub async fn run<E: Engine>(
                 let pull = match parent {
                     Some(p) if !held.contains(&e) => Some(Handoff {
                         reference: p.to_string(),
-                        pushed_as: (options.pushed_as)(p),
+                        pushed_as: match options.in_registry.get(p) {
+                            Some(source) => source.pull_as.clone(),
+                            None => (options.pushed_as)(p),
+                        },
                         id: ids.get(p).cloned(),
                     }),
                     _ => None,
@@ -546,9 +589,11 @@ fn lose(e: usize, s: &mut Lose<'_>) {
         }
     }
     s.push_queue.retain(|(_, on)| *on != e);
-    // Built there, not pushed: gone with the engine.
+    // Built there, not pushed: gone with the engine, built again elsewhere. With no engine
+    // left they stay built: nothing could use them anyway, and the summary says what happened.
+    let others = s.alive.iter().any(|a| *a);
     for i in 0..s.tasks.len() {
-        if s.built_on[i] == Some(e) && !s.pushed[i] {
+        if others && s.built_on[i] == Some(e) && !s.pushed[i] {
             s.built_on[i] = None;
             s.outcomes[i] = None;
             again.push(i);
@@ -631,9 +676,7 @@ async fn fetch<E: Engine>(engine: &E, pull: &Handoff) -> Result<(), EngineError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::BuildRequest;
     use crate::engine::fake::FakeEngine;
-    use crate::prepare::context::ContextSpec;
     use crate::report::event::Notice;
 
     fn slot(free: usize, holds_parent: bool, wait: u64) -> Slot {
@@ -688,18 +731,11 @@ mod tests {
             name: name.into(),
             deps: parent.map(|(i, _)| vec![i]).unwrap_or_default(),
             priority,
-            request: BuildRequest {
-                image: name.into(),
-                reference: reference(name),
-                context: ContextSpec::new(format!("FROM {name}'s parent"), vec![]),
-                labels: BTreeMap::new(),
-                build_args: BTreeMap::new(),
-                network_mode: "host".into(),
-                no_cache: false,
-                keep: false,
-                pull: false,
-                parent: parent.map(|(_, p)| reference(p)),
-            },
+            request: crate::build::work::test_request(
+                name,
+                reference(name),
+                parent.map(|(_, p)| reference(p)),
+            ),
             done: None,
             push: true,
         }
@@ -734,6 +770,7 @@ mod tests {
                 timeout: None,
                 backoff: Duration::from_millis(1),
                 push_threads: 4,
+                push_mode: crate::common::types::PushMode::Immediate,
             },
             pull_estimate: Duration::from_secs(5),
             build_estimate: Duration::from_secs(60),
@@ -741,6 +778,7 @@ mod tests {
             moves: 2,
             pushed_as: |r| r.to_string(),
             ping_every: Duration::from_secs(3),
+            in_registry: BTreeMap::new(),
         }
     }
 
@@ -883,5 +921,31 @@ mod tests {
                 t.name
             );
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn losing_the_last_engine_keeps_what_it_built() {
+        let members = pool(1, 1);
+        let mut tasks = tree();
+        for t in &mut tasks {
+            t.push = false;
+        }
+        let doomed = members[0].engine.clone();
+        let killer = tokio::spawn(async move {
+            // base is built (60 s), openstack-base is building.
+            tokio::time::sleep(Duration::from_secs(90)).await;
+            doomed.set_dead(true);
+        });
+        let out = run_pool(&members, &tasks).await;
+        killer.await.unwrap();
+        assert_eq!(out.lost, [0]);
+        assert!(
+            matches!(out.results.outcomes[0], Outcome::Built { .. }),
+            "base was built before the loss: {out:?}"
+        );
+        assert!(
+            out.results.outcomes[1..].iter().all(|o| !o.is_ok()),
+            "{out:?}"
+        );
     }
 }

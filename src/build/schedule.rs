@@ -1,92 +1,18 @@
-//! The scheduler: a ready-first DAG walk over the jobs. One coordinator owns all state and the
-//! reporter; workers only send events. At most `threads` builds run at once, the job unblocking
-//! the most work first. A failure marks the job's descendants `parent_error` while independent
-//! jobs go on; cancellation stops new work and aborts running builds.
+//! The scheduler of a run on one engine: a ready-first DAG walk over the jobs, the job
+//! unblocking the most work first, at most `threads` builds at once. It is the pool's coordinator
+//! ([`pool::run`]) over a pool of one engine: one coordinator owns all state and the reporter,
+//! workers only send events. A failure marks the job's descendants `parent_error` while
+//! independent jobs go on; cancellation stops new work and aborts running builds.
 
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::watch;
 
-use crate::common::retry::backoff_delay;
-use crate::engine::{BuildRequest, Engine, EngineError};
-use crate::report::event::{Event, Outcome, PushOutcome, Reporter, Subject};
+use crate::build::pool::{self, Member, PoolOptions};
+use crate::engine::Engine;
+use crate::report::event::Reporter;
 
-/// How many log lines of a failed build are kept for the report.
-pub const LOG_TAIL: usize = 30;
-
-/// A unit of work for the scheduler.
-#[derive(Debug, Clone)]
-pub struct Task {
-    pub name: String,
-    pub deps: Vec<usize>,
-    pub priority: usize,
-    pub request: BuildRequest,
-    /// Decided before scheduling (freshness / skip-existing); such tasks finish at once.
-    pub done: Option<Outcome>,
-    /// Push the image once it is built (or found fresh).
-    pub push: bool,
-}
-
-/// Everything a run produced, one entry per task.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Results {
-    pub outcomes: Vec<Outcome>,
-    /// `None` where no push was asked for, or the image was not built.
-    pub pushes: Vec<Option<PushOutcome>>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub threads: usize,
-    pub retries: u32,
-    /// Bounds one build attempt.
-    pub timeout: Option<Duration>,
-    /// Delay before the first retry; doubles each time.
-    pub backoff: Duration,
-    /// Pushes at once; pushes run beside builds, off the critical path.
-    pub push_threads: usize,
-}
-
-pub(super) enum Message {
-    Log(usize, String),
-    Retrying(usize, u32, String),
-    Started(usize, u32),
-    Done(usize, Outcome),
-    PushStarted(usize),
-    PushDone(usize, PushOutcome),
-}
-
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-struct Ready {
-    priority: usize,
-    /// Reversed so that, at equal priority, the lower index (earlier name) goes first.
-    order: std::cmp::Reverse<usize>,
-}
-
-/// What the reporter names each task by.
-pub(crate) fn subjects_of(tasks: &[Task]) -> Vec<Subject> {
-    tasks
-        .iter()
-        .map(|t| Subject {
-            name: t.name.clone(),
-            reference: t.request.reference.clone(),
-        })
-        .collect()
-}
-
-/// For each task, the tasks that depend on it.
-pub(crate) fn children_of(tasks: &[Task]) -> Vec<Vec<usize>> {
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); tasks.len()];
-    for (i, task) in tasks.iter().enumerate() {
-        for &dep in &task.deps {
-            children[dep].push(i);
-        }
-    }
-    children
-}
+pub use crate::build::work::{LOG_TAIL, Options, Results, Task};
 
 /// Runs every task; returns one outcome (and push outcome) per task. `cancel` turning true stops
 /// new work and aborts running builds and pushes.
@@ -95,325 +21,38 @@ pub async fn run<E: Engine>(
     tasks: &[Task],
     options: &Options,
     reporter: &mut dyn Reporter,
-    mut cancel: watch::Receiver<bool>,
+    cancel: watch::Receiver<bool>,
 ) -> Results {
-    let n = tasks.len();
-    let subjects = subjects_of(tasks);
-    let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
-    let mut waiting_on: Vec<usize> = tasks.iter().map(|t| t.deps.len()).collect();
-    let children = children_of(tasks);
-    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
-    let mut ready = BinaryHeap::new();
-    let mut running: BTreeMap<usize, JoinHandle<()>> = BTreeMap::new();
-    let mut pushes: Vec<Option<PushOutcome>> = vec![None; n];
-    let mut push_queue: VecDeque<usize> = VecDeque::new();
-    let mut pushing: BTreeMap<usize, JoinHandle<()>> = BTreeMap::new();
-    let mut finished_now: VecDeque<(usize, Outcome)> = VecDeque::new();
-    let mut cancelled = *cancel.borrow();
-
-    for (i, task) in tasks.iter().enumerate() {
-        if let Some(outcome) = &task.done {
-            finished_now.push_back((i, outcome.clone()));
-        } else if waiting_on[i] == 0 {
-            ready.push(Ready {
-                priority: task.priority,
-                order: std::cmp::Reverse(i),
-            });
-        }
-    }
-    // Tasks decided up front may still have undecided parents; they are done regardless.
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-
-    loop {
-        // Settle everything that finished: unblock children or mark them parent_error.
-        while let Some((i, outcome)) = finished_now.pop_front() {
-            if outcomes[i].is_some() {
-                continue;
-            }
-            let ok = outcome.is_ok();
-            reporter.event(
-                &subjects,
-                &Event::Finished {
-                    task: i,
-                    outcome: outcome.clone(),
-                },
-            );
-            if ok && tasks[i].push {
-                push_queue.push_back(i);
-            }
-            outcomes[i] = Some(outcome);
-            for &child in &children[i] {
-                if outcomes[child].is_some() {
-                    continue;
-                }
-                if ok {
-                    waiting_on[child] -= 1;
-                    if waiting_on[child] == 0 && tasks[child].done.is_none() {
-                        ready.push(Ready {
-                            priority: tasks[child].priority,
-                            order: std::cmp::Reverse(child),
-                        });
-                    }
-                } else if outcomes[i] == Some(Outcome::Cancelled) {
-                    finished_now.push_back((child, Outcome::Cancelled));
-                } else {
-                    finished_now.push_back((
-                        child,
-                        Outcome::ParentFailed {
-                            parent: tasks[i].name.clone(),
-                        },
-                    ));
-                }
-            }
-        }
-        if cancelled {
-            while let Some(Ready { order, .. }) = ready.pop() {
-                finished_now.push_back((order.0, Outcome::Cancelled));
-            }
-            for i in push_queue.drain(..) {
-                pushes[i] = Some(PushOutcome::Cancelled);
-            }
-        }
-        while !cancelled && pushing.len() < options.push_threads.max(1) {
-            let Some(i) = push_queue.pop_front() else {
-                break;
-            };
-            let reference = tasks[i].request.reference.clone();
-            let handle = tokio::spawn(push_work(
-                engine.clone(),
-                i,
-                reference,
-                options.clone(),
-                tx.clone(),
-            ));
-            pushing.insert(i, handle);
-        }
-        while !cancelled && running.len() < options.threads.max(1) {
-            let Some(Ready { order, .. }) = ready.pop() else {
-                break;
-            };
-            let i = order.0;
-            let handle = tokio::spawn(work(
-                engine.clone(),
-                i,
-                tasks[i].request.clone(),
-                options.clone(),
-                tx.clone(),
-            ));
-            running.insert(i, handle);
-        }
-        if !finished_now.is_empty() {
-            continue;
-        }
-        if running.is_empty() && pushing.is_empty() {
-            break;
-        }
-        tokio::select! {
-            Some(message) = rx.recv() => match message {
-                Message::Started(i, attempt) => reporter.event(&subjects, &Event::Started { task: i, attempt }),
-                Message::Log(i, line) => reporter.event(&subjects, &Event::Log { task: i, line }),
-                Message::Retrying(i, attempt, error) => reporter.event(&subjects, &Event::Retrying { task: i, attempt, error }),
-                Message::Done(i, outcome) => {
-                    running.remove(&i);
-                    finished_now.push_back((i, outcome));
-                }
-                Message::PushStarted(i) => reporter.event(&subjects, &Event::PushStarted { task: i }),
-                Message::PushDone(i, outcome) => {
-                    pushing.remove(&i);
-                    reporter.event(&subjects, &Event::Pushed { task: i, outcome: outcome.clone() });
-                    pushes[i] = Some(outcome);
-                }
-            },
-            _ = tick.tick() => reporter.event(&subjects, &Event::Tick),
-            changed = cancel.changed(), if !cancelled => {
-                if changed.is_err() || *cancel.borrow() {
-                    cancelled = true;
-                    // Dropping a build's request makes the engine stop it.
-                    for (i, handle) in std::mem::take(&mut running) {
-                        handle.abort();
-                        let _ = handle.await;
-                        finished_now.push_back((i, Outcome::Cancelled));
-                    }
-                    for (i, handle) in std::mem::take(&mut pushing) {
-                        handle.abort();
-                        let _ = handle.await;
-                        pushes[i] = Some(PushOutcome::Cancelled);
-                    }
-                }
-            }
-        }
-    }
-    // Anything never reached (only possible after cancellation) is cancelled.
-    Results {
-        outcomes: outcomes
-            .into_iter()
-            .map(|o| o.unwrap_or(Outcome::Cancelled))
-            .collect(),
-        pushes,
-    }
-}
-
-/// One image's push, with retries and backoff: registries drop connections under load.
-pub(super) async fn push_work<E: Engine>(
-    engine: Arc<E>,
-    i: usize,
-    reference: String,
-    options: Options,
-    tx: mpsc::UnboundedSender<Message>,
-) {
-    let started = Instant::now();
-    let _ = tx.send(Message::PushStarted(i));
-    let mut attempts = 0;
-    let result = loop {
-        attempts += 1;
-        let (log_tx, mut log_rx) = mpsc::unbounded_channel::<String>();
-        let result = bounded(
-            options.timeout,
-            engine.push(&reference, log_tx),
-            EngineError::Push,
-        )
-        .await;
-        while let Ok(line) = log_rx.try_recv() {
-            let _ = tx.send(Message::Log(i, line));
-        }
-        match result {
-            Err(error) if attempts <= options.retries => {
-                back_off(i, attempts, &error, &options, &tx).await
-            }
-            result => break result,
-        }
-    };
-    let outcome = match result {
-        Ok(()) => PushOutcome::Pushed {
-            seconds: started.elapsed().as_secs_f64(),
-            attempts,
-        },
-        Err(error) => PushOutcome::Failed {
-            error: error.to_string(),
-            attempts,
-        },
-    };
-    let _ = tx.send(Message::PushDone(i, outcome));
-}
-
-/// One task's attempts, with retries, backoff and a per-attempt timeout.
-pub(super) async fn work<E: Engine>(
-    engine: Arc<E>,
-    i: usize,
-    request: BuildRequest,
-    options: Options,
-    tx: mpsc::UnboundedSender<Message>,
-) {
-    let started = Instant::now();
-    let mut tail: VecDeque<String> = VecDeque::with_capacity(LOG_TAIL);
-    let mut attempts = 0;
-    let result = loop {
-        attempts += 1;
-        let _ = tx.send(Message::Started(i, attempts));
-        let (log_tx, mut log_rx) = mpsc::unbounded_channel::<String>();
-        let build = bounded(
-            options.timeout,
-            engine.build(request.clone(), log_tx),
-            EngineError::Build,
-        );
-        tokio::pin!(build);
-        let result = loop {
-            tokio::select! {
-                result = &mut build => break result,
-                Some(line) = log_rx.recv() => forward(&tx, &mut tail, i, line),
-            }
-        };
-        while let Ok(line) = log_rx.try_recv() {
-            forward(&tx, &mut tail, i, line);
-        }
-        match result {
-            Err(error) if attempts <= options.retries => {
-                back_off(i, attempts, &error, &options, &tx).await
-            }
-            result => break result,
-        }
-    };
-    let seconds = started.elapsed().as_secs_f64();
-    let outcome = match result {
-        Ok(image_id) => Outcome::Built {
-            image_id,
-            seconds,
-            attempts,
-        },
-        Err(error) => Outcome::Failed {
-            error: error.to_string(),
-            attempts,
-            seconds,
-            log_tail: tail.into_iter().collect(),
-        },
-    };
-    let _ = tx.send(Message::Done(i, outcome));
-}
-
-/// After failed attempt number `attempt` with retries left: tells the coordinator, then waits
-/// the backoff before the next attempt.
-async fn back_off(
-    i: usize,
-    attempt: u32,
-    error: &EngineError,
-    options: &Options,
-    tx: &mpsc::UnboundedSender<Message>,
-) {
-    let _ = tx.send(Message::Retrying(i, attempt, error.to_string()));
-    tokio::time::sleep(backoff_delay(options.backoff, attempt)).await;
-}
-
-/// `work` cut off after `limit`, failing as `error` says.
-async fn bounded<T>(
-    limit: Option<Duration>,
-    work: impl Future<Output = Result<T, EngineError>>,
-    error: fn(String) -> EngineError,
-) -> Result<T, EngineError> {
-    match limit {
-        Some(limit) => tokio::time::timeout(limit, work)
-            .await
-            .unwrap_or_else(|_| Err(error(format!("timed out after {} s", limit.as_secs())))),
-        None => work.await,
-    }
-}
-
-fn forward(
-    tx: &mpsc::UnboundedSender<Message>,
-    tail: &mut VecDeque<String>,
-    i: usize,
-    line: String,
-) {
-    if tail.len() == LOG_TAIL {
-        tail.pop_front();
-    }
-    tail.push_back(line.clone());
-    let _ = tx.send(Message::Log(i, line));
+    let members = [Member {
+        engine,
+        threads: options.threads,
+    }];
+    pool::run(
+        &members,
+        tasks,
+        &PoolOptions::one(options),
+        reporter,
+        cancel,
+    )
+    .await
+    .results
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::common::types::PushMode;
     use crate::engine::fake::FakeEngine;
-    use crate::prepare::context::ContextSpec;
+    use crate::report::event::{Event, Outcome, PushOutcome, Subject};
+    use std::collections::BTreeMap;
+    use std::time::Duration;
 
     fn task(name: &str, deps: &[usize], priority: usize) -> Task {
         Task {
             name: name.into(),
             deps: deps.to_vec(),
             priority,
-            request: BuildRequest {
-                image: name.into(),
-                reference: format!("k/{name}:1"),
-                context: ContextSpec::new("FROM x".into(), vec![]),
-                labels: BTreeMap::new(),
-                build_args: BTreeMap::new(),
-                network_mode: "host".into(),
-                no_cache: false,
-                keep: false,
-                pull: false,
-                parent: None,
-            },
+            request: crate::build::work::test_request(name, format!("k/{name}:1"), None),
             done: None,
             push: false,
         }
@@ -439,6 +78,7 @@ mod tests {
             timeout: Some(Duration::from_secs(5)),
             backoff: Duration::from_millis(1),
             push_threads: 2,
+            push_mode: PushMode::Immediate,
         }
     }
 

@@ -116,6 +116,8 @@ pub struct Cli {
     pub threads: Option<usize>,
     #[arg(long, value_name = "URL", help_heading = "Build")]
     pub engine_url: Option<String>,
+    #[arg(long = "engine", value_name = "URL", help_heading = "Build")]
+    pub engine: Vec<String>,
     #[arg(long, overrides_with = "no_pull", help_heading = "Build")]
     pub pull: bool,
     #[arg(long, overrides_with = "pull", help_heading = "Build")]

@@ -49,6 +49,8 @@ pub struct FileConfig {
     pub docker_healthchecks: Option<bool>,
     pub threads: Option<usize>,
     pub engine_url: Option<String>,
+    /// `[[engine]]` tables: the engines of a pool.
+    pub engine: Option<Vec<EngineEntry>>,
     pub pull: Option<bool>,
     pub bootstrap_base: Option<bool>,
     pub bootstrap_mirror: Option<String>,
@@ -86,6 +88,17 @@ pub struct FileConfig {
     pub pip_index_url: Option<String>,
     pub pip_trusted_host: Option<String>,
     pub pip_extra_index_url: Option<String>,
+}
+
+/// One `[[engine]]` table of `build.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineEntry {
+    pub url: String,
+    /// Builds at once on this engine (default: `threads`).
+    pub threads: Option<usize>,
+    /// The engine's architecture (`x86_64`, `aarch64`); left out of a run for another arch.
+    pub arch: Option<String>,
 }
 
 impl FileConfig {

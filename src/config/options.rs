@@ -325,7 +325,20 @@ pub const OPTIONS: &[Opt] = &[
         .help("How many images build at once"),
     Opt::shared("engine-url")
         .default(Default::EnvOr(ENGINE_URL_ENV, DEFAULT_ENGINE_URL))
-        .help("The engine API: unix:///path or tcp://host:port"),
+        .help(
+            "The engine API: unix:///path or tcp://host:port; the one engine when no --engine \
+             is given",
+        ),
+    Opt::long("engine")
+        .toml("engine")
+        .default(Default::Described("the one engine of --engine-url"))
+        .help(
+            "An engine of a pool (repeatable): with several, one run spreads its builds over \
+             them and hands parents over through --registry, which they then need. Given, the \
+             engines replace --engine-url; in build.toml, `[[engine]]` tables with `url`, \
+             `threads` (builds at once there, default --threads) and `arch` (an engine whose \
+             arch is not --base-arch is left out)",
+        ),
     Opt::shared("pull")
         .ini("pull")
         .default(Default::Bool(DEFAULT_PULL))
@@ -655,7 +668,7 @@ mod tests {
     /// build.toml with its commented-out keys (`# key = value`, `# [table]`) put back.
     fn documented(text: &str) -> String {
         let key = regex::Regex::new(r"^#\s?([a-z][a-z0-9-]*\s*=\s*\S.*)$").unwrap();
-        let table = regex::Regex::new(r"^#\s?(\[[a-z][a-z0-9.-]*\])\s*$").unwrap();
+        let table = regex::Regex::new(r"^#\s?(\[\[?[a-z][a-z0-9.-]*\]\]?)\s*$").unwrap();
         text.lines()
             .map(
                 |line| match key.captures(line).or_else(|| table.captures(line)) {

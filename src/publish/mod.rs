@@ -7,8 +7,8 @@
 
 pub mod blob_cache;
 pub mod export;
+pub mod registry;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::StreamExt;
@@ -16,9 +16,7 @@ use futures_util::StreamExt;
 use crate::common::retry::backoff_delay;
 use crate::common::types::PushMode;
 use crate::engine::split_reference;
-use crate::engine::{
-    BuildRequest, ByteReceiver, Engine, EngineError, ImageFacts, LogSink, SaveStream,
-};
+use crate::engine::{Engine, EngineError, LogSink};
 use crate::report::event::PushOutcome;
 
 /// The staging tag an image is pushed under in the atomic mode; fixed per final tag, so runs
@@ -34,86 +32,88 @@ pub fn staging_reference(reference: &str) -> String {
     format!("{name}:{}", staging_tag(tag))
 }
 
-/// The engine as the scheduler sees it: every call goes through; pushes follow the mode.
-pub struct Publisher<E> {
-    pub inner: Arc<E>,
-    pub mode: PushMode,
-}
-
-impl<E: Engine> Engine for Publisher<E> {
-    fn url(&self) -> &str {
-        self.inner.url()
-    }
-
-    async fn ping(&self) -> Result<(), EngineError> {
-        self.inner.ping().await
-    }
-
-    async fn inspect(&self, reference: &str) -> Result<Option<ImageFacts>, EngineError> {
-        self.inner.inspect(reference).await
-    }
-
-    async fn pull(&self, reference: &str) -> Result<(), EngineError> {
-        self.inner.pull(reference).await
-    }
-
-    async fn build(&self, request: BuildRequest, log: LogSink) -> Result<String, EngineError> {
-        self.inner.build(request, log).await
-    }
-
-    async fn tag(&self, source: &str, repo: &str, tag: &str) -> Result<(), EngineError> {
-        self.inner.tag(source, repo, tag).await
-    }
-
-    fn save(&self, references: &[String]) -> SaveStream {
-        self.inner.save(references)
-    }
-
-    async fn import(
-        &self,
-        repo: &str,
-        tag: &str,
-        body: ByteReceiver,
-    ) -> Result<String, EngineError> {
-        self.inner.import(repo, tag, body).await
-    }
-
-    async fn remove(&self, reference: &str) -> Result<(), EngineError> {
-        self.inner.remove(reference).await
-    }
-
-    async fn push(&self, reference: &str, log: LogSink) -> Result<(), EngineError> {
-        match self.mode {
-            PushMode::Immediate => self.inner.push(reference, log).await,
-            PushMode::Atomic => {
-                let staging = staging_reference(reference);
-                let (repo, tag) = split_reference(&staging);
-                self.inner.tag(reference, repo, tag).await?;
-                let pushed = self.inner.push(&staging, log).await;
-                // The local staging tag only named the push; the registry keeps it.
-                let _ = self.inner.remove(&staging).await;
-                pushed
-            }
+/// Pushes one image as the mode says: `Immediate` under its own reference; `Atomic` under its
+/// staging reference (tagged for the push, the local tag removed after: the registry keeps it).
+pub async fn push<E: Engine>(
+    engine: &E,
+    reference: &str,
+    mode: PushMode,
+    log: LogSink,
+) -> Result<(), EngineError> {
+    match mode {
+        PushMode::Immediate => engine.push(reference, log).await,
+        PushMode::Atomic => {
+            let staging = staging_reference(reference);
+            let (repo, tag) = split_reference(&staging);
+            engine.tag(reference, repo, tag).await?;
+            let pushed = engine.push(&staging, log).await;
+            let _ = engine.remove(&staging).await;
+            pushed
         }
     }
 }
 
-/// Moves the final tags: pushes each reference again (a manifest; the layers are there), with
-/// the run's retries and at most `threads` at once.
+/// Where final tags are moved.
+pub enum Via<'a, E> {
+    /// The engine pushes each reference again (a manifest; the layers are there).
+    Engine(&'a E),
+    /// The registry itself: the staging tag's manifest put under the final tag, for a run over
+    /// several engines where no one engine holds every image.
+    Registry(&'a registry::Registry),
+}
+
+/// Moves the final tags, with the run's retries and at most `threads` at once.
 pub async fn move_tags<E: Engine>(
-    engine: &E,
+    via: Via<'_, E>,
     references: Vec<(usize, String)>,
     threads: usize,
     retries: u32,
     backoff: std::time::Duration,
 ) -> Vec<(usize, PushOutcome)> {
+    let via = &via;
+    move_tags_with(
+        references,
+        threads,
+        retries,
+        backoff,
+        |reference| async move {
+            match via {
+                Via::Engine(engine) => {
+                    let (log, _rx) = tokio::sync::mpsc::unbounded_channel();
+                    engine
+                        .push(&reference, log)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                Via::Registry(registry) => registry
+                    .copy_tag(&staging_reference(&reference), &reference)
+                    .await
+                    .map_err(|e| e.to_string()),
+            }
+        },
+    )
+    .await
+}
+
+/// Runs `move_one` on each reference, retrying with backoff, at most `threads` at once.
+async fn move_tags_with<F, Fut>(
+    references: Vec<(usize, String)>,
+    threads: usize,
+    retries: u32,
+    backoff: std::time::Duration,
+    move_one: F,
+) -> Vec<(usize, PushOutcome)>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let move_one = &move_one;
     futures_util::stream::iter(references.into_iter().map(|(i, reference)| async move {
         let started = Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (log, _rx) = tokio::sync::mpsc::unbounded_channel();
-            match engine.push(&reference, log).await {
+            match move_one(reference.clone()).await {
                 Ok(()) => {
                     return (
                         i,
@@ -159,24 +159,16 @@ mod tests {
         engine
     }
 
-    /// A publisher in `mode` over an engine holding one image.
-    fn publisher(mode: PushMode) -> Publisher<FakeEngine> {
-        Publisher {
-            inner: Arc::new(engine_with_image()),
-            mode,
-        }
-    }
-
-    async fn push(publisher: &Publisher<FakeEngine>) -> Result<(), EngineError> {
+    /// Pushes the image in `mode`.
+    async fn push_in(engine: &FakeEngine, mode: PushMode) -> Result<(), EngineError> {
         let (log, _rx) = tokio::sync::mpsc::unbounded_channel();
-        publisher.push(REFERENCE, log).await
+        push(engine, REFERENCE, mode, log).await
     }
 
     #[tokio::test]
     async fn atomic_pushes_stage_and_the_final_tag_moves_only_when_asked() {
-        let publisher = publisher(PushMode::Atomic);
-        push(&publisher).await.unwrap();
-        let engine = &publisher.inner;
+        let engine = &engine_with_image();
+        push_in(engine, PushMode::Atomic).await.unwrap();
         assert_eq!(
             engine.remote_references(),
             [STAGING],
@@ -192,7 +184,7 @@ mod tests {
             "the local staging tag is gone"
         );
         let moved = move_tags(
-            &**engine,
+            Via::Engine(engine),
             vec![(0, REFERENCE.to_string())],
             2,
             0,
@@ -217,21 +209,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_staging_push_moves_no_tag_and_leaves_no_local_tag() {
-        let publisher = Publisher {
-            inner: Arc::new(engine_with_image().with_failing_push(STAGING)),
-            mode: PushMode::Atomic,
-        };
-        let err = push(&publisher).await.unwrap_err();
+        let engine = engine_with_image().with_failing_push(STAGING);
+        let err = push_in(&engine, PushMode::Atomic).await.unwrap_err();
         assert_eq!(err.to_string(), "push failed: connection refused");
-        assert!(publisher.inner.remote_references().is_empty());
-        assert_eq!(publisher.inner.local_references(), [REFERENCE]);
+        assert!(engine.remote_references().is_empty());
+        assert_eq!(engine.local_references(), [REFERENCE]);
     }
 
     #[tokio::test]
     async fn a_failed_tag_move_is_reported_after_its_retries() {
         let engine = engine_with_image().with_failing_push(REFERENCE);
         let moved = move_tags(
-            &engine,
+            Via::Engine(&engine),
             vec![(3, REFERENCE.to_string())],
             1,
             1,
@@ -248,10 +237,10 @@ mod tests {
 
     #[tokio::test]
     async fn immediate_pushes_the_final_tag_at_once() {
-        let publisher = publisher(PushMode::Immediate);
-        push(&publisher).await.unwrap();
-        assert_eq!(publisher.inner.remote_references(), [REFERENCE]);
-        assert_eq!(publisher.inner.calls(), [format!("push {REFERENCE}")]);
+        let engine = engine_with_image();
+        push_in(&engine, PushMode::Immediate).await.unwrap();
+        assert_eq!(engine.remote_references(), [REFERENCE]);
+        assert_eq!(engine.calls(), [format!("push {REFERENCE}")]);
     }
 
     #[test]

@@ -16,6 +16,10 @@ pub struct Summary {
     /// Images the run lost when the engine stopped answering (not built, or cut off mid-build).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub lost: Vec<String>,
+    /// In a run over several engines: the engines (URLs) that stopped answering during it, their
+    /// work moved to the others.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lost_engines: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub push: Option<PushSummary>,
     pub built: Vec<Entry>,
@@ -79,6 +83,8 @@ pub struct Entry {
     /// what a build downloads; what the caches fetched from outside is in their logs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network_bytes: Option<u64>,
+    /// In a run over several engines: the engine (URL) that built the image.
+    pub engine: Option<String>,
 }
 
 impl Entry {
@@ -167,6 +173,18 @@ impl Summary {
             .find(|e| e.name == name)
         {
             entry.network_bytes = Some(bytes);
+        }
+    }
+
+    /// Records the engine that built an image (a run over several engines).
+    pub fn record_engine(&mut self, name: &str, engine: &str) {
+        if let Some(entry) = self
+            .built
+            .iter_mut()
+            .chain(&mut self.failed)
+            .find(|e| e.name == name)
+        {
+            entry.engine = Some(engine.to_string());
         }
     }
 
@@ -288,7 +306,13 @@ impl Summary {
             let detail = match (&entry.error, &entry.parent) {
                 (Some(error), _) => error.lines().next().unwrap_or_default().to_string(),
                 (None, Some(parent)) => format!("parent `{parent}` failed"),
-                _ => entry.reference.clone().unwrap_or_default(),
+                _ => {
+                    let reference = entry.reference.clone().unwrap_or_default();
+                    match &entry.engine {
+                        Some(engine) => format!("{reference} on {engine}"),
+                        None => reference,
+                    }
+                }
             };
             out.push_str(&format!(
                 "{:width$}  {status:12}  {seconds:>8}  {detail}\n",
@@ -305,6 +329,11 @@ impl Summary {
             self.unbuildable.len(),
             self.not_matched.len()
         ));
+        for engine in &self.lost_engines {
+            out.push_str(&format!(
+                "lost engine {engine}: its work was moved to the others\n"
+            ));
+        }
         out
     }
 }
@@ -414,6 +443,34 @@ mod tests {
         let table = s.table(20.0);
         assert!(table.contains("3 built (1 fresh), 3 failed"), "{table}");
         assert!(table.contains("parent `keystone-base` failed"), "{table}");
+    }
+
+    #[test]
+    fn a_pool_run_names_the_engine_of_each_image_and_the_lost_engines() {
+        let mut s = Summary::default();
+        let built = Outcome::Built {
+            image_id: "sha256:1".into(),
+            seconds: 1.0,
+            attempts: 1,
+        };
+        s.record(Row {
+            name: "base",
+            reference: "k/base:1",
+            input_hash: "aa",
+            outcome: &built,
+            push: None,
+        });
+        s.record_engine("base", "unix:///b.sock");
+        s.lost_engines.push("unix:///c.sock".into());
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["built"][0]["engine"], "unix:///b.sock");
+        assert_eq!(json["lost_engines"], serde_json::json!(["unix:///c.sock"]));
+        let table = s.table(1.0);
+        assert!(table.contains("k/base:1 on unix:///b.sock"), "{table}");
+        assert!(table.contains("lost engine unix:///c.sock"), "{table}");
+        // A run on one engine says neither.
+        let json = serde_json::to_value(Summary::default()).unwrap();
+        assert!(json.get("lost_engines").is_none(), "{json}");
     }
 
     #[test]

@@ -123,7 +123,10 @@ pub struct SelectionSettings {
 /// How images are built, once rendered.
 #[derive(Debug, Clone)]
 pub struct BuildSettings {
+    /// The first engine's URL (the only one's, without a pool).
     pub engine_url: String,
+    /// The engines the run builds on: `--engine`/`[[engine]]`, else the one of `engine_url`.
+    pub engines: Vec<EngineSpec>,
     pub pull: bool,
     pub bootstrap_base: bool,
     pub bootstrap_mirror: Option<String>,
@@ -152,6 +155,89 @@ pub struct BuildSettings {
     pub logs_dir: Option<PathBuf>,
     pub summary_json_file: Option<PathBuf>,
     pub format: SummaryFormat,
+}
+
+/// One engine of the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineSpec {
+    pub url: String,
+    /// Builds at once on it.
+    pub threads: usize,
+}
+
+/// The engines of the run: `--engine` URLs (taking `threads` and `arch` from a `[[engine]]`
+/// table of the same URL), else the file's `[[engine]]` tables, else the one engine of
+/// `engine_url`. Engines of another arch than `base_arch` are left out, with a warning.
+fn resolve_engines(
+    cli: &[String],
+    file: Option<Vec<crate::config::EngineEntry>>,
+    engine_url: &str,
+    threads: usize,
+    base_arch: &str,
+    notices: &mut Vec<Notice>,
+) -> Result<Vec<EngineSpec>> {
+    let file = file.unwrap_or_default();
+    let entries: Vec<crate::config::EngineEntry> = if cli.is_empty() {
+        file
+    } else {
+        cli.iter()
+            .map(|url| {
+                file.iter()
+                    .find(|e| e.url == *url)
+                    .cloned()
+                    .unwrap_or(crate::config::EngineEntry {
+                        url: url.clone(),
+                        threads: None,
+                        arch: None,
+                    })
+            })
+            .collect()
+    };
+    if entries.is_empty() {
+        return Ok(vec![EngineSpec {
+            url: engine_url.to_string(),
+            threads,
+        }]);
+    }
+    let mut engines: Vec<EngineSpec> = Vec::new();
+    for entry in entries {
+        if entry.url.is_empty() {
+            return Err(Error::Setting {
+                key: "engine".into(),
+                message: "an engine without a URL".into(),
+            });
+        }
+        if engines.iter().any(|e| e.url == entry.url) {
+            return Err(Error::Setting {
+                key: "engine".into(),
+                message: format!("`{}` is given twice", entry.url),
+            });
+        }
+        if entry.threads == Some(0) {
+            return Err(Error::Setting {
+                key: "engine".into(),
+                message: format!("`{}`: threads must be at least 1", entry.url),
+            });
+        }
+        if let Some(arch) = entry.arch.as_deref().filter(|a| *a != base_arch) {
+            notices.push(Notice::Warning(format!(
+                "the engine at {} is {arch}, not {base_arch}: not used for this run",
+                entry.url
+            )));
+            continue;
+        }
+        engines.push(EngineSpec {
+            url: entry.url,
+            threads: entry.threads.unwrap_or(threads),
+        });
+    }
+    if engines.is_empty() {
+        return Err(Error::Setting {
+            key: "engine".into(),
+            message: format!("no engine is {base_arch} (the `arch` of every `[[engine]]`)"),
+        });
+    }
+    Ok(engines)
 }
 
 /// What the run is asked to do; several may be combined.
@@ -216,7 +302,7 @@ impl Settings {
         }
         let env: BTreeMap<String, String> = std::env::vars().collect();
         let mut settings = Self::merge(cli, config, data_dir, env, &cwd)?;
-        settings.notices = notices;
+        settings.notices.splice(0..0, notices);
         Ok(settings)
     }
 
@@ -347,12 +433,31 @@ impl Settings {
                     .or_else(|| env.get("HOME").map(|h| Path::new(h).join(".cache")))
                     .map(|d| d.join("kolla-build"))
             });
+        if !cli.engine.is_empty() && cli.engine_url.is_some() {
+            return Err(Error::Setting {
+                key: "engine".into(),
+                message: "give the engines with `--engine` (repeatable) or the one engine with \
+                          `--engine-url`, not both"
+                    .into(),
+            });
+        }
+        let engine_url = cli
+            .engine_url
+            .or(file.engine_url)
+            .or_else(|| env.get(ENGINE_URL_ENV).cloned())
+            .unwrap_or_else(|| DEFAULT_ENGINE_URL.to_string());
+        let mut notices = Vec::new();
+        let engines = resolve_engines(
+            &cli.engine,
+            file.engine,
+            &engine_url,
+            threads,
+            &naming.base_arch,
+            &mut notices,
+        )?;
         let build = BuildSettings {
-            engine_url: cli
-                .engine_url
-                .or(file.engine_url)
-                .or_else(|| env.get(ENGINE_URL_ENV).cloned())
-                .unwrap_or_else(|| DEFAULT_ENGINE_URL.to_string()),
+            engine_url: engines[0].url.clone(),
+            engines,
             pull: if cli.no_pull {
                 false
             } else {
@@ -416,7 +521,7 @@ impl Settings {
             cli.profile
         };
         Ok(Settings {
-            notices: Vec::new(),
+            notices,
             data_dir,
             images_dir,
             docker_dirs,
@@ -663,6 +768,87 @@ mod tests {
         assert_eq!(s.naming.namespace, "acme");
         assert_eq!(s.naming.base_tag, "24.04");
         assert_eq!(s.naming.tag, DEFAULT_OPENSTACK_RELEASE);
+    }
+
+    #[test]
+    fn one_engine_is_the_default_and_engines_replace_it() {
+        let s = merge(&["--engine-url", "tcp://127.0.0.1:2375"], "").unwrap();
+        assert_eq!(
+            s.build.engines,
+            [EngineSpec {
+                url: "tcp://127.0.0.1:2375".into(),
+                threads: DEFAULT_THREADS,
+            }]
+        );
+        let file = "threads = 3\nengine-url = \"unix:///x.sock\"\n\
+                    [[engine]]\nurl = \"unix:///a.sock\"\nthreads = 2\narch = \"x86_64\"\n\
+                    [[engine]]\nurl = \"ssh://b\"\n\
+                    [[engine]]\nurl = \"ssh://arm\"\narch = \"aarch64\"\n";
+        let s = merge(&["--base-arch", "x86_64"], file).unwrap();
+        let urls: Vec<(&str, usize)> = s
+            .build
+            .engines
+            .iter()
+            .map(|e| (e.url.as_str(), e.threads))
+            .collect();
+        assert_eq!(urls, [("unix:///a.sock", 2), ("ssh://b", 3)]);
+        assert_eq!(s.build.engine_url, "unix:///a.sock");
+        assert!(
+            s.notices
+                .iter()
+                .any(|n| matches!(n, Notice::Warning(w) if w.contains("ssh://arm"))),
+            "{:?}",
+            s.notices
+        );
+        // --engine picks engines; a table of the same URL gives its threads.
+        let s = merge(
+            &[
+                "--base-arch",
+                "x86_64",
+                "--engine",
+                "ssh://c",
+                "--engine",
+                "unix:///a.sock",
+            ],
+            file,
+        )
+        .unwrap();
+        let urls: Vec<(&str, usize)> = s
+            .build
+            .engines
+            .iter()
+            .map(|e| (e.url.as_str(), e.threads))
+            .collect();
+        assert_eq!(urls, [("ssh://c", 3), ("unix:///a.sock", 2)]);
+    }
+
+    #[test]
+    fn engines_are_checked_naming_the_option() {
+        for (args, file, needle) in [
+            (
+                &["--engine", "ssh://a", "--engine-url", "ssh://b"][..],
+                "",
+                "not both",
+            ),
+            (
+                &["--engine", "ssh://a", "--engine", "ssh://a"][..],
+                "",
+                "twice",
+            ),
+            (
+                &[][..],
+                "[[engine]]\nurl = \"ssh://a\"\nthreads = 0\n",
+                "at least 1",
+            ),
+            (
+                &["--base-arch", "x86_64"][..],
+                "[[engine]]\nurl = \"ssh://a\"\narch = \"aarch64\"\n",
+                "no engine is x86_64",
+            ),
+        ] {
+            let err = merge(args, file).unwrap_err().to_string();
+            assert!(err.contains("`engine`") && err.contains(needle), "{err}");
+        }
     }
 
     #[test]

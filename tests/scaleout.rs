@@ -1,0 +1,264 @@
+//! One run over three engines (issue 13): the main dockerd and two private ones started with
+//! scripts/private-dockerd.sh (bridges kbscale1 and kbscale2, never the reliability tests'
+//! kbrel11; do not run these beside tests/reliability.rs), with the registry on 127.0.0.1:4000 as
+//! the hand-off. Images are built with `--no-cache` where their placement matters, so that builds
+//! take longer than a pull and the pool spreads them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::engine::{Namespace, debian_args, engine_lock, kolla_build, names, set};
+use crate::support::{BIN, PrivateEngine};
+
+const REGISTRY: &str = "127.0.0.1:4000";
+const MAIN: &str = "unix:///var/run/docker.sock";
+
+/// The two extra engines, started.
+fn extra_engines() -> (PrivateEngine, PrivateEngine) {
+    let one = PrivateEngine::new("kbscale1", "172.31.252.1/24");
+    let two = PrivateEngine::new("kbscale2", "172.31.253.1/24");
+    one.start();
+    two.start();
+    (one, two)
+}
+
+/// Arguments building `images` of the Debian binary tree into `ns` over `engines` (one build at
+/// a time on each), pushed to the registry.
+fn pool_args(ns: &Namespace, engines: &[String], images: &[&str]) -> Vec<String> {
+    let mut args = debian_args("binary", ns);
+    args.extend(["--registry", REGISTRY, "--push", "-T", "1"].map(String::from));
+    for url in engines {
+        args.extend(["--engine".to_string(), url.clone()]);
+    }
+    args.extend(images.iter().map(|s| s.to_string()));
+    args
+}
+
+/// The image ID the registry serves `reference` with (its config digest).
+fn registry_id(reference: &str) -> String {
+    let rest = reference.strip_prefix(&format!("{REGISTRY}/")).unwrap();
+    let (repository, tag) = rest.rsplit_once(':').unwrap();
+    let out = Command::new("curl")
+        .args(["-fsS", "--max-time", "30", "-H"])
+        .arg("Accept: application/vnd.docker.distribution.manifest.v2+json")
+        .arg(format!("http://{REGISTRY}/v2/{repository}/manifests/{tag}"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{reference} is not in the registry");
+    let manifest: Value = serde_json::from_slice(&out.stdout).unwrap();
+    manifest["config"]["digest"].as_str().unwrap().to_string()
+}
+
+/// The ID of the image tagged `reference` in the engine at `url`, if it holds one.
+fn engine_id(url: &str, reference: &str) -> Option<String> {
+    let out = Command::new("docker")
+        .args([
+            "-H", url, "image", "inspect", "--format", "{{.Id}}", reference,
+        ])
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The built entries of a summary: name → (reference, engine).
+fn built_on(summary: &Value) -> BTreeMap<String, (String, String)> {
+    let entries = summary["built"].as_array().cloned().unwrap_or_default();
+    let map: BTreeMap<String, (String, String)> = entries
+        .iter()
+        .map(|e| {
+            let name = e["name"].as_str().unwrap().to_string();
+            let reference = e["reference"].as_str().unwrap().to_string();
+            let engine = e["engine"].as_str().unwrap_or_default().to_string();
+            (name, (reference, engine))
+        })
+        .collect();
+    assert_eq!(map.len(), entries.len(), "an image twice: {summary}");
+    map
+}
+
+/// Every built image is in the registry as built (same image ID on the engine that built it),
+/// and an engine that built a child of a parent built elsewhere holds that parent as built (it
+/// pulled it). Returns how many such hand-offs there were.
+fn assert_handed_over(
+    built: &BTreeMap<String, (String, String)>,
+    parents: &[(&str, &str)],
+) -> usize {
+    for (name, (reference, engine)) in built {
+        assert!(!engine.is_empty(), "{name} names no engine");
+        assert_eq!(
+            engine_id(engine, reference),
+            Some(registry_id(reference)),
+            "{name}: the registry holds what {engine} built"
+        );
+    }
+    let mut handoffs = 0;
+    for (child, parent) in parents {
+        let (Some((_, child_engine)), Some((parent_ref, parent_engine))) =
+            (built.get(*child), built.get(*parent))
+        else {
+            continue;
+        };
+        if child_engine != parent_engine {
+            handoffs += 1;
+            assert_eq!(
+                engine_id(child_engine, parent_ref),
+                Some(registry_id(parent_ref)),
+                "{child} on {child_engine} was built on the {parent} from {parent_engine}"
+            );
+        }
+    }
+    handoffs
+}
+
+#[test]
+fn three_engines_build_each_image_once_hand_parents_over_and_are_all_fresh_next_time() {
+    let _lock = engine_lock();
+    let (one, two) = extra_engines();
+    let ns = Namespace::new("scale");
+    let work = tempfile::tempdir().unwrap();
+    let engines = [MAIN.to_string(), one.url(), two.url()];
+    let args = pool_args(
+        &ns,
+        &engines,
+        &["^keystone$", "^memcached$", "^mariadb-server$"],
+    );
+    let images = set(&[
+        "base",
+        "openstack-base",
+        "keystone-base",
+        "keystone",
+        "memcached",
+        "mariadb-server",
+    ]);
+
+    let mut cold_args = args.clone();
+    cold_args.push("--no-cache".into());
+    let cold = kolla_build(work.path(), &cold_args);
+    assert_eq!(cold.code, Some(0), "cold build failed:\n{}", cold.stderr);
+    assert_eq!(
+        names(&cold.summary, "built", |e| e["fresh"] == false),
+        images,
+        "{}",
+        cold.summary
+    );
+    let built = built_on(&cold.summary);
+    let used: BTreeSet<&String> = built.values().map(|(_, e)| e).collect();
+    assert!(
+        used.len() >= 2 && used.iter().all(|e| engines.contains(e)),
+        "the work is spread over the engines: {built:?}"
+    );
+    let parents = [
+        ("openstack-base", "base"),
+        ("keystone-base", "openstack-base"),
+        ("keystone", "keystone-base"),
+        ("memcached", "base"),
+        ("mariadb-server", "base"),
+    ];
+    let handoffs = assert_handed_over(&built, &parents);
+    assert!(
+        handoffs > 0,
+        "some child was built away from its parent: {built:?}"
+    );
+    assert!(
+        cold.summary.get("lost_engines").is_none(),
+        "{}",
+        cold.summary
+    );
+
+    // Nothing changed: every image is fresh, read from the first engine or the registry.
+    let warm = kolla_build(work.path(), &args);
+    assert_eq!(warm.code, Some(0), "{}", warm.stderr);
+    assert_eq!(
+        names(&warm.summary, "built", |e| e["fresh"] == true),
+        images,
+        "a second run is all fresh: {}",
+        warm.summary
+    );
+    assert!(
+        built_on(&warm.summary).values().all(|(_, e)| e.is_empty()),
+        "no engine built anything: {}",
+        warm.summary
+    );
+}
+
+#[test]
+fn an_engine_killed_mid_build_has_its_work_moved_and_the_run_completes() {
+    let _lock = engine_lock();
+    let (one, two) = extra_engines();
+    let ns = Namespace::new("scalekill");
+    let work = tempfile::tempdir().unwrap();
+    let engines = [MAIN.to_string(), one.url(), two.url()];
+    let mut args = pool_args(&ns, &engines, &["^memcached$", "^mariadb-server$"]);
+    args.extend(["--no-cache", "--summary-json-file", "summary.json"].map(String::from));
+    let mut run = Command::new(BIN)
+        .args(&args)
+        .current_dir(work.path())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(work.path().join("stderr.log")).unwrap())
+        .spawn()
+        .unwrap();
+
+    // Kill the first extra engine seen running a build step.
+    let busy = |engine: &PrivateEngine| {
+        Command::new("docker")
+            .args(["-H", &engine.url(), "ps", "-q"])
+            .output()
+            .is_ok_and(|o| o.status.success() && !o.stdout.is_empty())
+    };
+    let began = Instant::now();
+    let mut killed = None;
+    while killed.is_none() && began.elapsed() < Duration::from_secs(900) {
+        if run.try_wait().unwrap().is_some() {
+            break;
+        }
+        for engine in [&one, &two] {
+            if killed.is_none() && busy(engine) {
+                assert!(engine.script("kill").status.success());
+                killed = Some(engine.url());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let code = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            break status.code();
+        }
+        if began.elapsed() > Duration::from_secs(1800) {
+            let _ = run.kill();
+            panic!("the run did not end within 30 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let stderr = std::fs::read_to_string(work.path().join("stderr.log")).unwrap_or_default();
+    let killed =
+        killed.unwrap_or_else(|| panic!("no build was placed on an extra engine:\n{stderr}"));
+    assert_eq!(code, Some(0), "{stderr}");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(work.path().join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        names(&summary, "built", |e| e["fresh"] == false),
+        set(&["base", "memcached", "mariadb-server"]),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["lost_engines"],
+        serde_json::json!([killed]),
+        "{summary}"
+    );
+    let built = built_on(&summary);
+    assert!(
+        built.values().all(|(_, e)| *e != killed),
+        "nothing counts as built on the lost engine: {built:?}"
+    );
+    assert_handed_over(&built, &[("memcached", "base"), ("mariadb-server", "base")]);
+    assert!(
+        stderr.contains(&format!("the engine at {killed} stopped answering")),
+        "{stderr}"
+    );
+}
