@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::build::work::{Message, Options, Results, Task, push_work, work};
+use crate::build::work::{Message, Options, Results, Task, Worker};
 use crate::engine::{Engine, EngineError, split_reference};
 use crate::report::event::{Event, Outcome, PushOutcome, Reporter};
 
@@ -309,13 +309,13 @@ pub async fn run<E: Engine>(
                 break;
             };
             let (i, e) = push_queue.remove(pos);
-            let handle = tokio::spawn(push_work(
-                members[e].engine.clone(),
+            let worker = Worker {
+                engine: members[e].engine.clone(),
                 i,
-                tasks[i].request.reference.clone(),
-                options.base.clone(),
-                tx.clone(),
-            ));
+                options: options.base.clone(),
+                tx: tx.clone(),
+            };
+            let handle = tokio::spawn(worker.push(tasks[i].request.reference.clone()));
             pushing.insert(i, (e, handle));
         }
         // Placement, highest priority first.
@@ -378,14 +378,13 @@ pub async fn run<E: Engine>(
                     }),
                     _ => None,
                 };
-                let handle = tokio::spawn(job(
-                    members[e].engine.clone(),
+                let worker = Worker {
+                    engine: members[e].engine.clone(),
                     i,
-                    tasks[i].clone(),
-                    pull,
-                    options.base.clone(),
-                    tx.clone(),
-                ));
+                    options: options.base.clone(),
+                    tx: tx.clone(),
+                };
+                let handle = tokio::spawn(job(worker, tasks[i].clone(), pull));
                 running.insert(i, (e, now, handle));
             }
         }
@@ -630,28 +629,21 @@ struct Handoff {
 }
 
 /// Pulls the parent when the engine lacks it, then builds (with the single-engine worker).
-async fn job<E: Engine>(
-    engine: Arc<E>,
-    i: usize,
-    task: Task,
-    pull: Option<Handoff>,
-    options: Options,
-    tx: mpsc::UnboundedSender<Message>,
-) {
+async fn job<E: Engine>(worker: Worker<E>, task: Task, pull: Option<Handoff>) {
     if let Some(pull) = pull {
-        if let Err(error) = fetch(&*engine, &pull).await {
-            let _ = tx.send(Message::Done(
-                i,
+        if let Err(error) = fetch(&*worker.engine, &pull).await {
+            let _ = worker.tx.send(Message::Done(
+                worker.i,
                 failed(&format!(
                     "cannot hand `{}` over to the engine at {}: {error}\nhint: check that the engine reaches the registry",
                     pull.reference,
-                    engine.url()
+                    worker.engine.url()
                 )),
             ));
             return;
         }
     }
-    work(engine, i, task.request, options, tx).await;
+    worker.build(task.request).await;
 }
 
 async fn fetch<E: Engine>(engine: &E, pull: &Handoff) -> Result<(), EngineError> {
@@ -783,6 +775,15 @@ mod tests {
     }
 
     /// `n` fakes over one registry; every build takes a minute, every pull 5 s.
+    /// Marks `engine` dead once `seconds` of the (paused) clock have passed.
+    fn kill_after(engine: &Arc<FakeEngine>, seconds: u64) -> JoinHandle<()> {
+        let doomed = engine.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(seconds)).await;
+            doomed.set_dead(true);
+        })
+    }
+
     fn pool(n: usize, threads: usize) -> Vec<Member<FakeEngine>> {
         let first = FakeEngine::new();
         (0..n)
@@ -898,12 +899,8 @@ mod tests {
     async fn a_lost_engine_has_its_jobs_built_elsewhere() {
         let members = pool(3, 1);
         let tasks = tree();
-        let doomed = members[1].engine.clone();
-        let killer = tokio::spawn(async move {
-            // Mid-build: base is done (60 s), its children are building.
-            tokio::time::sleep(Duration::from_secs(90)).await;
-            doomed.set_dead(true);
-        });
+        // Mid-build: base is done (60 s), its children are building.
+        let killer = kill_after(&members[1].engine, 90);
         let out = run_pool(&members, &tasks).await;
         killer.await.unwrap();
         assert!(out.results.outcomes.iter().all(Outcome::is_ok), "{out:?}");
@@ -930,12 +927,8 @@ mod tests {
         for t in &mut tasks {
             t.push = false;
         }
-        let doomed = members[0].engine.clone();
-        let killer = tokio::spawn(async move {
-            // base is built (60 s), openstack-base is building.
-            tokio::time::sleep(Duration::from_secs(90)).await;
-            doomed.set_dead(true);
-        });
+        // base is built (60 s), openstack-base is building.
+        let killer = kill_after(&members[0].engine, 90);
         let out = run_pool(&members, &tasks).await;
         killer.await.unwrap();
         assert_eq!(out.lost, [0]);

@@ -82,89 +82,89 @@ pub(crate) fn children_of(tasks: &[Task]) -> Vec<Vec<usize>> {
     children
 }
 
-/// One image's push (as `options.push_mode` says), with retries and backoff: registries drop
-/// connections under load.
-pub(super) async fn push_work<E: Engine>(
-    engine: Arc<E>,
-    i: usize,
-    reference: String,
-    options: Options,
-    tx: mpsc::UnboundedSender<Message>,
-) {
-    let started = Instant::now();
-    let _ = tx.send(Message::PushStarted(i));
-    let (result, attempts) = with_retries(i, &options, &tx, |_| async {
-        let (log_tx, mut log_rx) = mpsc::unbounded_channel::<String>();
-        let push = crate::publish::push(&*engine, &reference, options.push_mode, log_tx);
-        let result = bounded(options.timeout, push, EngineError::Push).await;
-        while let Ok(line) = log_rx.try_recv() {
-            let _ = tx.send(Message::Log(i, line));
-        }
-        result
-    })
-    .await;
-    let outcome = match result {
-        Ok(()) => PushOutcome::Pushed {
-            seconds: started.elapsed().as_secs_f64(),
-            attempts,
-        },
-        Err(error) => PushOutcome::Failed {
-            error: error.to_string(),
-            attempts,
-        },
-    };
-    let _ = tx.send(Message::PushDone(i, outcome));
+/// One job of the coordinator's: task `i` on one engine, telling the coordinator through `tx`.
+pub(super) struct Worker<E> {
+    pub(super) engine: Arc<E>,
+    pub(super) i: usize,
+    pub(super) options: Options,
+    pub(super) tx: mpsc::UnboundedSender<Message>,
 }
 
-/// One task's build attempts, with retries, backoff and a per-attempt timeout.
-pub(super) async fn work<E: Engine>(
-    engine: Arc<E>,
-    i: usize,
-    request: BuildRequest,
-    options: Options,
-    tx: mpsc::UnboundedSender<Message>,
-) {
-    let started = Instant::now();
-    let tail: Mutex<VecDeque<String>> = Mutex::new(VecDeque::with_capacity(LOG_TAIL));
-    let (result, attempts) = with_retries(i, &options, &tx, |attempt| {
-        let (engine, request, tx, tail) = (&engine, request.clone(), &tx, &tail);
-        async move {
-            let _ = tx.send(Message::Started(i, attempt));
+impl<E: Engine> Worker<E> {
+    /// The image's push (as `options.push_mode` says), with retries and backoff: registries
+    /// drop connections under load.
+    pub(super) async fn push(self, reference: String) {
+        let (engine, i, options, tx) = (self.engine, self.i, self.options, self.tx);
+        let started = Instant::now();
+        let _ = tx.send(Message::PushStarted(i));
+        let (result, attempts) = with_retries(i, &options, &tx, |_| async {
             let (log_tx, mut log_rx) = mpsc::unbounded_channel::<String>();
-            let build = bounded(
-                options.timeout,
-                engine.build(request, log_tx),
-                EngineError::Build,
-            );
-            tokio::pin!(build);
-            let result = loop {
-                tokio::select! {
-                    result = &mut build => break result,
-                    Some(line) = log_rx.recv() => forward(tx, tail, i, line),
-                }
-            };
+            let push = crate::publish::push(&*engine, &reference, options.push_mode, log_tx);
+            let result = bounded(options.timeout, push, EngineError::Push).await;
             while let Ok(line) = log_rx.try_recv() {
-                forward(tx, tail, i, line);
+                let _ = tx.send(Message::Log(i, line));
             }
             result
-        }
-    })
-    .await;
-    let seconds = started.elapsed().as_secs_f64();
-    let outcome = match result {
-        Ok(image_id) => Outcome::Built {
-            image_id,
-            seconds,
-            attempts,
-        },
-        Err(error) => Outcome::Failed {
-            error: error.to_string(),
-            attempts,
-            seconds,
-            log_tail: tail.into_inner().unwrap_or_default().into_iter().collect(),
-        },
-    };
-    let _ = tx.send(Message::Done(i, outcome));
+        })
+        .await;
+        let outcome = match result {
+            Ok(()) => PushOutcome::Pushed {
+                seconds: started.elapsed().as_secs_f64(),
+                attempts,
+            },
+            Err(error) => PushOutcome::Failed {
+                error: error.to_string(),
+                attempts,
+            },
+        };
+        let _ = tx.send(Message::PushDone(i, outcome));
+    }
+
+    /// The task's build attempts, with retries, backoff and a per-attempt timeout.
+    pub(super) async fn build(self, request: BuildRequest) {
+        let (engine, i, options, tx) = (self.engine, self.i, self.options, self.tx);
+        let started = Instant::now();
+        let tail: Mutex<VecDeque<String>> = Mutex::new(VecDeque::with_capacity(LOG_TAIL));
+        let (result, attempts) = with_retries(i, &options, &tx, |attempt| {
+            let (engine, request, tx, tail) = (&engine, request.clone(), &tx, &tail);
+            async move {
+                let _ = tx.send(Message::Started(i, attempt));
+                let (log_tx, mut log_rx) = mpsc::unbounded_channel::<String>();
+                let build = bounded(
+                    options.timeout,
+                    engine.build(request, log_tx),
+                    EngineError::Build,
+                );
+                tokio::pin!(build);
+                let result = loop {
+                    tokio::select! {
+                        result = &mut build => break result,
+                        Some(line) = log_rx.recv() => forward(tx, tail, i, line),
+                    }
+                };
+                while let Ok(line) = log_rx.try_recv() {
+                    forward(tx, tail, i, line);
+                }
+                result
+            }
+        })
+        .await;
+        let seconds = started.elapsed().as_secs_f64();
+        let outcome = match result {
+            Ok(image_id) => Outcome::Built {
+                image_id,
+                seconds,
+                attempts,
+            },
+            Err(error) => Outcome::Failed {
+                error: error.to_string(),
+                attempts,
+                seconds,
+                log_tail: tail.into_inner().unwrap_or_default().into_iter().collect(),
+            },
+        };
+        let _ = tx.send(Message::Done(i, outcome));
+    }
 }
 
 /// Runs `attempt` (given its number, from 1) until it succeeds or the retries are spent, telling
