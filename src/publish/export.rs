@@ -284,11 +284,16 @@ struct SaveManifestEntry {
     layers: Vec<String>,
 }
 
+#[derive(Clone)]
 enum Stored {
     Memory(Vec<u8>),
     /// A file on disk, with the sha256 of its content.
     Disk {
         path: PathBuf,
+        sha256: String,
+    },
+    /// A layer the cache holds compressed already: its bytes were hashed and dropped.
+    Cached {
         sha256: String,
     },
 }
@@ -298,6 +303,11 @@ impl Stored {
         Ok(match self {
             Stored::Memory(bytes) => Box::new(bytes.as_slice()),
             Stored::Disk { path, .. } => Box::new(BufReader::new(File::open(path)?)),
+            Stored::Cached { sha256 } => {
+                return Err(io::Error::other(format!(
+                    "layer sha256:{sha256} was taken from the export cache, its bytes were not kept"
+                )));
+            }
         })
     }
 }
@@ -349,9 +359,10 @@ fn read_save(reader: impl Read, scratch: &Path, cache: Option<&BlobCache>) -> io
                 let (sha256, _, mut inner) = out.finish();
                 inner.flush()?;
                 drop(inner);
-                let hit = cache.and_then(|c| c.layer(&sha256));
-                if let Some(hit) = hit {
-                    // Compressed by an earlier export: used as it is.
+                if let Some(hit) = cache.and_then(|c| c.layer(&sha256)) {
+                    // Compressed by an earlier export: used as it is, and its spilled copy goes
+                    // at once (an unchanged parent streams hundreds of MB that are not needed).
+                    std::fs::remove_file(&path)?;
                     if compressing.insert(sha256.clone()) {
                         let layer = Layer {
                             digest: hit.digest,
@@ -359,19 +370,22 @@ fn read_save(reader: impl Read, scratch: &Path, cache: Option<&BlobCache>) -> io
                         };
                         let _ = done_tx.send((sha256.clone(), Ok((layer, hit.path))));
                     }
-                } else if compressing.insert(sha256.clone()) {
-                    let target = scratch.join(format!("layer-{n}.gz"));
-                    let stored = Stored::Disk {
-                        path: path.clone(),
-                        sha256: sha256.clone(),
-                    };
-                    let (done_tx, key) = (done_tx.clone(), sha256.clone());
-                    rayon::spawn(move || {
-                        let result = compress(&stored, &target).map(|layer| (layer, target));
-                        let _ = done_tx.send((key, result));
-                    });
+                    files.insert(name, Stored::Cached { sha256 });
+                } else {
+                    if compressing.insert(sha256.clone()) {
+                        let target = scratch.join(format!("layer-{n}.gz"));
+                        let stored = Stored::Disk {
+                            path: path.clone(),
+                            sha256: sha256.clone(),
+                        };
+                        let (done_tx, key) = (done_tx.clone(), sha256.clone());
+                        rayon::spawn(move || {
+                            let result = compress(&stored, &target).map(|layer| (layer, target));
+                            let _ = done_tx.send((key, result));
+                        });
+                    }
+                    files.insert(name, Stored::Disk { path, sha256 });
                 }
-                files.insert(name, Stored::Disk { path, sha256 });
             }
         }
         Ok(())
@@ -397,15 +411,9 @@ fn read_save(reader: impl Read, scratch: &Path, cache: Option<&BlobCache>) -> io
     // Drain what follows the archive, so the engine is never left writing to a closed pipe.
     io::copy(&mut archive.into_inner(), &mut io::sink())?;
     for (name, target) in links {
-        let stored = match files.get(&target) {
-            Some(Stored::Memory(bytes)) => Stored::Memory(bytes.clone()),
-            Some(Stored::Disk { path, sha256 }) => Stored::Disk {
-                path: path.clone(),
-                sha256: sha256.clone(),
-            },
-            None => continue,
-        };
-        files.insert(name, stored);
+        if let Some(stored) = files.get(&target).cloned() {
+            files.insert(name, stored);
+        }
     }
     let manifest = manifest
         .ok_or_else(|| io::Error::other("the engine's image archive has no manifest.json"))?;
@@ -700,22 +708,12 @@ fn write_tar_gz(file: &File, entries: &BTreeMap<String, Blob>) -> io::Result<u64
             prefix.push_str(part);
             prefix.push('/');
             if dirs_done.insert(prefix.clone()) {
-                let mut header = tar::Header::new_gnu();
-                header.set_entry_type(tar::EntryType::Directory);
-                header.set_mode(0o755);
-                header.set_mtime(0);
-                header.set_uid(0);
-                header.set_gid(0);
+                let mut header = fixed_header(tar::EntryType::Directory, 0o755);
                 header.set_size(0);
                 builder.append_data(&mut header, &prefix, io::empty())?;
             }
         }
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_mode(0o644);
-        header.set_mtime(0);
-        header.set_uid(0);
-        header.set_gid(0);
+        let mut header = fixed_header(tar::EntryType::Regular, 0o644);
         match blob {
             Blob::Bytes(bytes) => {
                 header.set_size(bytes.len() as u64);
@@ -734,6 +732,17 @@ fn write_tar_gz(file: &File, entries: &BTreeMap<String, Blob>) -> io::Result<u64
     counter.flush()?;
     counter.inner.get_ref().sync_all()?;
     Ok(counter.count)
+}
+
+/// A header with what every entry of the export shares: mtime 0, owner 0.
+fn fixed_header(entry_type: tar::EntryType, mode: u32) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(entry_type);
+    header.set_mode(mode);
+    header.set_mtime(0);
+    header.set_uid(0);
+    header.set_gid(0);
+    header
 }
 
 /// Gzips a layer (unless it already is) into `target`, returning its digest and size.
@@ -788,7 +797,7 @@ fn read_full(source: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 /// A layer's identity: the sha256 of its saved bytes.
 fn content_key(saved: &Saved, path: &str) -> Result<String, ExportError> {
     match saved.files.get(path) {
-        Some(Stored::Disk { sha256, .. }) => Ok(sha256.clone()),
+        Some(Stored::Disk { sha256, .. } | Stored::Cached { sha256 }) => Ok(sha256.clone()),
         Some(Stored::Memory(bytes)) => Ok(hex::encode(Sha256::digest(bytes))),
         None => Err(ExportError::MissingLayer {
             path: path.to_string(),
@@ -1002,15 +1011,64 @@ mod tests {
         (engine, vec![image("base"), image("keystone")])
     }
 
-    #[tokio::test]
-    async fn the_registry_tarball_holds_each_blob_once_and_links_every_repository() {
+    /// [`two_images`] exported in `format` to a folder the export creates.
+    struct TwoExported {
+        engine: FakeEngine,
+        images: Vec<ExportImage>,
+        report: ExportReport,
+        bytes: Vec<u8>,
+        files: BTreeMap<String, Vec<u8>>,
+    }
+
+    async fn export_two_images(format: ExportFormat) -> TwoExported {
         let (engine, images) = two_images();
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("out/registry.tar.gz");
-        let report = export(&engine, &images, &path, ExportFormat::Registry)
+        let path = dir.path().join("out/images.tar.gz");
+        let report = export(&engine, &images, &path, format).await.unwrap();
+        TwoExported {
+            bytes: std::fs::read(&path).unwrap(),
+            files: unpack(&path),
+            engine,
+            images,
+            report,
+        }
+    }
+
+    /// `images` exported as a registry tarball `dir/name` (through `cache` when given): its bytes.
+    async fn exported(
+        engine: &FakeEngine,
+        images: &[ExportImage],
+        dir: &Path,
+        name: &str,
+        cache: Option<&BlobCache>,
+    ) -> Vec<u8> {
+        let path = dir.join(name);
+        export_cached(engine, images, &path, ExportFormat::Registry, cache)
             .await
             .unwrap();
-        let files = unpack(&path);
+        std::fs::read(path).unwrap()
+    }
+
+    /// How many compressed layers the cache under `dir` holds.
+    fn cached_layers(dir: &Path) -> usize {
+        let layers = dir
+            .join("export/layers")
+            .join(crate::publish::blob_cache::COMPRESSION);
+        std::fs::read_dir(layers)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension() == Some("gz".as_ref()))
+            .count()
+    }
+
+    #[tokio::test]
+    async fn the_registry_tarball_holds_each_blob_once_and_links_every_repository() {
+        let TwoExported {
+            engine,
+            images,
+            report,
+            bytes,
+            files,
+        } = export_two_images(ExportFormat::Registry).await;
         // Two layers (one shared), two configs, two manifests.
         assert_eq!(report.blobs, 6);
         let blob = |digest: &str| {
@@ -1088,26 +1146,22 @@ mod tests {
             ["save 127.0.0.1:4000/kolla/base:1 127.0.0.1:4000/kolla/keystone:1"]
         );
 
-        let again = dir.path().join("again.tar.gz");
-        export(&engine, &images, &again, ExportFormat::Registry)
-            .await
-            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
         assert_eq!(
-            std::fs::read(&path).unwrap(),
-            std::fs::read(&again).unwrap(),
+            bytes,
+            exported(&engine, &images, dir.path(), "again.tar.gz", None).await,
             "the same images give the same bytes"
         );
     }
 
     #[tokio::test]
     async fn the_oci_layout_indexes_every_image_by_name() {
-        let (engine, images) = two_images();
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("oci.tar.gz");
-        let report = export(&engine, &images, &path, ExportFormat::Oci)
-            .await
-            .unwrap();
-        let files = unpack(&path);
+        let TwoExported {
+            images,
+            report,
+            files,
+            ..
+        } = export_two_images(ExportFormat::Oci).await;
         assert!(files.contains_key("oci-layout"));
         let index: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
         let names: Vec<(&str, &str)> = index["manifests"]
@@ -1173,39 +1227,110 @@ mod tests {
         let (engine, images) = two_images();
         let dir = tempfile::tempdir().unwrap();
         let cache = BlobCache::open(&dir.path().join("cache")).unwrap();
-        let full = dir.path().join("full.tar.gz");
-        export(&engine, &images, &full, ExportFormat::Registry)
-            .await
-            .unwrap();
-        let first = dir.path().join("first.tar.gz");
-        export_cached(
-            &engine,
-            &images,
-            &first,
-            ExportFormat::Registry,
-            Some(&cache),
-        )
-        .await
-        .unwrap();
-        let cached = dir.path().join("cached.tar.gz");
-        export_cached(
-            &engine,
-            &images,
-            &cached,
-            ExportFormat::Registry,
-            Some(&cache),
-        )
-        .await
-        .unwrap();
+        let full = exported(&engine, &images, dir.path(), "full.tar.gz", None).await;
+        let first = exported(&engine, &images, dir.path(), "first.tar.gz", Some(&cache)).await;
+        let cached = exported(&engine, &images, dir.path(), "cached.tar.gz", Some(&cache)).await;
         let save = "save 127.0.0.1:4000/kolla/base:1 127.0.0.1:4000/kolla/keystone:1";
         assert_eq!(
             engine.calls(),
             [save, save],
             "the third export came from the cache"
         );
-        let bytes = std::fs::read(&full).unwrap();
-        assert_eq!(bytes, std::fs::read(&first).unwrap());
-        assert_eq!(bytes, std::fs::read(&cached).unwrap());
+        assert_eq!(full, first);
+        assert_eq!(full, cached);
+    }
+
+    #[tokio::test]
+    async fn after_one_image_changed_only_it_is_saved_and_the_bytes_equal_a_full_export() {
+        let (engine, images) = two_images();
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::open(&dir.path().join("cache")).unwrap();
+        let first = exported(&engine, &images, dir.path(), "first.tar.gz", Some(&cache)).await;
+        assert_eq!(cached_layers(&dir.path().join("cache")), 2);
+        // keystone rebuilt with another top layer on the same base.
+        let keystone = engine.image(&images[1].reference).unwrap();
+        engine.add_image(
+            &images[1].reference,
+            keystone.labels,
+            vec![
+                keystone.layers[0].clone(),
+                layer("usr/bin/keystone", b"#!changed"),
+            ],
+        );
+        let incremental = exported(&engine, &images, dir.path(), "inc.tar.gz", Some(&cache)).await;
+        assert_eq!(
+            engine.calls().last().map(String::as_str),
+            Some("save 127.0.0.1:4000/kolla/keystone:1"),
+            "base came from the cache, keystone alone from the engine"
+        );
+        assert_eq!(
+            cached_layers(&dir.path().join("cache")),
+            3,
+            "keystone's new layer, and only it, was compressed"
+        );
+        let full = exported(&engine, &images, dir.path(), "full.tar.gz", None).await;
+        assert_eq!(incremental, full, "byte-identical to a full export");
+        assert_ne!(incremental, first, "the change is in the export");
+    }
+
+    #[tokio::test]
+    async fn an_image_with_every_layer_cached_but_a_new_config_is_saved() {
+        let (engine, images) = two_images();
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::open(&dir.path().join("cache")).unwrap();
+        exported(&engine, &images, dir.path(), "first.tar.gz", Some(&cache)).await;
+        // A label changed: the same layers, another config (another image ID).
+        let keystone = engine.image(&images[1].reference).unwrap();
+        engine.add_image(
+            &images[1].reference,
+            BTreeMap::from([("name".to_string(), "keystone-2".to_string())]),
+            keystone.layers,
+        );
+        let incremental = exported(&engine, &images, dir.path(), "inc.tar.gz", Some(&cache)).await;
+        assert_eq!(
+            engine.calls().last().map(String::as_str),
+            Some("save 127.0.0.1:4000/kolla/keystone:1"),
+            "its config is read from the engine"
+        );
+        assert_eq!(cached_layers(&dir.path().join("cache")), 2);
+        let full = exported(&engine, &images, dir.path(), "full.tar.gz", None).await;
+        assert_eq!(incremental, full);
+    }
+
+    #[tokio::test]
+    async fn a_cached_layer_streamed_again_is_hashed_and_not_kept() {
+        let engine = FakeEngine::new();
+        // Above the size that is spilled to disk.
+        let big = layer("usr/lib/big", &vec![7; 2 << 20]);
+        engine.add_image("x:1", BTreeMap::new(), vec![big.clone()]);
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::open(&dir.path().join("cache")).unwrap();
+        let image = ExportImage {
+            reference: "x:1".into(),
+            repository: "x".into(),
+            tag: "1".into(),
+        };
+        exported(&engine, &[image], dir.path(), "first.tar.gz", Some(&cache)).await;
+        let archive: Vec<u8> = engine
+            .save(&["x:1".to_string()])
+            .map(|chunk| chunk.unwrap().to_vec())
+            .concat()
+            .await;
+        let scratch = tempfile::tempdir().unwrap();
+        let saved = read_save(archive.as_slice(), scratch.path(), Some(&cache)).unwrap();
+        let key = hex::encode(Sha256::digest(&big));
+        let name = format!("blobs/sha256/{key}");
+        assert!(
+            matches!(&saved.files[&name], Stored::Cached { sha256 } if *sha256 == key),
+            "the cached layer is known by its digest only"
+        );
+        assert_eq!(
+            saved.compressed[&key].1,
+            cache.layer(&key).unwrap().path,
+            "its compressed blob is the cache's"
+        );
+        let left: Vec<_> = std::fs::read_dir(scratch.path()).unwrap().collect();
+        assert!(left.is_empty(), "nothing spilled stays: {left:?}");
     }
 
     #[tokio::test]
