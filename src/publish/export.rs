@@ -16,8 +16,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+mod from_registry;
+
 use crate::common::types::ExportFormat;
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, ImageFacts};
 use crate::publish::blob_cache::BlobCache;
 use crate::report::event::ExportReport;
 
@@ -123,8 +125,31 @@ pub async fn export_cached<E: Engine>(
     // What the cache already holds, image by image (config and every layer, by diff ID).
     let mut cached: Vec<Option<ImageParts>> = vec![None; images.len()];
     if let Some(cache) = cache {
-        for (slot, image) in cached.iter_mut().zip(images) {
-            *slot = cached_parts(engine, cache, &image.reference).await?;
+        let mut missing = Vec::new();
+        for (n, image) in images.iter().enumerate() {
+            match cached_parts(engine, cache, &image.reference).await? {
+                Lookup::Whole(parts) => cached[n] = Some(parts),
+                Lookup::Missing(facts) => missing.push((n, image.reference.clone(), facts)),
+                Lookup::Unknown => {}
+            }
+        }
+        // What the cache lacks comes from the loopback registry the images were pushed to, when
+        // it holds these very images: only their new layers are read, not their whole chains.
+        if !missing.is_empty() {
+            let (cache, scratch) = (cache.clone(), scratch.path().to_path_buf());
+            let found = tokio::task::spawn_blocking(move || {
+                missing
+                    .into_iter()
+                    .filter_map(|(n, reference, facts)| {
+                        from_registry::parts(&reference, &facts, &cache, &scratch).map(|p| (n, p))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|e| ExportError::Task(e.to_string()))?;
+            for (n, parts) in found {
+                cached[n] = Some(parts);
+            }
         }
     }
     let to_save: Vec<&ExportImage> = images
@@ -172,12 +197,22 @@ pub async fn export_cached<E: Engine>(
     .map_err(|e| ExportError::Task(e.to_string()))?
 }
 
+/// What the export cache holds of an image.
+enum Lookup {
+    /// Its config and every layer.
+    Whole(ImageParts),
+    /// Not all of it: the engine's facts, to find the rest.
+    Missing(ImageFacts),
+    /// The engine does not know the image (the save that follows names it).
+    Unknown,
+}
+
 /// The config and compressed layers of `reference` when the cache holds all of them.
 async fn cached_parts<E: Engine>(
     engine: &E,
     cache: &BlobCache,
     reference: &str,
-) -> Result<Option<ImageParts>, ExportError> {
+) -> Result<Lookup, ExportError> {
     let facts = engine
         .inspect(reference)
         .await
@@ -187,18 +222,18 @@ async fn cached_parts<E: Engine>(
         })?;
     // An image the engine does not have is named by the save that follows.
     let Some(facts) = facts else {
-        return Ok(None);
+        return Ok(Lookup::Unknown);
     };
     if facts.id.is_empty() || facts.diff_ids.is_empty() {
-        return Ok(None);
+        return Ok(Lookup::Unknown);
     }
     let Some(config) = cache.config(&facts.id) else {
-        return Ok(None);
+        return Ok(Lookup::Missing(facts));
     };
     let mut layers = Vec::with_capacity(facts.diff_ids.len());
     for diff_id in &facts.diff_ids {
         let Some(hit) = cache.layer(diff_id) else {
-            return Ok(None);
+            return Ok(Lookup::Missing(facts));
         };
         layers.push((
             Layer {
@@ -208,7 +243,7 @@ async fn cached_parts<E: Engine>(
             hit.path,
         ));
     }
-    Ok(Some(ImageParts { config, layers }))
+    Ok(Lookup::Whole(ImageParts { config, layers }))
 }
 
 /// Reads `images` from the engine (`docker save`), compressing big layers as they arrive.
@@ -989,26 +1024,29 @@ mod tests {
         format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
     }
 
-    /// base, and keystone on top of it (sharing base's layer), in a fake engine.
+    /// base, and keystone on top of it (sharing base's layer), in a fake engine, named as in a
+    /// registry that is not on loopback (so never read).
     fn two_images() -> (FakeEngine, Vec<ExportImage>) {
+        two_images_at("registry.test")
+    }
+
+    /// [`two_images`], named as in the registry at `registry`.
+    fn two_images_at(registry: &str) -> (FakeEngine, Vec<ExportImage>) {
         let engine = FakeEngine::new();
         let base = layer("etc/os-release", b"trixie");
-        engine.add_image(
-            "127.0.0.1:4000/kolla/base:1",
-            BTreeMap::new(),
-            vec![base.clone()],
-        );
-        engine.add_image(
-            "127.0.0.1:4000/kolla/keystone:1",
-            BTreeMap::from([("name".to_string(), "keystone".to_string())]),
-            vec![base, layer("usr/bin/keystone", b"#!")],
-        );
         let image = |name: &str| ExportImage {
-            reference: format!("127.0.0.1:4000/kolla/{name}:1"),
+            reference: format!("{registry}/kolla/{name}:1"),
             repository: format!("kolla/{name}"),
             tag: "1".into(),
         };
-        (engine, vec![image("base"), image("keystone")])
+        let images = vec![image("base"), image("keystone")];
+        engine.add_image(&images[0].reference, BTreeMap::new(), vec![base.clone()]);
+        engine.add_image(
+            &images[1].reference,
+            BTreeMap::from([("name".to_string(), "keystone".to_string())]),
+            vec![base, layer("usr/bin/keystone", b"#!")],
+        );
+        (engine, images)
     }
 
     /// [`two_images`] exported in `format` to a folder the export creates.
@@ -1143,7 +1181,7 @@ mod tests {
         assert_eq!(layer_digests[0], layer_digests[1], "the shared layer");
         assert_eq!(
             engine.calls(),
-            ["save 127.0.0.1:4000/kolla/base:1 127.0.0.1:4000/kolla/keystone:1"]
+            ["save registry.test/kolla/base:1 registry.test/kolla/keystone:1"]
         );
 
         let dir = tempfile::tempdir().unwrap();
@@ -1230,7 +1268,7 @@ mod tests {
         let full = exported(&engine, &images, dir.path(), "full.tar.gz", None).await;
         let first = exported(&engine, &images, dir.path(), "first.tar.gz", Some(&cache)).await;
         let cached = exported(&engine, &images, dir.path(), "cached.tar.gz", Some(&cache)).await;
-        let save = "save 127.0.0.1:4000/kolla/base:1 127.0.0.1:4000/kolla/keystone:1";
+        let save = "save registry.test/kolla/base:1 registry.test/kolla/keystone:1";
         assert_eq!(
             engine.calls(),
             [save, save],
@@ -1260,7 +1298,7 @@ mod tests {
         let incremental = exported(&engine, &images, dir.path(), "inc.tar.gz", Some(&cache)).await;
         assert_eq!(
             engine.calls().last().map(String::as_str),
-            Some("save 127.0.0.1:4000/kolla/keystone:1"),
+            Some("save registry.test/kolla/keystone:1"),
             "base came from the cache, keystone alone from the engine"
         );
         assert_eq!(
@@ -1289,7 +1327,7 @@ mod tests {
         let incremental = exported(&engine, &images, dir.path(), "inc.tar.gz", Some(&cache)).await;
         assert_eq!(
             engine.calls().last().map(String::as_str),
-            Some("save 127.0.0.1:4000/kolla/keystone:1"),
+            Some("save registry.test/kolla/keystone:1"),
             "its config is read from the engine"
         );
         assert_eq!(cached_layers(&dir.path().join("cache")), 2);
@@ -1333,10 +1371,201 @@ mod tests {
         assert!(left.is_empty(), "nothing spilled stays: {left:?}");
     }
 
+    /// A registry on loopback serving fixed bodies by path over HTTP/1.1, until dropped; it
+    /// records the paths asked for.
+    struct TestRegistry {
+        addr: std::net::SocketAddr,
+        bodies: std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<u8>>>>,
+        asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl TestRegistry {
+        fn serve() -> TestRegistry {
+            use std::io::BufRead;
+            use std::sync::atomic::Ordering;
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let bodies: std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<u8>>>> =
+                std::sync::Arc::default();
+            let (log, done, served) = (asked.clone(), stop.clone(), bodies.clone());
+            let thread = std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if done.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(mut stream) = stream else { continue };
+                    let mut reader = io::BufReader::new(stream.try_clone().unwrap());
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                    while reader.read_line(&mut line).unwrap() > 0 && !line.ends_with("\r\n\r\n") {
+                        if line.trim().is_empty() {
+                            break;
+                        }
+                        line.clear();
+                    }
+                    log.lock().unwrap().push(path.clone());
+                    let body = served.lock().unwrap().get(&path).cloned();
+                    let _ = match body {
+                        Some(body) => stream
+                            .write_all(
+                                format!(
+                                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                                    body.len()
+                                )
+                                .as_bytes(),
+                            )
+                            .and_then(|()| stream.write_all(&body)),
+                        None => {
+                            stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                        }
+                    };
+                }
+            });
+            TestRegistry {
+                addr,
+                bodies,
+                asked,
+                stop,
+                thread: Some(thread),
+            }
+        }
+
+        /// Serves the images as a `docker push` leaves them: layers gzipped by another compressor.
+        fn hold(&self, engine: &FakeEngine, images: &[ExportImage]) {
+            let mut bodies = BTreeMap::new();
+            for image in images {
+                let fake = engine.image(&image.reference).unwrap();
+                let repo = format!("/v2/{}", image.repository);
+                let mut layers = Vec::new();
+                for raw in &fake.layers {
+                    let mut gz =
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                    gz.write_all(raw).unwrap();
+                    let gz = gz.finish().unwrap();
+                    let digest = sha256(&gz);
+                    layers.push(serde_json::json!({"mediaType": LAYER_GZIP, "size": gz.len(), "digest": digest}));
+                    bodies.insert(format!("{repo}/blobs/{digest}"), gz);
+                }
+                bodies.insert(format!("{repo}/blobs/{}", fake.id), fake.config.to_vec());
+                let manifest = serde_json::json!({
+                    "schemaVersion": 2,
+                    "mediaType": MANIFEST_V2,
+                    "config": {"mediaType": CONFIG_V1, "size": fake.config.len(), "digest": fake.id},
+                    "layers": layers,
+                });
+                bodies.insert(
+                    format!("{repo}/manifests/{}", image.tag),
+                    serde_json::to_vec(&manifest).unwrap(),
+                );
+            }
+            *self.bodies.lock().unwrap() = bodies;
+        }
+
+        fn asked(&self) -> Vec<String> {
+            self.asked.lock().unwrap().clone()
+        }
+    }
+
+    impl Drop for TestRegistry {
+        fn drop(&mut self) {
+            self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            let _ = std::net::TcpStream::connect(self.addr);
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    /// Two images exported once through `cache`, then keystone rebuilt with a new top layer.
+    async fn keystone_changed_after_an_export(
+        registry: &str,
+        dir: &Path,
+        cache: &BlobCache,
+    ) -> (FakeEngine, Vec<ExportImage>) {
+        let (engine, images) = two_images_at(registry);
+        exported(&engine, &images, dir, "first.tar.gz", Some(cache)).await;
+        let keystone = engine.image(&images[1].reference).unwrap();
+        engine.add_image(
+            &images[1].reference,
+            keystone.labels,
+            vec![
+                keystone.layers[0].clone(),
+                layer("usr/bin/keystone", b"#!changed"),
+            ],
+        );
+        (engine, images)
+    }
+
+    #[tokio::test]
+    async fn a_changed_image_pushed_to_a_loopback_registry_is_read_from_it_new_layers_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::open(&dir.path().join("cache")).unwrap();
+        let registry = TestRegistry::serve();
+        let host = registry.addr.to_string();
+        let (engine, images) = keystone_changed_after_an_export(&host, dir.path(), &cache).await;
+        registry.hold(&engine, &images);
+        let saves_before = engine.calls().len();
+        let incremental = exported(&engine, &images, dir.path(), "inc.tar.gz", Some(&cache)).await;
+        assert_eq!(
+            engine.calls().len(),
+            saves_before,
+            "nothing was read from the engine: {:?}",
+            engine.calls()
+        );
+        let keystone = engine.image(&images[1].reference).unwrap();
+        let blobs: Vec<String> = registry
+            .asked()
+            .into_iter()
+            .filter(|p| p.contains("/blobs/"))
+            .collect();
+        assert_eq!(
+            blobs.len(),
+            2,
+            "keystone's config and its new layer only: {blobs:?}"
+        );
+        assert!(blobs.iter().any(|b| b.ends_with(&keystone.id)), "{blobs:?}");
+        assert_eq!(cached_layers(&dir.path().join("cache")), 3);
+        let full = exported(&engine, &images, dir.path(), "full.tar.gz", None).await;
+        assert_eq!(incremental, full, "byte-identical to a full export");
+    }
+
+    #[tokio::test]
+    async fn a_registry_holding_another_image_under_the_tag_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::open(&dir.path().join("cache")).unwrap();
+        let registry = TestRegistry::serve();
+        let host = registry.addr.to_string();
+        let (engine, images) = two_images_at(&host);
+        registry.hold(&engine, &images);
+        exported(&engine, &images, dir.path(), "first.tar.gz", Some(&cache)).await;
+        assert!(engine.calls().is_empty(), "{:?}", engine.calls());
+        // keystone relabelled (a new config on the same layers); the registry still holds the
+        // image as it was.
+        let keystone = engine.image(&images[1].reference).unwrap();
+        engine.add_image(
+            &images[1].reference,
+            BTreeMap::from([("name".to_string(), "keystone-2".to_string())]),
+            keystone.layers,
+        );
+        let incremental = exported(&engine, &images, dir.path(), "inc.tar.gz", Some(&cache)).await;
+        assert_eq!(
+            engine.calls().last().map(String::as_str),
+            Some(format!("save {host}/kolla/keystone:1").as_str()),
+            "the engine's image, not the registry's"
+        );
+        let full = exported(&engine, &images, dir.path(), "full.tar.gz", None).await;
+        assert_eq!(incremental, full);
+    }
+
     #[tokio::test]
     async fn an_image_missing_from_the_engine_is_named() {
         let (engine, mut images) = two_images();
-        images[1].reference = "127.0.0.1:4000/kolla/nova:1".into();
+        images[1].reference = "registry.test/kolla/nova:1".into();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("registry.tar.gz");
         let err = export(&engine, &images, &path, ExportFormat::Registry)
@@ -1345,7 +1574,7 @@ mod tests {
             .to_string();
         assert!(
             err.starts_with("reading the images from the engine: ")
-                && err.contains("127.0.0.1:4000/kolla/nova:1"),
+                && err.contains("registry.test/kolla/nova:1"),
             "{err}"
         );
         assert!(!path.exists());
