@@ -23,8 +23,10 @@ SELECTION=("$@")
 if [ -z "${BIN:-}" ]; then cargo build --release --quiet; BIN=$PWD/target/release/kolla-build; fi
 WORK=$(mktemp -d)
 REGISTRY_PID=""
+PUSH_PID=""
 cleanup() {
   if [ -n "$REGISTRY_PID" ]; then kill "$REGISTRY_PID" 2>/dev/null; wait "$REGISTRY_PID" 2>/dev/null || true; fi
+  if [ -n "$PUSH_PID" ]; then kill "$PUSH_PID" 2>/dev/null; wait "$PUSH_PID" 2>/dev/null || true; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -35,6 +37,26 @@ for c in /usr/local/share/ca-certificates/*.crt; do [ -f "$c" ] && CA+=(--ca-cer
 read -r -a EXTRA <<< "${BUILD_EXTRA:-}"
 ARGS=(-b debian -t "$TYPE" -n "$NS" --bootstrap-base "${CA[@]}" --format none -q "${SELECTION[@]}")
 now_ms() { date +%s%3N; }
+# PUSH=1: the nightly flow, where images are pushed as they are built: a private docker-registry
+# on 127.0.0.1:$PUSH_PORT (storage under $WORK), `--registry` for every run and `--push` for the
+# builds only (never in a timed export). The incremental export then reads the rebuilt image's
+# new layers from that registry instead of `docker save` of its whole chain.
+if [ "${PUSH:-0}" = 1 ]; then
+  PUSH_PORT=${PUSH_PORT:-4002}
+  mkdir -p "$WORK/pushed"
+  printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
+    "$WORK/pushed" "$PUSH_PORT" > "$WORK/pushed.yml"
+  docker-registry serve "$WORK/pushed.yml" >"$WORK/pushed.log" 2>&1 &
+  PUSH_PID=$!
+  for _ in $(seq 100); do
+    curl -fsS --max-time 1 "http://127.0.0.1:$PUSH_PORT/v2/" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  curl -fsS --max-time 1 "http://127.0.0.1:$PUSH_PORT/v2/" >/dev/null \
+    || { echo "bench-export: the registry on 127.0.0.1:$PUSH_PORT did not start" >&2; cat "$WORK/pushed.log" >&2; exit 1; }
+  ARGS+=(--registry "127.0.0.1:$PUSH_PORT")
+  EXTRA+=(--push)
+fi
 
 # Make sure every selected image is there (a no-op when bench-build.sh ran before).
 "$BIN" "${ARGS[@]}" "${EXTRA[@]}" --summary-json-file "$WORK/build.json"
