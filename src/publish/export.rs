@@ -1471,6 +1471,13 @@ mod tests {
             *self.bodies.lock().unwrap() = bodies;
         }
 
+        /// Serves what was at `from` at `to` instead.
+        fn rename(&self, from: &str, to: &str) {
+            let mut bodies = self.bodies.lock().unwrap();
+            let body = bodies.remove(from).unwrap();
+            bodies.insert(to.to_string(), body);
+        }
+
         fn asked(&self) -> Vec<String> {
             self.asked.lock().unwrap().clone()
         }
@@ -1537,6 +1544,25 @@ mod tests {
         assert_eq!(cached_layers(&dir.path().join("cache")), 3);
         let full = exported(&engine, &images, dir.path(), "full.tar.gz", None).await;
         assert_eq!(incremental, full, "byte-identical to a full export");
+    }
+
+    #[tokio::test]
+    async fn an_image_staged_by_an_atomic_push_is_read_from_its_staging_tag() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::open(&dir.path().join("cache")).unwrap();
+        let registry = TestRegistry::serve();
+        let host = registry.addr.to_string();
+        let (engine, images) = keystone_changed_after_an_export(&host, dir.path(), &cache).await;
+        registry.hold(&engine, &images);
+        registry.rename(
+            "/v2/kolla/keystone/manifests/1",
+            "/v2/kolla/keystone/manifests/1.kolla-staging",
+        );
+        let saves_before = engine.calls().len();
+        let incremental = exported(&engine, &images, dir.path(), "inc.tar.gz", Some(&cache)).await;
+        assert_eq!(engine.calls().len(), saves_before, "{:?}", engine.calls());
+        let full = exported(&engine, &images, dir.path(), "full.tar.gz", None).await;
+        assert_eq!(incremental, full);
     }
 
     #[tokio::test]

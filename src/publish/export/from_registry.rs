@@ -56,17 +56,14 @@ pub(super) fn parts(
 ) -> Option<ImageParts> {
     let (host, repository, tag) = loopback_registry(reference)?;
     let addr = host.to_socket_addrs().ok()?.next()?;
-    let manifest = get(
-        addr,
-        host,
-        &format!("/v2/{repository}/manifests/{tag}"),
-        ACCEPT,
-    )
-    .ok()?;
-    let manifest: Manifest = serde_json::from_slice(&manifest).ok()?;
-    if manifest.config.digest != facts.id || manifest.layers.len() != facts.diff_ids.len() {
-        return None;
-    }
+    // The final tag, or the staging tag an atomic push leaves until every image is pushed.
+    let manifest = [tag.to_string(), crate::publish::staging_tag(tag)]
+        .iter()
+        .filter_map(|tag| {
+            let path = format!("/v2/{repository}/manifests/{tag}");
+            serde_json::from_slice::<Manifest>(&get(addr, host, &path, ACCEPT).ok()?).ok()
+        })
+        .find(|m| m.config.digest == facts.id && m.layers.len() == facts.diff_ids.len())?;
     let blob = |digest: &str| format!("/v2/{repository}/blobs/{digest}");
     let config = get(addr, host, &blob(&facts.id), "*/*").ok()?;
     if format!("sha256:{}", hex::encode(Sha256::digest(&config))) != facts.id {
