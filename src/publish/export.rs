@@ -124,6 +124,7 @@ pub async fn export_cached<E: Engine>(
 
     // What the cache already holds, image by image (config and every layer, by diff ID).
     let mut cached: Vec<Option<ImageParts>> = vec![None; images.len()];
+    let mut from_registry = 0;
     if let Some(cache) = cache {
         let mut missing = Vec::new();
         for (n, image) in images.iter().enumerate() {
@@ -152,6 +153,7 @@ pub async fn export_cached<E: Engine>(
             })
             .await
             .map_err(|e| ExportError::Task(e.to_string()))?;
+            from_registry = found.len();
             for (n, parts) in found {
                 cached[n] = Some(parts);
             }
@@ -163,6 +165,7 @@ pub async fn export_cached<E: Engine>(
         .filter(|(_, c)| c.is_none())
         .map(|(i, _)| i)
         .collect();
+    let saved_count = to_save.len();
     let saved = if to_save.is_empty() {
         None
     } else {
@@ -192,7 +195,10 @@ pub async fn export_cached<E: Engine>(
                 None => parts.push(from_save.next().expect("one part per saved image")),
             }
         }
-        let report = write_export(&parts, &images, &path, format)?;
+        let mut report = write_export(&parts, &images, &path, format)?;
+        report.saved = saved_count;
+        report.from_registry = from_registry;
+        report.from_cache = images.len() - saved_count - from_registry;
         if let Some(cache) = &cache {
             cache.prune(crate::publish::blob_cache::KEEP_UNUSED);
         }
@@ -716,6 +722,9 @@ fn write_export(
         bytes: written,
         blobs: blobs.len(),
         manifests,
+        from_cache: 0,
+        from_registry: 0,
+        saved: 0,
     })
 }
 
@@ -1085,11 +1094,23 @@ mod tests {
         name: &str,
         cache: Option<&BlobCache>,
     ) -> Vec<u8> {
+        exported_from(engine, images, dir, name, cache).await.0
+    }
+
+    /// [`exported`], with how many images came from the cache, the registry and the engine.
+    async fn exported_from(
+        engine: &FakeEngine,
+        images: &[ExportImage],
+        dir: &Path,
+        name: &str,
+        cache: Option<&BlobCache>,
+    ) -> (Vec<u8>, [usize; 3]) {
         let path = dir.join(name);
-        export_cached(engine, images, &path, ExportFormat::Registry, cache)
+        let report = export_cached(engine, images, &path, ExportFormat::Registry, cache)
             .await
             .unwrap();
-        std::fs::read(path).unwrap()
+        let from = [report.from_cache, report.from_registry, report.saved];
+        (std::fs::read(path).unwrap(), from)
     }
 
     /// How many compressed layers the cache under `dir` holds.
@@ -1272,7 +1293,9 @@ mod tests {
         let cache = BlobCache::open(&dir.path().join("cache")).unwrap();
         let full = exported(&engine, &images, dir.path(), "full.tar.gz", None).await;
         let first = exported(&engine, &images, dir.path(), "first.tar.gz", Some(&cache)).await;
-        let cached = exported(&engine, &images, dir.path(), "cached.tar.gz", Some(&cache)).await;
+        let (cached, from) =
+            exported_from(&engine, &images, dir.path(), "cached.tar.gz", Some(&cache)).await;
+        assert_eq!(from, [2, 0, 0], "both images from the cache");
         let save = "save registry.test/kolla/base:1 registry.test/kolla/keystone:1";
         assert_eq!(
             engine.calls(),
@@ -1300,7 +1323,9 @@ mod tests {
                 layer("usr/bin/keystone", b"#!changed"),
             ],
         );
-        let incremental = exported(&engine, &images, dir.path(), "inc.tar.gz", Some(&cache)).await;
+        let (incremental, from) =
+            exported_from(&engine, &images, dir.path(), "inc.tar.gz", Some(&cache)).await;
+        assert_eq!(from, [1, 0, 1], "base from the cache, keystone saved");
         assert_eq!(
             engine.calls().last().map(String::as_str),
             Some("save registry.test/kolla/keystone:1"),
@@ -1329,7 +1354,9 @@ mod tests {
             BTreeMap::from([("name".to_string(), "keystone-2".to_string())]),
             keystone.layers,
         );
-        let incremental = exported(&engine, &images, dir.path(), "inc.tar.gz", Some(&cache)).await;
+        let (incremental, from) =
+            exported_from(&engine, &images, dir.path(), "inc.tar.gz", Some(&cache)).await;
+        assert_eq!(from, [1, 0, 1], "base from the cache, keystone saved");
         assert_eq!(
             engine.calls().last().map(String::as_str),
             Some("save registry.test/kolla/keystone:1"),
@@ -1522,7 +1549,13 @@ mod tests {
         let (engine, images) = keystone_changed_after_an_export(&host, dir.path(), &cache).await;
         registry.hold(&engine, &images);
         let saves_before = engine.calls().len();
-        let incremental = exported(&engine, &images, dir.path(), "inc.tar.gz", Some(&cache)).await;
+        let (incremental, from) =
+            exported_from(&engine, &images, dir.path(), "inc.tar.gz", Some(&cache)).await;
+        assert_eq!(
+            from,
+            [1, 1, 0],
+            "base from the cache, keystone from the registry"
+        );
         assert_eq!(
             engine.calls().len(),
             saves_before,
@@ -1559,7 +1592,13 @@ mod tests {
             "/v2/kolla/keystone/manifests/1.kolla-staging",
         );
         let saves_before = engine.calls().len();
-        let incremental = exported(&engine, &images, dir.path(), "inc.tar.gz", Some(&cache)).await;
+        let (incremental, from) =
+            exported_from(&engine, &images, dir.path(), "inc.tar.gz", Some(&cache)).await;
+        assert_eq!(
+            from,
+            [1, 1, 0],
+            "base from the cache, keystone from the registry"
+        );
         assert_eq!(engine.calls().len(), saves_before, "{:?}", engine.calls());
         let full = exported(&engine, &images, dir.path(), "full.tar.gz", None).await;
         assert_eq!(incremental, full);
@@ -1587,7 +1626,9 @@ mod tests {
             BTreeMap::from([("name".to_string(), "keystone-2".to_string())]),
             keystone.layers,
         );
-        let incremental = exported(&engine, &images, dir.path(), "inc.tar.gz", Some(&cache)).await;
+        let (incremental, from) =
+            exported_from(&engine, &images, dir.path(), "inc.tar.gz", Some(&cache)).await;
+        assert_eq!(from, [1, 0, 1], "base from the cache, keystone saved");
         assert_eq!(
             engine.calls().last().map(String::as_str),
             Some(format!("save {host}/kolla/keystone:1").as_str()),
