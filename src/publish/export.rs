@@ -1580,6 +1580,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn several_images_read_from_the_registry_in_one_export_keep_their_own_layers() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::open(&dir.path().join("cache")).unwrap();
+        let registry = TestRegistry::serve();
+        let host = registry.addr.to_string();
+        let (engine, mut images) = two_images_at(&host);
+        let base = engine.image(&images[0].reference).unwrap().layers[0].clone();
+        images.push(ExportImage {
+            reference: format!("{host}/kolla/nova:1"),
+            repository: "kolla/nova".into(),
+            tag: "1".into(),
+        });
+        let top = |image: &ExportImage, content: &[u8]| {
+            engine.add_image(
+                &image.reference,
+                BTreeMap::new(),
+                vec![base.clone(), layer("top", content)],
+            );
+        };
+        top(&images[2], b"nova");
+        exported(&engine, &images, dir.path(), "first.tar.gz", Some(&cache)).await;
+        // Both rebuilt: their new layers are at the same place in their chains.
+        top(&images[1], b"keystone, changed");
+        top(&images[2], b"nova, changed");
+        registry.hold(&engine, &images);
+        let (incremental, from) =
+            exported_from(&engine, &images, dir.path(), "inc.tar.gz", Some(&cache)).await;
+        assert_eq!(from, [1, 2, 0]);
+        let full = exported(&engine, &images, dir.path(), "full.tar.gz", None).await;
+        assert_eq!(incremental, full);
+        let (again, from) =
+            exported_from(&engine, &images, dir.path(), "again.tar.gz", Some(&cache)).await;
+        assert_eq!(from, [3, 0, 0]);
+        assert_eq!(again, full, "the cache holds each layer as it was");
+    }
+
+    #[tokio::test]
     async fn an_image_staged_by_an_atomic_push_is_read_from_its_staging_tag() {
         let dir = tempfile::tempdir().unwrap();
         let cache = BlobCache::open(&dir.path().join("cache")).unwrap();

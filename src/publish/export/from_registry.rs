@@ -70,7 +70,7 @@ pub(super) fn parts(
         return None;
     }
     let mut layers = Vec::with_capacity(facts.diff_ids.len());
-    for (n, (diff_id, descriptor)) in facts.diff_ids.iter().zip(&manifest.layers).enumerate() {
+    for (diff_id, descriptor) in facts.diff_ids.iter().zip(&manifest.layers) {
         if let Some(hit) = cache.layer(diff_id) {
             layers.push((
                 Layer {
@@ -81,12 +81,18 @@ pub(super) fn parts(
             ));
             continue;
         }
-        let raw = scratch.join(format!("registry-{n}.tar"));
+        // Named by content: a compressed file is hard-linked into the cache, so no later
+        // layer may be written under its name.
+        let key = diff_id.strip_prefix("sha256:").unwrap_or(diff_id);
+        if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let raw = scratch.join(format!("registry-{key}.tar"));
         let sha256 = fetch_layer(addr, host, &blob(&descriptor.digest), descriptor, &raw).ok()?;
         if format!("sha256:{sha256}") != *diff_id {
             return None;
         }
-        let target = scratch.join(format!("registry-{n}.gz"));
+        let target = scratch.join(format!("registry-{key}.gz"));
         let layer = compress(&Stored::Disk { path: raw, sha256 }, &target).ok()?;
         let stored = cache
             .put_layer(diff_id, &target, &layer.digest, layer.size)
