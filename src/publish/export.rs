@@ -1113,6 +1113,54 @@ mod tests {
         (std::fs::read(path).unwrap(), from)
     }
 
+    /// keystone ([`two_images`]) rebuilt with another top layer on the same base.
+    fn change_keystone(engine: &FakeEngine, images: &[ExportImage]) {
+        let keystone = engine.image(&images[1].reference).unwrap();
+        engine.add_image(
+            &images[1].reference,
+            keystone.labels,
+            vec![
+                keystone.layers[0].clone(),
+                layer("usr/bin/keystone", b"#!changed"),
+            ],
+        );
+    }
+
+    /// keystone relabelled: the same layers, another config (another image ID).
+    fn relabel_keystone(engine: &FakeEngine, images: &[ExportImage]) {
+        let keystone = engine.image(&images[1].reference).unwrap();
+        engine.add_image(
+            &images[1].reference,
+            BTreeMap::from([("name".to_string(), "keystone-2".to_string())]),
+            keystone.layers,
+        );
+    }
+
+    /// `images` ([`two_images`]) exported again through `cache`, where base must come from the
+    /// cache and keystone, alone, from the engine's save: the tarball's bytes.
+    async fn export_saving_keystone_alone(
+        engine: &FakeEngine,
+        images: &[ExportImage],
+        dir: &Path,
+        cache: &BlobCache,
+    ) -> Vec<u8> {
+        let (bytes, from) = exported_from(engine, images, dir, "inc.tar.gz", Some(cache)).await;
+        assert_eq!(from, [1, 0, 1], "base from the cache, keystone saved");
+        assert_eq!(
+            engine.calls().last(),
+            Some(&format!("save {}", images[1].reference)),
+            "keystone alone read from the engine"
+        );
+        bytes
+    }
+
+    /// A scratch folder with an empty export cache in it (`cache/`).
+    fn with_cache() -> (tempfile::TempDir, BlobCache) {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::open(&dir.path().join("cache")).unwrap();
+        (dir, cache)
+    }
+
     /// How many compressed layers the cache under `dir` holds.
     fn cached_layers(dir: &Path) -> usize {
         let layers = dir
@@ -1289,8 +1337,7 @@ mod tests {
     #[tokio::test]
     async fn a_cached_export_reads_nothing_again_and_writes_the_same_bytes() {
         let (engine, images) = two_images();
-        let dir = tempfile::tempdir().unwrap();
-        let cache = BlobCache::open(&dir.path().join("cache")).unwrap();
+        let (dir, cache) = with_cache();
         let full = exported(&engine, &images, dir.path(), "full.tar.gz", None).await;
         let first = exported(&engine, &images, dir.path(), "first.tar.gz", Some(&cache)).await;
         let (cached, from) =
@@ -1309,28 +1356,11 @@ mod tests {
     #[tokio::test]
     async fn after_one_image_changed_only_it_is_saved_and_the_bytes_equal_a_full_export() {
         let (engine, images) = two_images();
-        let dir = tempfile::tempdir().unwrap();
-        let cache = BlobCache::open(&dir.path().join("cache")).unwrap();
+        let (dir, cache) = with_cache();
         let first = exported(&engine, &images, dir.path(), "first.tar.gz", Some(&cache)).await;
         assert_eq!(cached_layers(&dir.path().join("cache")), 2);
-        // keystone rebuilt with another top layer on the same base.
-        let keystone = engine.image(&images[1].reference).unwrap();
-        engine.add_image(
-            &images[1].reference,
-            keystone.labels,
-            vec![
-                keystone.layers[0].clone(),
-                layer("usr/bin/keystone", b"#!changed"),
-            ],
-        );
-        let (incremental, from) =
-            exported_from(&engine, &images, dir.path(), "inc.tar.gz", Some(&cache)).await;
-        assert_eq!(from, [1, 0, 1], "base from the cache, keystone saved");
-        assert_eq!(
-            engine.calls().last().map(String::as_str),
-            Some("save registry.test/kolla/keystone:1"),
-            "base came from the cache, keystone alone from the engine"
-        );
+        change_keystone(&engine, &images);
+        let incremental = export_saving_keystone_alone(&engine, &images, dir.path(), &cache).await;
         assert_eq!(
             cached_layers(&dir.path().join("cache")),
             3,
@@ -1344,24 +1374,10 @@ mod tests {
     #[tokio::test]
     async fn an_image_with_every_layer_cached_but_a_new_config_is_saved() {
         let (engine, images) = two_images();
-        let dir = tempfile::tempdir().unwrap();
-        let cache = BlobCache::open(&dir.path().join("cache")).unwrap();
+        let (dir, cache) = with_cache();
         exported(&engine, &images, dir.path(), "first.tar.gz", Some(&cache)).await;
-        // A label changed: the same layers, another config (another image ID).
-        let keystone = engine.image(&images[1].reference).unwrap();
-        engine.add_image(
-            &images[1].reference,
-            BTreeMap::from([("name".to_string(), "keystone-2".to_string())]),
-            keystone.layers,
-        );
-        let (incremental, from) =
-            exported_from(&engine, &images, dir.path(), "inc.tar.gz", Some(&cache)).await;
-        assert_eq!(from, [1, 0, 1], "base from the cache, keystone saved");
-        assert_eq!(
-            engine.calls().last().map(String::as_str),
-            Some("save registry.test/kolla/keystone:1"),
-            "its config is read from the engine"
-        );
+        relabel_keystone(&engine, &images);
+        let incremental = export_saving_keystone_alone(&engine, &images, dir.path(), &cache).await;
         assert_eq!(cached_layers(&dir.path().join("cache")), 2);
         let full = exported(&engine, &images, dir.path(), "full.tar.gz", None).await;
         assert_eq!(incremental, full);
@@ -1373,8 +1389,7 @@ mod tests {
         // Above the size that is spilled to disk.
         let big = layer("usr/lib/big", &vec![7; 2 << 20]);
         engine.add_image("x:1", BTreeMap::new(), vec![big.clone()]);
-        let dir = tempfile::tempdir().unwrap();
-        let cache = BlobCache::open(&dir.path().join("cache")).unwrap();
+        let (dir, cache) = with_cache();
         let image = ExportImage {
             reference: "x:1".into(),
             repository: "x".into(),
@@ -1528,22 +1543,13 @@ mod tests {
     ) -> (FakeEngine, Vec<ExportImage>) {
         let (engine, images) = two_images_at(registry);
         exported(&engine, &images, dir, "first.tar.gz", Some(cache)).await;
-        let keystone = engine.image(&images[1].reference).unwrap();
-        engine.add_image(
-            &images[1].reference,
-            keystone.labels,
-            vec![
-                keystone.layers[0].clone(),
-                layer("usr/bin/keystone", b"#!changed"),
-            ],
-        );
+        change_keystone(&engine, &images);
         (engine, images)
     }
 
     #[tokio::test]
     async fn a_changed_image_pushed_to_a_loopback_registry_is_read_from_it_new_layers_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = BlobCache::open(&dir.path().join("cache")).unwrap();
+        let (dir, cache) = with_cache();
         let registry = TestRegistry::serve();
         let host = registry.addr.to_string();
         let (engine, images) = keystone_changed_after_an_export(&host, dir.path(), &cache).await;
@@ -1581,8 +1587,7 @@ mod tests {
 
     #[tokio::test]
     async fn several_images_read_from_the_registry_in_one_export_keep_their_own_layers() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = BlobCache::open(&dir.path().join("cache")).unwrap();
+        let (dir, cache) = with_cache();
         let registry = TestRegistry::serve();
         let host = registry.addr.to_string();
         let (engine, mut images) = two_images_at(&host);
@@ -1618,8 +1623,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_image_staged_by_an_atomic_push_is_read_from_its_staging_tag() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = BlobCache::open(&dir.path().join("cache")).unwrap();
+        let (dir, cache) = with_cache();
         let registry = TestRegistry::serve();
         let host = registry.addr.to_string();
         let (engine, images) = keystone_changed_after_an_export(&host, dir.path(), &cache).await;
@@ -1643,8 +1647,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_registry_holding_another_image_under_the_tag_is_not_used() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = BlobCache::open(&dir.path().join("cache")).unwrap();
+        let (dir, cache) = with_cache();
         let registry = TestRegistry::serve();
         let host = registry.addr.to_string();
         let (engine, images) = two_images_at(&host);
@@ -1655,22 +1658,9 @@ mod tests {
             [format!("save {host}/kolla/base:1 {host}/kolla/keystone:1")],
             "with nothing cached, the engine's save (parallel compression) is used"
         );
-        // keystone relabelled (a new config on the same layers); the registry still holds the
-        // image as it was.
-        let keystone = engine.image(&images[1].reference).unwrap();
-        engine.add_image(
-            &images[1].reference,
-            BTreeMap::from([("name".to_string(), "keystone-2".to_string())]),
-            keystone.layers,
-        );
-        let (incremental, from) =
-            exported_from(&engine, &images, dir.path(), "inc.tar.gz", Some(&cache)).await;
-        assert_eq!(from, [1, 0, 1], "base from the cache, keystone saved");
-        assert_eq!(
-            engine.calls().last().map(String::as_str),
-            Some(format!("save {host}/kolla/keystone:1").as_str()),
-            "the engine's image, not the registry's"
-        );
+        // The registry still holds keystone as it was before this.
+        relabel_keystone(&engine, &images);
+        let incremental = export_saving_keystone_alone(&engine, &images, dir.path(), &cache).await;
         let full = exported(&engine, &images, dir.path(), "full.tar.gz", None).await;
         assert_eq!(incremental, full);
     }
