@@ -139,8 +139,14 @@ for e in json.load(open(sys.argv[1]))["built"]:
     if not e["fresh"]:
         print(e["reference"])' "$WORK/changed.json")
 start=$(now_ms)
-"$BIN" "${ARGS[@]}" --template-override "$WORK/change.j2" --cache-dir "$WORK/cache" --export "$WORK/incremental.tar.gz"
+"$BIN" "${ARGS[@]}" --template-override "$WORK/change.j2" --cache-dir "$WORK/cache" --export "$WORK/incremental.tar.gz" \
+  --summary-json-file "$WORK/incremental.json"
 inc=$(( $(now_ms) - start ))
+python3 -c '
+import json, sys
+e = json.load(open(sys.argv[1]))["export"]
+print("incremental export read %d images from the layer cache, %d from the registry, %d with docker save"
+      % (e["from_cache"], e["from_registry"], e["saved"]))' "$WORK/incremental.json"
 "$BIN" "${ARGS[@]}" --template-override "$WORK/change.j2" --cache-dir "$WORK/cache2" --export "$WORK/full2.tar.gz"
 same=$(cmp -s "$WORK/incremental.tar.gz" "$WORK/full2.tar.gz" && echo "byte-identical to" || echo "DIFFERENT from")
 echo "full export (empty layer cache): ${full} ms; after one image changed: ${inc} ms ($(awk -v i="$inc" -v f="$full" 'BEGIN{printf "%.1f", 100*i/f}')% of full), $same a full export of the same images"
