@@ -23,18 +23,43 @@ SELECTION=("$@")
 if [ -z "${BIN:-}" ]; then cargo build --release --quiet; BIN=$PWD/target/release/kolla-build; fi
 WORK=$(mktemp -d)
 REGISTRY_PID=""
+PUSH_PID=""
 cleanup() {
   if [ -n "$REGISTRY_PID" ]; then kill "$REGISTRY_PID" 2>/dev/null; wait "$REGISTRY_PID" 2>/dev/null || true; fi
+  if [ -n "$PUSH_PID" ]; then kill "$PUSH_PID" 2>/dev/null; wait "$PUSH_PID" 2>/dev/null || true; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 CA=()
 for c in /usr/local/share/ca-certificates/*.crt; do [ -f "$c" ] && CA+=(--ca-certificate "$c"); done
+# BUILD_EXTRA="--package-cache apt=http://127.0.0.1:3142 ..." is added to the builds only (not to
+# the measured exports), e.g. to build the images through scripts/setup-caches.sh's caches.
+read -r -a EXTRA <<< "${BUILD_EXTRA:-}"
 ARGS=(-b debian -t "$TYPE" -n "$NS" --bootstrap-base "${CA[@]}" --format none -q "${SELECTION[@]}")
 now_ms() { date +%s%3N; }
+# PUSH=1: the nightly flow, where images are pushed as they are built: a private docker-registry
+# on 127.0.0.1:$PUSH_PORT (storage under $WORK), `--registry` for every run and `--push` for the
+# builds only (never in a timed export). The incremental export then reads the rebuilt image's
+# new layers from that registry instead of `docker save` of its whole chain.
+if [ "${PUSH:-0}" = 1 ]; then
+  PUSH_PORT=${PUSH_PORT:-4002}
+  mkdir -p "$WORK/pushed"
+  printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
+    "$WORK/pushed" "$PUSH_PORT" > "$WORK/pushed.yml"
+  docker-registry serve "$WORK/pushed.yml" >"$WORK/pushed.log" 2>&1 &
+  PUSH_PID=$!
+  for _ in $(seq 100); do
+    curl -fsS --max-time 1 "http://127.0.0.1:$PUSH_PORT/v2/" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  curl -fsS --max-time 1 "http://127.0.0.1:$PUSH_PORT/v2/" >/dev/null \
+    || { echo "bench-export: the registry on 127.0.0.1:$PUSH_PORT did not start" >&2; cat "$WORK/pushed.log" >&2; exit 1; }
+  ARGS+=(--registry "127.0.0.1:$PUSH_PORT")
+  EXTRA+=(--push)
+fi
 
 # Make sure every selected image is there (a no-op when bench-build.sh ran before).
-"$BIN" "${ARGS[@]}" --summary-json-file "$WORK/build.json"
+"$BIN" "${ARGS[@]}" "${EXTRA[@]}" --summary-json-file "$WORK/build.json"
 mapfile -t REFS < <(python3 -c '
 import json, sys
 for e in json.load(open(sys.argv[1]))["built"]:
@@ -107,11 +132,33 @@ EOF
 start=$(now_ms)
 "$BIN" "${ARGS[@]}" --cache-dir "$WORK/cache" --export "$WORK/full.tar.gz"
 full=$(( $(now_ms) - start ))
-"$BIN" "${ARGS[@]}" --template-override "$WORK/change.j2" --summary-json-file "$WORK/changed.json"
+"$BIN" "${ARGS[@]}" "${EXTRA[@]}" --template-override "$WORK/change.j2" --summary-json-file "$WORK/changed.json"
+mapfile -t CHANGED < <(python3 -c '
+import json, sys
+for e in json.load(open(sys.argv[1]))["built"]:
+    if not e["fresh"]:
+        print(e["reference"])' "$WORK/changed.json")
 start=$(now_ms)
-"$BIN" "${ARGS[@]}" --template-override "$WORK/change.j2" --cache-dir "$WORK/cache" --export "$WORK/incremental.tar.gz"
+"$BIN" "${ARGS[@]}" --template-override "$WORK/change.j2" --cache-dir "$WORK/cache" --export "$WORK/incremental.tar.gz" \
+  --summary-json-file "$WORK/incremental.json"
 inc=$(( $(now_ms) - start ))
+python3 -c '
+import json, sys
+e = json.load(open(sys.argv[1]))["export"]
+print("incremental export read %d images from the layer cache, %d from the registry, %d with docker save"
+      % (e["from_cache"], e["from_registry"], e["saved"]))' "$WORK/incremental.json"
 "$BIN" "${ARGS[@]}" --template-override "$WORK/change.j2" --cache-dir "$WORK/cache2" --export "$WORK/full2.tar.gz"
 same=$(cmp -s "$WORK/incremental.tar.gz" "$WORK/full2.tar.gz" && echo "byte-identical to" || echo "DIFFERENT from")
 echo "full export (empty layer cache): ${full} ms; after one image changed: ${inc} ms ($(awk -v i="$inc" -v f="$full" 'BEGIN{printf "%.1f", 100*i/f}')% of full), $same a full export of the same images"
-"$BIN" "${ARGS[@]}" --summary-json-file "$WORK/restore.json" >/dev/null   # back to the unchanged images
+# What the engine costs the incremental export: `docker save` of the rebuilt images alone (which
+# streams their parents' layers too), and of every selected image at once.
+start=$(now_ms)
+docker save "${CHANGED[@]}" > /dev/null
+changed_save=$(( $(now_ms) - start ))
+start=$(now_ms)
+docker save "${REFS[@]}" > /dev/null
+all_save=$(( $(now_ms) - start ))
+echo "docker save of the rebuilt images (${CHANGED[*]##*/}): ${changed_save} ms; of all ${#REFS[@]} images at once: ${all_save} ms"
+awk -v i="$inc" -v f="$full" -v c="$changed_save" -v l="$(cut -d' ' -f1-3 /proc/loadavg)" 'BEGIN {
+  printf "ratio incremental/full: %.3f (target <= 0.15); the rebuilt images'"'"' docker save alone is %.3f of the full export; load average %s\n", i/f, c/f, l }'
+"$BIN" "${ARGS[@]}" "${EXTRA[@]}" --summary-json-file "$WORK/restore.json" >/dev/null   # back to the unchanged images

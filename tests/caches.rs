@@ -345,3 +345,84 @@ fn builds_through_the_package_caches_leave_no_trace_and_a_rebuild_fetches_nothin
         "the rebuild fetched package files from PyPI: {remote:#?}"
     );
 }
+
+#[test]
+fn an_incremental_export_of_pushed_images_reads_only_the_changed_one_from_the_registry() {
+    let _lock = engine_lock();
+    let ns = Namespace::new("regexport");
+    let test = Test::new();
+    test.write(
+        "base/Dockerfile.j2",
+        "FROM {{ base_image }}:{{ base_distro_tag }}\nRUN head -c 3000000 /dev/zero > /big && echo base > /base.txt\n",
+    );
+    test.write(
+        "images/one/Dockerfile.j2",
+        "FROM {{ namespace }}/{{ image_prefix }}base:{{ tag }}\nCOPY one.txt /one.txt\n",
+    );
+    test.write("images/one/one.txt", "one\n");
+    test.write(
+        "images/two/Dockerfile.j2",
+        "FROM {{ namespace }}/{{ image_prefix }}base:{{ tag }}\nRUN echo two > /two.txt\n",
+    );
+    let dir = test.path();
+    // Every run names the images in the live registry on 127.0.0.1:4000 (scripts/setup-engine.sh).
+    let run = |cache: &str, extra: &[&str]| {
+        let args: Vec<String> = [
+            "-n",
+            &ns.0,
+            "--registry",
+            "127.0.0.1:4000",
+            "--bootstrap-base",
+            "--format",
+            "none",
+            "--cache-dir",
+            cache,
+        ]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect();
+        let build = kolla_build(dir, &args);
+        assert_eq!(build.code, Some(0), "{}", build.stderr);
+        build.summary
+    };
+    let from = |summary: &Value| {
+        let export = &summary["export"];
+        [
+            &export["from_cache"],
+            &export["from_registry"],
+            &export["saved"],
+        ]
+        .map(|n| n.as_u64())
+    };
+
+    // Built and pushed; the first export has nothing cached and reads the engine's save.
+    run("cache", &["--push"]);
+    let first = run("cache", &["--export", "out/first.tar.gz"]);
+    assert_eq!(from(&first), [Some(0), Some(0), Some(3)], "{first}");
+
+    // `two` changes, is rebuilt and pushed: the export reads it from the registry (its new layer
+    // only), the others from the cache, nothing from the engine's save.
+    test.write(
+        "images/two/Dockerfile.j2",
+        "FROM {{ namespace }}/{{ image_prefix }}base:{{ tag }}\nRUN echo two, changed > /two.txt\n",
+    );
+    let pushed = run("cache", &["--push"]);
+    assert_eq!(
+        built(&pushed, false),
+        BTreeSet::from(["two".to_string()]),
+        "{pushed}"
+    );
+    let incremental = run("cache", &["--export", "out/incremental.tar.gz"]);
+    assert_eq!(
+        from(&incremental),
+        [Some(2), Some(1), Some(0)],
+        "{incremental}"
+    );
+    run("fresh-cache", &["--export", "out/full.tar.gz"]);
+    assert_eq!(
+        sha256_of(&dir.join("out/incremental.tar.gz")),
+        sha256_of(&dir.join("out/full.tar.gz")),
+        "read from the registry, byte-identical to a full export"
+    );
+}

@@ -93,6 +93,12 @@ impl BlobCache {
         })
     }
 
+    /// Whether the layer whose uncompressed digest is `diff_id` is cached (without marking it
+    /// used).
+    pub fn has_layer(&self, diff_id: &str) -> bool {
+        Self::key(diff_id).is_some_and(|key| self.layers.join(format!("{key}.json")).is_file())
+    }
+
     /// Stores the compressed layer at `compressed` under `diff_id` (hard-linked when on the same
     /// filesystem, else copied); returns the cached entry.
     pub fn put_layer(
@@ -198,6 +204,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = BlobCache::open(dir.path()).unwrap();
         assert_eq!(cache.layer(ID), None);
+        assert!(!cache.has_layer(ID));
         let blob = dir.path().join("blob");
         std::fs::write(&blob, b"compressed").unwrap();
         let put = cache.put_layer(ID, &blob, "sha256:ab", 10).unwrap();
@@ -207,6 +214,7 @@ mod tests {
         let put2 = cache.put_layer(ID, &blob, &digest, 10).unwrap();
         assert_eq!(put.path, put2.path);
         assert_eq!(cache.layer(ID), Some(put2.clone()));
+        assert!(cache.has_layer(ID));
         assert_eq!(std::fs::read(&put2.path).unwrap(), b"compressed");
         // A blob of another size than its record (a torn copy) is a miss.
         std::fs::write(&put2.path, b"short").unwrap();

@@ -16,8 +16,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+mod from_registry;
+
 use crate::common::types::ExportFormat;
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, ImageFacts};
 use crate::publish::blob_cache::BlobCache;
 use crate::report::event::ExportReport;
 
@@ -122,9 +124,39 @@ pub async fn export_cached<E: Engine>(
 
     // What the cache already holds, image by image (config and every layer, by diff ID).
     let mut cached: Vec<Option<ImageParts>> = vec![None; images.len()];
+    let mut from_registry = 0;
     if let Some(cache) = cache {
-        for (slot, image) in cached.iter_mut().zip(images) {
-            *slot = cached_parts(engine, cache, &image.reference).await?;
+        let mut missing = Vec::new();
+        for (n, image) in images.iter().enumerate() {
+            match cached_parts(engine, cache, &image.reference).await? {
+                Lookup::Whole(parts) => cached[n] = Some(parts),
+                // An image the cache knows nothing of is read with the rest by `docker save`,
+                // which compresses its layers in parallel as they stream.
+                Lookup::Missing(facts) if facts.diff_ids.iter().any(|d| cache.has_layer(d)) => {
+                    missing.push((n, image.reference.clone(), facts));
+                }
+                Lookup::Missing(_) | Lookup::Unknown => {}
+            }
+        }
+        // What the cache lacks of the others comes from the loopback registry the images were
+        // pushed to, when it holds these very images: only their new layers are read, not the
+        // whole chain `docker save` writes before it sends a byte.
+        if !missing.is_empty() {
+            let (cache, scratch) = (cache.clone(), scratch.path().to_path_buf());
+            let found = tokio::task::spawn_blocking(move || {
+                missing
+                    .into_iter()
+                    .filter_map(|(n, reference, facts)| {
+                        from_registry::parts(&reference, &facts, &cache, &scratch).map(|p| (n, p))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|e| ExportError::Task(e.to_string()))?;
+            from_registry = found.len();
+            for (n, parts) in found {
+                cached[n] = Some(parts);
+            }
         }
     }
     let to_save: Vec<&ExportImage> = images
@@ -133,6 +165,7 @@ pub async fn export_cached<E: Engine>(
         .filter(|(_, c)| c.is_none())
         .map(|(i, _)| i)
         .collect();
+    let saved_count = to_save.len();
     let saved = if to_save.is_empty() {
         None
     } else {
@@ -162,7 +195,10 @@ pub async fn export_cached<E: Engine>(
                 None => parts.push(from_save.next().expect("one part per saved image")),
             }
         }
-        let report = write_export(&parts, &images, &path, format)?;
+        let mut report = write_export(&parts, &images, &path, format)?;
+        report.saved = saved_count;
+        report.from_registry = from_registry;
+        report.from_cache = images.len() - saved_count - from_registry;
         if let Some(cache) = &cache {
             cache.prune(crate::publish::blob_cache::KEEP_UNUSED);
         }
@@ -172,12 +208,22 @@ pub async fn export_cached<E: Engine>(
     .map_err(|e| ExportError::Task(e.to_string()))?
 }
 
+/// What the export cache holds of an image.
+enum Lookup {
+    /// Its config and every layer.
+    Whole(ImageParts),
+    /// Not all of it: the engine's facts, to find the rest.
+    Missing(ImageFacts),
+    /// The engine does not know the image (the save that follows names it).
+    Unknown,
+}
+
 /// The config and compressed layers of `reference` when the cache holds all of them.
 async fn cached_parts<E: Engine>(
     engine: &E,
     cache: &BlobCache,
     reference: &str,
-) -> Result<Option<ImageParts>, ExportError> {
+) -> Result<Lookup, ExportError> {
     let facts = engine
         .inspect(reference)
         .await
@@ -187,18 +233,18 @@ async fn cached_parts<E: Engine>(
         })?;
     // An image the engine does not have is named by the save that follows.
     let Some(facts) = facts else {
-        return Ok(None);
+        return Ok(Lookup::Unknown);
     };
     if facts.id.is_empty() || facts.diff_ids.is_empty() {
-        return Ok(None);
+        return Ok(Lookup::Unknown);
     }
     let Some(config) = cache.config(&facts.id) else {
-        return Ok(None);
+        return Ok(Lookup::Missing(facts));
     };
     let mut layers = Vec::with_capacity(facts.diff_ids.len());
     for diff_id in &facts.diff_ids {
         let Some(hit) = cache.layer(diff_id) else {
-            return Ok(None);
+            return Ok(Lookup::Missing(facts));
         };
         layers.push((
             Layer {
@@ -208,7 +254,7 @@ async fn cached_parts<E: Engine>(
             hit.path,
         ));
     }
-    Ok(Some(ImageParts { config, layers }))
+    Ok(Lookup::Whole(ImageParts { config, layers }))
 }
 
 /// Reads `images` from the engine (`docker save`), compressing big layers as they arrive.
@@ -284,11 +330,16 @@ struct SaveManifestEntry {
     layers: Vec<String>,
 }
 
+#[derive(Clone)]
 enum Stored {
     Memory(Vec<u8>),
     /// A file on disk, with the sha256 of its content.
     Disk {
         path: PathBuf,
+        sha256: String,
+    },
+    /// A layer the cache holds compressed already: its bytes were hashed and dropped.
+    Cached {
         sha256: String,
     },
 }
@@ -298,6 +349,11 @@ impl Stored {
         Ok(match self {
             Stored::Memory(bytes) => Box::new(bytes.as_slice()),
             Stored::Disk { path, .. } => Box::new(BufReader::new(File::open(path)?)),
+            Stored::Cached { sha256 } => {
+                return Err(io::Error::other(format!(
+                    "layer sha256:{sha256} was taken from the export cache, its bytes were not kept"
+                )));
+            }
         })
     }
 }
@@ -349,9 +405,10 @@ fn read_save(reader: impl Read, scratch: &Path, cache: Option<&BlobCache>) -> io
                 let (sha256, _, mut inner) = out.finish();
                 inner.flush()?;
                 drop(inner);
-                let hit = cache.and_then(|c| c.layer(&sha256));
-                if let Some(hit) = hit {
-                    // Compressed by an earlier export: used as it is.
+                if let Some(hit) = cache.and_then(|c| c.layer(&sha256)) {
+                    // Compressed by an earlier export: used as it is, and its spilled copy goes
+                    // at once (an unchanged parent streams hundreds of MB that are not needed).
+                    std::fs::remove_file(&path)?;
                     if compressing.insert(sha256.clone()) {
                         let layer = Layer {
                             digest: hit.digest,
@@ -359,19 +416,22 @@ fn read_save(reader: impl Read, scratch: &Path, cache: Option<&BlobCache>) -> io
                         };
                         let _ = done_tx.send((sha256.clone(), Ok((layer, hit.path))));
                     }
-                } else if compressing.insert(sha256.clone()) {
-                    let target = scratch.join(format!("layer-{n}.gz"));
-                    let stored = Stored::Disk {
-                        path: path.clone(),
-                        sha256: sha256.clone(),
-                    };
-                    let (done_tx, key) = (done_tx.clone(), sha256.clone());
-                    rayon::spawn(move || {
-                        let result = compress(&stored, &target).map(|layer| (layer, target));
-                        let _ = done_tx.send((key, result));
-                    });
+                    files.insert(name, Stored::Cached { sha256 });
+                } else {
+                    if compressing.insert(sha256.clone()) {
+                        let target = scratch.join(format!("layer-{n}.gz"));
+                        let stored = Stored::Disk {
+                            path: path.clone(),
+                            sha256: sha256.clone(),
+                        };
+                        let (done_tx, key) = (done_tx.clone(), sha256.clone());
+                        rayon::spawn(move || {
+                            let result = compress(&stored, &target).map(|layer| (layer, target));
+                            let _ = done_tx.send((key, result));
+                        });
+                    }
+                    files.insert(name, Stored::Disk { path, sha256 });
                 }
-                files.insert(name, Stored::Disk { path, sha256 });
             }
         }
         Ok(())
@@ -397,15 +457,9 @@ fn read_save(reader: impl Read, scratch: &Path, cache: Option<&BlobCache>) -> io
     // Drain what follows the archive, so the engine is never left writing to a closed pipe.
     io::copy(&mut archive.into_inner(), &mut io::sink())?;
     for (name, target) in links {
-        let stored = match files.get(&target) {
-            Some(Stored::Memory(bytes)) => Stored::Memory(bytes.clone()),
-            Some(Stored::Disk { path, sha256 }) => Stored::Disk {
-                path: path.clone(),
-                sha256: sha256.clone(),
-            },
-            None => continue,
-        };
-        files.insert(name, stored);
+        if let Some(stored) = files.get(&target).cloned() {
+            files.insert(name, stored);
+        }
     }
     let manifest = manifest
         .ok_or_else(|| io::Error::other("the engine's image archive has no manifest.json"))?;
@@ -668,6 +722,9 @@ fn write_export(
         bytes: written,
         blobs: blobs.len(),
         manifests,
+        from_cache: 0,
+        from_registry: 0,
+        saved: 0,
     })
 }
 
@@ -700,22 +757,12 @@ fn write_tar_gz(file: &File, entries: &BTreeMap<String, Blob>) -> io::Result<u64
             prefix.push_str(part);
             prefix.push('/');
             if dirs_done.insert(prefix.clone()) {
-                let mut header = tar::Header::new_gnu();
-                header.set_entry_type(tar::EntryType::Directory);
-                header.set_mode(0o755);
-                header.set_mtime(0);
-                header.set_uid(0);
-                header.set_gid(0);
+                let mut header = fixed_header(tar::EntryType::Directory, 0o755);
                 header.set_size(0);
                 builder.append_data(&mut header, &prefix, io::empty())?;
             }
         }
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_mode(0o644);
-        header.set_mtime(0);
-        header.set_uid(0);
-        header.set_gid(0);
+        let mut header = fixed_header(tar::EntryType::Regular, 0o644);
         match blob {
             Blob::Bytes(bytes) => {
                 header.set_size(bytes.len() as u64);
@@ -734,6 +781,17 @@ fn write_tar_gz(file: &File, entries: &BTreeMap<String, Blob>) -> io::Result<u64
     counter.flush()?;
     counter.inner.get_ref().sync_all()?;
     Ok(counter.count)
+}
+
+/// A header with what every entry of the export shares: mtime 0, owner 0.
+fn fixed_header(entry_type: tar::EntryType, mode: u32) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(entry_type);
+    header.set_mode(mode);
+    header.set_mtime(0);
+    header.set_uid(0);
+    header.set_gid(0);
+    header
 }
 
 /// Gzips a layer (unless it already is) into `target`, returning its digest and size.
@@ -788,7 +846,7 @@ fn read_full(source: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 /// A layer's identity: the sha256 of its saved bytes.
 fn content_key(saved: &Saved, path: &str) -> Result<String, ExportError> {
     match saved.files.get(path) {
-        Some(Stored::Disk { sha256, .. }) => Ok(sha256.clone()),
+        Some(Stored::Disk { sha256, .. } | Stored::Cached { sha256 }) => Ok(sha256.clone()),
         Some(Stored::Memory(bytes)) => Ok(hex::encode(Sha256::digest(bytes))),
         None => Err(ExportError::MissingLayer {
             path: path.to_string(),
@@ -980,37 +1038,149 @@ mod tests {
         format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
     }
 
-    /// base, and keystone on top of it (sharing base's layer), in a fake engine.
+    /// base, and keystone on top of it (sharing base's layer), in a fake engine, named as in a
+    /// registry that is not on loopback (so never read).
     fn two_images() -> (FakeEngine, Vec<ExportImage>) {
+        two_images_at("registry.test")
+    }
+
+    /// [`two_images`], named as in the registry at `registry`.
+    fn two_images_at(registry: &str) -> (FakeEngine, Vec<ExportImage>) {
         let engine = FakeEngine::new();
         let base = layer("etc/os-release", b"trixie");
-        engine.add_image(
-            "127.0.0.1:4000/kolla/base:1",
-            BTreeMap::new(),
-            vec![base.clone()],
-        );
-        engine.add_image(
-            "127.0.0.1:4000/kolla/keystone:1",
-            BTreeMap::from([("name".to_string(), "keystone".to_string())]),
-            vec![base, layer("usr/bin/keystone", b"#!")],
-        );
         let image = |name: &str| ExportImage {
-            reference: format!("127.0.0.1:4000/kolla/{name}:1"),
+            reference: format!("{registry}/kolla/{name}:1"),
             repository: format!("kolla/{name}"),
             tag: "1".into(),
         };
-        (engine, vec![image("base"), image("keystone")])
+        let images = vec![image("base"), image("keystone")];
+        engine.add_image(&images[0].reference, BTreeMap::new(), vec![base.clone()]);
+        engine.add_image(
+            &images[1].reference,
+            BTreeMap::from([("name".to_string(), "keystone".to_string())]),
+            vec![base, layer("usr/bin/keystone", b"#!")],
+        );
+        (engine, images)
+    }
+
+    /// [`two_images`] exported in `format` to a folder the export creates.
+    struct TwoExported {
+        engine: FakeEngine,
+        images: Vec<ExportImage>,
+        report: ExportReport,
+        bytes: Vec<u8>,
+        files: BTreeMap<String, Vec<u8>>,
+    }
+
+    async fn export_two_images(format: ExportFormat) -> TwoExported {
+        let (engine, images) = two_images();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out/images.tar.gz");
+        let report = export(&engine, &images, &path, format).await.unwrap();
+        TwoExported {
+            bytes: std::fs::read(&path).unwrap(),
+            files: unpack(&path),
+            engine,
+            images,
+            report,
+        }
+    }
+
+    /// `images` exported as a registry tarball `dir/name` (through `cache` when given): its bytes.
+    async fn exported(
+        engine: &FakeEngine,
+        images: &[ExportImage],
+        dir: &Path,
+        name: &str,
+        cache: Option<&BlobCache>,
+    ) -> Vec<u8> {
+        exported_from(engine, images, dir, name, cache).await.0
+    }
+
+    /// [`exported`], with how many images came from the cache, the registry and the engine.
+    async fn exported_from(
+        engine: &FakeEngine,
+        images: &[ExportImage],
+        dir: &Path,
+        name: &str,
+        cache: Option<&BlobCache>,
+    ) -> (Vec<u8>, [usize; 3]) {
+        let path = dir.join(name);
+        let report = export_cached(engine, images, &path, ExportFormat::Registry, cache)
+            .await
+            .unwrap();
+        let from = [report.from_cache, report.from_registry, report.saved];
+        (std::fs::read(path).unwrap(), from)
+    }
+
+    /// keystone ([`two_images`]) rebuilt with another top layer on the same base.
+    fn change_keystone(engine: &FakeEngine, images: &[ExportImage]) {
+        let keystone = engine.image(&images[1].reference).unwrap();
+        engine.add_image(
+            &images[1].reference,
+            keystone.labels,
+            vec![
+                keystone.layers[0].clone(),
+                layer("usr/bin/keystone", b"#!changed"),
+            ],
+        );
+    }
+
+    /// keystone relabelled: the same layers, another config (another image ID).
+    fn relabel_keystone(engine: &FakeEngine, images: &[ExportImage]) {
+        let keystone = engine.image(&images[1].reference).unwrap();
+        engine.add_image(
+            &images[1].reference,
+            BTreeMap::from([("name".to_string(), "keystone-2".to_string())]),
+            keystone.layers,
+        );
+    }
+
+    /// `images` ([`two_images`]) exported again through `cache`, where base must come from the
+    /// cache and keystone, alone, from the engine's save: the tarball's bytes.
+    async fn export_saving_keystone_alone(
+        engine: &FakeEngine,
+        images: &[ExportImage],
+        dir: &Path,
+        cache: &BlobCache,
+    ) -> Vec<u8> {
+        let (bytes, from) = exported_from(engine, images, dir, "inc.tar.gz", Some(cache)).await;
+        assert_eq!(from, [1, 0, 1], "base from the cache, keystone saved");
+        assert_eq!(
+            engine.calls().last(),
+            Some(&format!("save {}", images[1].reference)),
+            "keystone alone read from the engine"
+        );
+        bytes
+    }
+
+    /// A scratch folder with an empty export cache in it (`cache/`).
+    fn with_cache() -> (tempfile::TempDir, BlobCache) {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::open(&dir.path().join("cache")).unwrap();
+        (dir, cache)
+    }
+
+    /// How many compressed layers the cache under `dir` holds.
+    fn cached_layers(dir: &Path) -> usize {
+        let layers = dir
+            .join("export/layers")
+            .join(crate::publish::blob_cache::COMPRESSION);
+        std::fs::read_dir(layers)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension() == Some("gz".as_ref()))
+            .count()
     }
 
     #[tokio::test]
     async fn the_registry_tarball_holds_each_blob_once_and_links_every_repository() {
-        let (engine, images) = two_images();
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("out/registry.tar.gz");
-        let report = export(&engine, &images, &path, ExportFormat::Registry)
-            .await
-            .unwrap();
-        let files = unpack(&path);
+        let TwoExported {
+            engine,
+            images,
+            report,
+            bytes,
+            files,
+        } = export_two_images(ExportFormat::Registry).await;
         // Two layers (one shared), two configs, two manifests.
         assert_eq!(report.blobs, 6);
         let blob = |digest: &str| {
@@ -1085,29 +1255,25 @@ mod tests {
         assert_eq!(layer_digests[0], layer_digests[1], "the shared layer");
         assert_eq!(
             engine.calls(),
-            ["save 127.0.0.1:4000/kolla/base:1 127.0.0.1:4000/kolla/keystone:1"]
+            ["save registry.test/kolla/base:1 registry.test/kolla/keystone:1"]
         );
 
-        let again = dir.path().join("again.tar.gz");
-        export(&engine, &images, &again, ExportFormat::Registry)
-            .await
-            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
         assert_eq!(
-            std::fs::read(&path).unwrap(),
-            std::fs::read(&again).unwrap(),
+            bytes,
+            exported(&engine, &images, dir.path(), "again.tar.gz", None).await,
             "the same images give the same bytes"
         );
     }
 
     #[tokio::test]
     async fn the_oci_layout_indexes_every_image_by_name() {
-        let (engine, images) = two_images();
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("oci.tar.gz");
-        let report = export(&engine, &images, &path, ExportFormat::Oci)
-            .await
-            .unwrap();
-        let files = unpack(&path);
+        let TwoExported {
+            images,
+            report,
+            files,
+            ..
+        } = export_two_images(ExportFormat::Oci).await;
         assert!(files.contains_key("oci-layout"));
         let index: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
         let names: Vec<(&str, &str)> = index["manifests"]
@@ -1171,47 +1337,338 @@ mod tests {
     #[tokio::test]
     async fn a_cached_export_reads_nothing_again_and_writes_the_same_bytes() {
         let (engine, images) = two_images();
-        let dir = tempfile::tempdir().unwrap();
-        let cache = BlobCache::open(&dir.path().join("cache")).unwrap();
-        let full = dir.path().join("full.tar.gz");
-        export(&engine, &images, &full, ExportFormat::Registry)
-            .await
-            .unwrap();
-        let first = dir.path().join("first.tar.gz");
-        export_cached(
-            &engine,
-            &images,
-            &first,
-            ExportFormat::Registry,
-            Some(&cache),
-        )
-        .await
-        .unwrap();
-        let cached = dir.path().join("cached.tar.gz");
-        export_cached(
-            &engine,
-            &images,
-            &cached,
-            ExportFormat::Registry,
-            Some(&cache),
-        )
-        .await
-        .unwrap();
-        let save = "save 127.0.0.1:4000/kolla/base:1 127.0.0.1:4000/kolla/keystone:1";
+        let (dir, cache) = with_cache();
+        let full = exported(&engine, &images, dir.path(), "full.tar.gz", None).await;
+        let first = exported(&engine, &images, dir.path(), "first.tar.gz", Some(&cache)).await;
+        let (cached, from) =
+            exported_from(&engine, &images, dir.path(), "cached.tar.gz", Some(&cache)).await;
+        assert_eq!(from, [2, 0, 0], "both images from the cache");
+        let save = "save registry.test/kolla/base:1 registry.test/kolla/keystone:1";
         assert_eq!(
             engine.calls(),
             [save, save],
             "the third export came from the cache"
         );
-        let bytes = std::fs::read(&full).unwrap();
-        assert_eq!(bytes, std::fs::read(&first).unwrap());
-        assert_eq!(bytes, std::fs::read(&cached).unwrap());
+        assert_eq!(full, first);
+        assert_eq!(full, cached);
+    }
+
+    #[tokio::test]
+    async fn after_one_image_changed_only_it_is_saved_and_the_bytes_equal_a_full_export() {
+        let (engine, images) = two_images();
+        let (dir, cache) = with_cache();
+        let first = exported(&engine, &images, dir.path(), "first.tar.gz", Some(&cache)).await;
+        assert_eq!(cached_layers(&dir.path().join("cache")), 2);
+        change_keystone(&engine, &images);
+        let incremental = export_saving_keystone_alone(&engine, &images, dir.path(), &cache).await;
+        assert_eq!(
+            cached_layers(&dir.path().join("cache")),
+            3,
+            "keystone's new layer, and only it, was compressed"
+        );
+        let full = exported(&engine, &images, dir.path(), "full.tar.gz", None).await;
+        assert_eq!(incremental, full, "byte-identical to a full export");
+        assert_ne!(incremental, first, "the change is in the export");
+    }
+
+    #[tokio::test]
+    async fn an_image_with_every_layer_cached_but_a_new_config_is_saved() {
+        let (engine, images) = two_images();
+        let (dir, cache) = with_cache();
+        exported(&engine, &images, dir.path(), "first.tar.gz", Some(&cache)).await;
+        relabel_keystone(&engine, &images);
+        let incremental = export_saving_keystone_alone(&engine, &images, dir.path(), &cache).await;
+        assert_eq!(cached_layers(&dir.path().join("cache")), 2);
+        let full = exported(&engine, &images, dir.path(), "full.tar.gz", None).await;
+        assert_eq!(incremental, full);
+    }
+
+    #[tokio::test]
+    async fn a_cached_layer_streamed_again_is_hashed_and_not_kept() {
+        let engine = FakeEngine::new();
+        // Above the size that is spilled to disk.
+        let big = layer("usr/lib/big", &vec![7; 2 << 20]);
+        engine.add_image("x:1", BTreeMap::new(), vec![big.clone()]);
+        let (dir, cache) = with_cache();
+        let image = ExportImage {
+            reference: "x:1".into(),
+            repository: "x".into(),
+            tag: "1".into(),
+        };
+        exported(&engine, &[image], dir.path(), "first.tar.gz", Some(&cache)).await;
+        let archive: Vec<u8> = engine
+            .save(&["x:1".to_string()])
+            .map(|chunk| chunk.unwrap().to_vec())
+            .concat()
+            .await;
+        let scratch = tempfile::tempdir().unwrap();
+        let saved = read_save(archive.as_slice(), scratch.path(), Some(&cache)).unwrap();
+        let key = hex::encode(Sha256::digest(&big));
+        let name = format!("blobs/sha256/{key}");
+        assert!(
+            matches!(&saved.files[&name], Stored::Cached { sha256 } if *sha256 == key),
+            "the cached layer is known by its digest only"
+        );
+        assert_eq!(
+            saved.compressed[&key].1,
+            cache.layer(&key).unwrap().path,
+            "its compressed blob is the cache's"
+        );
+        let left: Vec<_> = std::fs::read_dir(scratch.path()).unwrap().collect();
+        assert!(left.is_empty(), "nothing spilled stays: {left:?}");
+    }
+
+    /// A registry on loopback serving fixed bodies by path over HTTP/1.1, until dropped; it
+    /// records the paths asked for.
+    struct TestRegistry {
+        addr: std::net::SocketAddr,
+        bodies: std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<u8>>>>,
+        asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl TestRegistry {
+        fn serve() -> TestRegistry {
+            use std::io::BufRead;
+            use std::sync::atomic::Ordering;
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let bodies: std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<u8>>>> =
+                std::sync::Arc::default();
+            let (log, done, served) = (asked.clone(), stop.clone(), bodies.clone());
+            let thread = std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if done.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(mut stream) = stream else { continue };
+                    let mut reader = io::BufReader::new(stream.try_clone().unwrap());
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                    while reader.read_line(&mut line).unwrap() > 0 && !line.ends_with("\r\n\r\n") {
+                        if line.trim().is_empty() {
+                            break;
+                        }
+                        line.clear();
+                    }
+                    log.lock().unwrap().push(path.clone());
+                    let body = served.lock().unwrap().get(&path).cloned();
+                    let _ = match body {
+                        Some(body) => stream
+                            .write_all(
+                                format!(
+                                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                                    body.len()
+                                )
+                                .as_bytes(),
+                            )
+                            .and_then(|()| stream.write_all(&body)),
+                        None => {
+                            stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                        }
+                    };
+                }
+            });
+            TestRegistry {
+                addr,
+                bodies,
+                asked,
+                stop,
+                thread: Some(thread),
+            }
+        }
+
+        /// Serves the images as a `docker push` leaves them: layers gzipped by another compressor.
+        fn hold(&self, engine: &FakeEngine, images: &[ExportImage]) {
+            let mut bodies = BTreeMap::new();
+            for image in images {
+                let fake = engine.image(&image.reference).unwrap();
+                let repo = format!("/v2/{}", image.repository);
+                let mut layers = Vec::new();
+                for raw in &fake.layers {
+                    let mut gz =
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                    gz.write_all(raw).unwrap();
+                    let gz = gz.finish().unwrap();
+                    let digest = sha256(&gz);
+                    layers.push(serde_json::json!({"mediaType": LAYER_GZIP, "size": gz.len(), "digest": digest}));
+                    bodies.insert(format!("{repo}/blobs/{digest}"), gz);
+                }
+                bodies.insert(format!("{repo}/blobs/{}", fake.id), fake.config.to_vec());
+                let manifest = serde_json::json!({
+                    "schemaVersion": 2,
+                    "mediaType": MANIFEST_V2,
+                    "config": {"mediaType": CONFIG_V1, "size": fake.config.len(), "digest": fake.id},
+                    "layers": layers,
+                });
+                bodies.insert(
+                    format!("{repo}/manifests/{}", image.tag),
+                    serde_json::to_vec(&manifest).unwrap(),
+                );
+            }
+            *self.bodies.lock().unwrap() = bodies;
+        }
+
+        /// Serves what was at `from` at `to` instead.
+        fn rename(&self, from: &str, to: &str) {
+            let mut bodies = self.bodies.lock().unwrap();
+            let body = bodies.remove(from).unwrap();
+            bodies.insert(to.to_string(), body);
+        }
+
+        fn asked(&self) -> Vec<String> {
+            self.asked.lock().unwrap().clone()
+        }
+    }
+
+    impl Drop for TestRegistry {
+        fn drop(&mut self) {
+            self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            let _ = std::net::TcpStream::connect(self.addr);
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    /// Two images exported once through `cache`, then keystone rebuilt with a new top layer.
+    async fn keystone_changed_after_an_export(
+        registry: &str,
+        dir: &Path,
+        cache: &BlobCache,
+    ) -> (FakeEngine, Vec<ExportImage>) {
+        let (engine, images) = two_images_at(registry);
+        exported(&engine, &images, dir, "first.tar.gz", Some(cache)).await;
+        change_keystone(&engine, &images);
+        (engine, images)
+    }
+
+    #[tokio::test]
+    async fn a_changed_image_pushed_to_a_loopback_registry_is_read_from_it_new_layers_only() {
+        let (dir, cache) = with_cache();
+        let registry = TestRegistry::serve();
+        let host = registry.addr.to_string();
+        let (engine, images) = keystone_changed_after_an_export(&host, dir.path(), &cache).await;
+        registry.hold(&engine, &images);
+        let saves_before = engine.calls().len();
+        let (incremental, from) =
+            exported_from(&engine, &images, dir.path(), "inc.tar.gz", Some(&cache)).await;
+        assert_eq!(
+            from,
+            [1, 1, 0],
+            "base from the cache, keystone from the registry"
+        );
+        assert_eq!(
+            engine.calls().len(),
+            saves_before,
+            "nothing was read from the engine: {:?}",
+            engine.calls()
+        );
+        let keystone = engine.image(&images[1].reference).unwrap();
+        let blobs: Vec<String> = registry
+            .asked()
+            .into_iter()
+            .filter(|p| p.contains("/blobs/"))
+            .collect();
+        assert_eq!(
+            blobs.len(),
+            2,
+            "keystone's config and its new layer only: {blobs:?}"
+        );
+        assert!(blobs.iter().any(|b| b.ends_with(&keystone.id)), "{blobs:?}");
+        assert_eq!(cached_layers(&dir.path().join("cache")), 3);
+        let full = exported(&engine, &images, dir.path(), "full.tar.gz", None).await;
+        assert_eq!(incremental, full, "byte-identical to a full export");
+    }
+
+    #[tokio::test]
+    async fn several_images_read_from_the_registry_in_one_export_keep_their_own_layers() {
+        let (dir, cache) = with_cache();
+        let registry = TestRegistry::serve();
+        let host = registry.addr.to_string();
+        let (engine, mut images) = two_images_at(&host);
+        let base = engine.image(&images[0].reference).unwrap().layers[0].clone();
+        images.push(ExportImage {
+            reference: format!("{host}/kolla/nova:1"),
+            repository: "kolla/nova".into(),
+            tag: "1".into(),
+        });
+        let top = |image: &ExportImage, content: &[u8]| {
+            engine.add_image(
+                &image.reference,
+                BTreeMap::new(),
+                vec![base.clone(), layer("top", content)],
+            );
+        };
+        top(&images[2], b"nova");
+        exported(&engine, &images, dir.path(), "first.tar.gz", Some(&cache)).await;
+        // Both rebuilt: their new layers are at the same place in their chains.
+        top(&images[1], b"keystone, changed");
+        top(&images[2], b"nova, changed");
+        registry.hold(&engine, &images);
+        let (incremental, from) =
+            exported_from(&engine, &images, dir.path(), "inc.tar.gz", Some(&cache)).await;
+        assert_eq!(from, [1, 2, 0]);
+        let full = exported(&engine, &images, dir.path(), "full.tar.gz", None).await;
+        assert_eq!(incremental, full);
+        let (again, from) =
+            exported_from(&engine, &images, dir.path(), "again.tar.gz", Some(&cache)).await;
+        assert_eq!(from, [3, 0, 0]);
+        assert_eq!(again, full, "the cache holds each layer as it was");
+    }
+
+    #[tokio::test]
+    async fn an_image_staged_by_an_atomic_push_is_read_from_its_staging_tag() {
+        let (dir, cache) = with_cache();
+        let registry = TestRegistry::serve();
+        let host = registry.addr.to_string();
+        let (engine, images) = keystone_changed_after_an_export(&host, dir.path(), &cache).await;
+        registry.hold(&engine, &images);
+        registry.rename(
+            "/v2/kolla/keystone/manifests/1",
+            "/v2/kolla/keystone/manifests/1.kolla-staging",
+        );
+        let saves_before = engine.calls().len();
+        let (incremental, from) =
+            exported_from(&engine, &images, dir.path(), "inc.tar.gz", Some(&cache)).await;
+        assert_eq!(
+            from,
+            [1, 1, 0],
+            "base from the cache, keystone from the registry"
+        );
+        assert_eq!(engine.calls().len(), saves_before, "{:?}", engine.calls());
+        let full = exported(&engine, &images, dir.path(), "full.tar.gz", None).await;
+        assert_eq!(incremental, full);
+    }
+
+    #[tokio::test]
+    async fn a_registry_holding_another_image_under_the_tag_is_not_used() {
+        let (dir, cache) = with_cache();
+        let registry = TestRegistry::serve();
+        let host = registry.addr.to_string();
+        let (engine, images) = two_images_at(&host);
+        registry.hold(&engine, &images);
+        exported(&engine, &images, dir.path(), "first.tar.gz", Some(&cache)).await;
+        assert_eq!(
+            engine.calls(),
+            [format!("save {host}/kolla/base:1 {host}/kolla/keystone:1")],
+            "with nothing cached, the engine's save (parallel compression) is used"
+        );
+        // The registry still holds keystone as it was before this.
+        relabel_keystone(&engine, &images);
+        let incremental = export_saving_keystone_alone(&engine, &images, dir.path(), &cache).await;
+        let full = exported(&engine, &images, dir.path(), "full.tar.gz", None).await;
+        assert_eq!(incremental, full);
     }
 
     #[tokio::test]
     async fn an_image_missing_from_the_engine_is_named() {
         let (engine, mut images) = two_images();
-        images[1].reference = "127.0.0.1:4000/kolla/nova:1".into();
+        images[1].reference = "registry.test/kolla/nova:1".into();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("registry.tar.gz");
         let err = export(&engine, &images, &path, ExportFormat::Registry)
@@ -1220,7 +1677,7 @@ mod tests {
             .to_string();
         assert!(
             err.starts_with("reading the images from the engine: ")
-                && err.contains("127.0.0.1:4000/kolla/nova:1"),
+                && err.contains("registry.test/kolla/nova:1"),
             "{err}"
         );
         assert!(!path.exists());

@@ -122,4 +122,9 @@ pub struct ExportReport {
     pub blobs: usize,
     /// Manifest digest per exported reference.
     pub manifests: std::collections::BTreeMap<String, String>,
+    /// How many images came whole from the export cache, from the loopback registry they were
+    /// pushed to (new layers only), and from the engine's save.
+    pub from_cache: usize,
+    pub from_registry: usize,
+    pub saved: usize,
 }

@@ -56,6 +56,10 @@ pub struct ExportSummary {
     pub missing: Vec<String>,
     pub bytes: u64,
     pub blobs: usize,
+    /// Where the images were read from: the export cache, a loopback registry, the engine.
+    pub from_cache: usize,
+    pub from_registry: usize,
+    pub saved: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -269,6 +273,9 @@ impl Summary {
                     missing,
                     bytes: report.bytes,
                     blobs: report.blobs,
+                    from_cache: report.from_cache,
+                    from_registry: report.from_registry,
+                    saved: report.saved,
                     error: None,
                 })
             }
@@ -279,6 +286,9 @@ impl Summary {
                     missing,
                     bytes: 0,
                     blobs: 0,
+                    from_cache: 0,
+                    from_registry: 0,
+                    saved: 0,
                     error: Some(e.to_string()),
                 });
             }
