@@ -1161,6 +1161,14 @@ mod tests {
         (dir, cache)
     }
 
+    /// A cache, and a test registry on loopback with its `host:port`.
+    fn with_cache_and_registry() -> (tempfile::TempDir, BlobCache, TestRegistry, String) {
+        let (dir, cache) = with_cache();
+        let registry = TestRegistry::serve();
+        let host = registry.addr.to_string();
+        (dir, cache, registry, host)
+    }
+
     /// How many compressed layers the cache under `dir` holds.
     fn cached_layers(dir: &Path) -> usize {
         let layers = dir
@@ -1547,13 +1555,19 @@ mod tests {
         (engine, images)
     }
 
-    #[tokio::test]
-    async fn a_changed_image_pushed_to_a_loopback_registry_is_read_from_it_new_layers_only() {
-        let (dir, cache) = with_cache();
-        let registry = TestRegistry::serve();
-        let host = registry.addr.to_string();
+    /// keystone changed after an export and was pushed (`staged`: under the atomic mode's
+    /// staging tag only): the next export reads its config and new layer from the registry,
+    /// nothing from the engine, and equals a full export.
+    async fn assert_keystone_read_from_the_registry(staged: bool) {
+        let (dir, cache, registry, host) = with_cache_and_registry();
         let (engine, images) = keystone_changed_after_an_export(&host, dir.path(), &cache).await;
         registry.hold(&engine, &images);
+        if staged {
+            registry.rename(
+                "/v2/kolla/keystone/manifests/1",
+                "/v2/kolla/keystone/manifests/1.kolla-staging",
+            );
+        }
         let saves_before = engine.calls().len();
         let (incremental, from) =
             exported_from(&engine, &images, dir.path(), "inc.tar.gz", Some(&cache)).await;
@@ -1586,10 +1600,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_changed_image_pushed_to_a_loopback_registry_is_read_from_it_new_layers_only() {
+        assert_keystone_read_from_the_registry(false).await;
+    }
+
+    #[tokio::test]
+    async fn an_image_staged_by_an_atomic_push_is_read_from_its_staging_tag() {
+        assert_keystone_read_from_the_registry(true).await;
+    }
+
+    #[tokio::test]
     async fn several_images_read_from_the_registry_in_one_export_keep_their_own_layers() {
-        let (dir, cache) = with_cache();
-        let registry = TestRegistry::serve();
-        let host = registry.addr.to_string();
+        let (dir, cache, registry, host) = with_cache_and_registry();
         let (engine, mut images) = two_images_at(&host);
         let base = engine.image(&images[0].reference).unwrap().layers[0].clone();
         images.push(ExportImage {
@@ -1622,34 +1644,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_image_staged_by_an_atomic_push_is_read_from_its_staging_tag() {
-        let (dir, cache) = with_cache();
-        let registry = TestRegistry::serve();
-        let host = registry.addr.to_string();
-        let (engine, images) = keystone_changed_after_an_export(&host, dir.path(), &cache).await;
-        registry.hold(&engine, &images);
-        registry.rename(
-            "/v2/kolla/keystone/manifests/1",
-            "/v2/kolla/keystone/manifests/1.kolla-staging",
-        );
-        let saves_before = engine.calls().len();
-        let (incremental, from) =
-            exported_from(&engine, &images, dir.path(), "inc.tar.gz", Some(&cache)).await;
-        assert_eq!(
-            from,
-            [1, 1, 0],
-            "base from the cache, keystone from the registry"
-        );
-        assert_eq!(engine.calls().len(), saves_before, "{:?}", engine.calls());
-        let full = exported(&engine, &images, dir.path(), "full.tar.gz", None).await;
-        assert_eq!(incremental, full);
-    }
-
-    #[tokio::test]
     async fn a_registry_holding_another_image_under_the_tag_is_not_used() {
-        let (dir, cache) = with_cache();
-        let registry = TestRegistry::serve();
-        let host = registry.addr.to_string();
+        let (dir, cache, registry, host) = with_cache_and_registry();
         let (engine, images) = two_images_at(&host);
         registry.hold(&engine, &images);
         exported(&engine, &images, dir.path(), "first.tar.gz", Some(&cache)).await;
