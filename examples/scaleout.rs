@@ -144,6 +144,20 @@ fn tasks(images: &[Image]) -> Vec<Task> {
         .collect()
 }
 
+/// A tighter lower bound than the when every image descends from one root (kolla's
+/// `base`): nothing else can run while the root builds, and each of the other N - 1 engines
+/// pulls at least one parent before its first build, so
+/// makespan >= root + (work - root + (N - 1) * pull) / N. None when there are several roots.
+fn root_floor(images: &[Image], engines: u64, pull: u64) -> Option<u64> {
+    let mut roots = images.iter().filter(|i| i.parent.is_none());
+    let root = roots.next()?.seconds;
+    if roots.next().is_some() {
+        return None;
+    }
+    let total: u64 = images.iter().map(|i| i.seconds).sum();
+    Some(root + (total - root + (engines - 1) * pull).div_ceil(engines))
+}
+
 fn critical_path(images: &[Image]) -> u64 {
     let mut finish = vec![0u64; images.len()];
     for (i, image) in images.iter().enumerate() {
@@ -229,18 +243,24 @@ async fn main() {
         critical,
         pull.as_secs()
     );
-    println!("| engines | makespan (s) | bound (s) | ratio | pulls |");
-    println!("| ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| engines | makespan (s) | bound (s) | ratio | floor (s) | bound/floor | makespan/floor | pulls |"
+    );
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut worst: f64 = 0.0;
     for n in [1usize, 2, 4, 8, 16] {
         let (makespan, pulls) = simulate(&images, n, pull).await;
+        let makespan = makespan.as_secs_f64();
         let bound = critical.max(total.div_ceil(n as u64));
-        let ratio = makespan.as_secs_f64() / bound as f64;
+        let ratio = makespan / bound as f64;
         worst = worst.max(ratio);
+        // The floor no schedule can beat (see root_floor), beside the bound.
+        let floor = root_floor(&images, n as u64, pull.as_secs()).map_or(bound, |f| f.max(bound));
         println!(
-            "| {n} | {:.0} | {bound} | {ratio:.3} | {pulls} |",
-            makespan.as_secs_f64()
+            "| {n} | {makespan:.0} | {bound} | {ratio:.3} | {floor} | {:.3} | {:.3} | {pulls} |",
+            floor as f64 / bound as f64,
+            makespan / floor as f64,
         );
     }
-    println!("worst ratio {worst:.3} (target ≤ 1.15)");
+    println!("worst ratio to the bound {worst:.3} (target ≤ 1.15)");
 }
