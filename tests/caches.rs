@@ -9,7 +9,9 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::engine::{Namespace, debian_args, engine_lock, kolla_build, names, sha256_of};
+use crate::engine::{
+    Namespace, debian_args, engine_lock, kolla_build, names, sha256_of, small_tree,
+};
 use crate::support::Test;
 
 const APT_CACHE: &str = "apt=http://127.0.0.1:3142";
@@ -21,6 +23,12 @@ const DEVPI_LOG: &str = "/var/log/kolla-build-caches/devpi.log";
 /// The images of the summary's `built` list that were (not) fresh.
 fn built(summary: &Value, fresh: bool) -> BTreeSet<String> {
     names(summary, "built", |e| e["fresh"] == fresh)
+}
+
+/// The engine tests' small tree, with a `base` layer above the 1 MiB mark (compressed while
+/// streaming) and small layers above it (compressed at the end).
+fn big_base_tree() -> Test {
+    small_tree("head -c 3000000 /dev/zero > /big && echo base > /base.txt")
 }
 
 /// The cached compressed layers: file name → inode (a layer compressed again gets a new file).
@@ -50,21 +58,7 @@ fn cached_layers(cache: &Path) -> Vec<(String, u64)> {
 fn an_incremental_export_recompresses_only_new_layers_and_equals_a_full_one() {
     let _lock = engine_lock();
     let ns = Namespace::new("incexport");
-    let test = Test::new();
-    // Layers above and below the 1 MiB mark (compressed while streaming / at the end).
-    test.write(
-        "base/Dockerfile.j2",
-        "FROM {{ base_image }}:{{ base_distro_tag }}\nRUN head -c 3000000 /dev/zero > /big && echo base > /base.txt\n",
-    );
-    test.write(
-        "images/one/Dockerfile.j2",
-        "FROM {{ namespace }}/{{ image_prefix }}base:{{ tag }}\nCOPY one.txt /one.txt\n",
-    );
-    test.write("images/one/one.txt", "one\n");
-    test.write(
-        "images/two/Dockerfile.j2",
-        "FROM {{ namespace }}/{{ image_prefix }}base:{{ tag }}\nRUN echo two > /two.txt\n",
-    );
+    let test = big_base_tree();
     let dir = test.path();
     let run = |cache: &str, out: &str| {
         let args: Vec<String> = [
@@ -350,20 +344,7 @@ fn builds_through_the_package_caches_leave_no_trace_and_a_rebuild_fetches_nothin
 fn an_incremental_export_of_pushed_images_reads_only_the_changed_one_from_the_registry() {
     let _lock = engine_lock();
     let ns = Namespace::new("regexport");
-    let test = Test::new();
-    test.write(
-        "base/Dockerfile.j2",
-        "FROM {{ base_image }}:{{ base_distro_tag }}\nRUN head -c 3000000 /dev/zero > /big && echo base > /base.txt\n",
-    );
-    test.write(
-        "images/one/Dockerfile.j2",
-        "FROM {{ namespace }}/{{ image_prefix }}base:{{ tag }}\nCOPY one.txt /one.txt\n",
-    );
-    test.write("images/one/one.txt", "one\n");
-    test.write(
-        "images/two/Dockerfile.j2",
-        "FROM {{ namespace }}/{{ image_prefix }}base:{{ tag }}\nRUN echo two > /two.txt\n",
-    );
+    let test = big_base_tree();
     let dir = test.path();
     // Every run names the images in the live registry on 127.0.0.1:4000 (scripts/setup-engine.sh).
     let run = |cache: &str, extra: &[&str]| {

@@ -395,10 +395,15 @@ impl Drop for Registry {
 
 /// A tree of three small images sharing `base`, built without network access.
 fn export_tree() -> Test {
+    small_tree("echo base > /base.txt")
+}
+
+/// `base` (running `base_run`) and two images on it, `one` (a COPY) and `two` (a RUN).
+pub(crate) fn small_tree(base_run: &str) -> Test {
     let test = Test::new();
     test.write(
         "base/Dockerfile.j2",
-        "FROM {{ base_image }}:{{ base_distro_tag }}\nRUN echo base > /base.txt\n",
+        &format!("FROM {{{{ base_image }}}}:{{{{ base_distro_tag }}}}\nRUN {base_run}\n"),
     );
     test.write(
         "images/one/Dockerfile.j2",

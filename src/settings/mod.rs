@@ -770,6 +770,15 @@ mod tests {
         assert_eq!(s.naming.tag, DEFAULT_OPENSTACK_RELEASE);
     }
 
+    /// Each engine's URL and threads.
+    fn engine_urls(s: &Settings) -> Vec<(&str, usize)> {
+        s.build
+            .engines
+            .iter()
+            .map(|e| (e.url.as_str(), e.threads))
+            .collect()
+    }
+
     #[test]
     fn one_engine_is_the_default_and_engines_replace_it() {
         let s = merge(&["--engine-url", "tcp://127.0.0.1:2375"], "").unwrap();
@@ -785,12 +794,7 @@ mod tests {
                     [[engine]]\nurl = \"ssh://b\"\n\
                     [[engine]]\nurl = \"ssh://arm\"\narch = \"aarch64\"\n";
         let s = merge(&["--base-arch", "x86_64"], file).unwrap();
-        let urls: Vec<(&str, usize)> = s
-            .build
-            .engines
-            .iter()
-            .map(|e| (e.url.as_str(), e.threads))
-            .collect();
+        let urls = engine_urls(&s);
         assert_eq!(urls, [("unix:///a.sock", 2), ("ssh://b", 3)]);
         assert_eq!(s.build.engine_url, "unix:///a.sock");
         assert!(
@@ -813,12 +817,7 @@ mod tests {
             file,
         )
         .unwrap();
-        let urls: Vec<(&str, usize)> = s
-            .build
-            .engines
-            .iter()
-            .map(|e| (e.url.as_str(), e.threads))
-            .collect();
+        let urls = engine_urls(&s);
         assert_eq!(urls, [("ssh://c", 3), ("unix:///a.sock", 2)]);
     }
 
