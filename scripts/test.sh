@@ -15,16 +15,12 @@ echo "==> engine and registry (scripts/setup-engine.sh)"
 bash scripts/setup-engine.sh
 echo "==> podman service (scripts/setup-podman.sh)"
 bash scripts/setup-podman.sh
-# The tests that use the main engine take turns on one lock (tests/engine.rs, engine_lock); more
-# test threads than cores let the ones that need no lock (the kolla peer renders, podman, the
-# CLI) run beside that chain instead of queueing behind threads that only wait for the lock.
-THREADS="${KOLLA_TEST_THREADS:-8}"
 if [[ "${KOLLA_LONG_TESTS:-0}" == 1 ]]; then
     echo "==> package caches (scripts/setup-caches.sh)"
     bash scripts/setup-caches.sh
     echo "==> cargo test (long tests included)"
-    cargo test --locked -- --include-ignored --test-threads="$THREADS"
+    cargo test --locked -- --include-ignored
 else
     echo "==> cargo test"
-    cargo test --locked -- --test-threads="$THREADS"
+    cargo test --locked --
 fi
