@@ -22,5 +22,5 @@ if [[ "${KOLLA_LONG_TESTS:-0}" == 1 ]]; then
     cargo test --locked -- --include-ignored
 else
     echo "==> cargo test"
-    cargo test --locked --
+    cargo test --locked
 fi
