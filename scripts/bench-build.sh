@@ -48,7 +48,7 @@ if [ "${CACHES:-0}" = 1 ]; then
     KOLLA_PYPI_CACHE_PORT=$PYPI_PORT KOLLA_DEVPI_VENV=${KOLLA_DEVPI_VENV:-/var/lib/kolla-build/caches/devpi-venv} \
     bash scripts/setup-caches.sh
   CACHE_ARGS=(--package-cache "apt=http://127.0.0.1:$APT_PORT" --package-cache "pypi=http://127.0.0.1:$PYPI_PORT/root/pypi/+simple/")
-  rx() { awk -F'[: ]+' 'NR > 2 && $2 != "lo" {s += $3} END {print s}' /proc/net/dev; }
+  rx() { awk -F'[: ]+' 'NR > 2 && $2 != "lo" {s += $3} END {printf "%.0f\n", s}' /proc/net/dev; }
   run() { # NAME ARGS...: one --no-cache build, timed, with its logs' offsets before it
     local name=$1; shift
     stat -c %s "$CLOG/apt-cacher.log" "$CLOG/devpi.log" 2>/dev/null | paste -sd' ' > "$WORK/$name.offsets" || echo "0 0" > "$WORK/$name.offsets"
