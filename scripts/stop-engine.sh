@@ -10,19 +10,16 @@ WAIT="${KOLLA_STOP_WAIT:-30}"
 REGISTRY_PIDFILE="/var/run/kolla-build-registry-${KOLLA_REGISTRY_PORT:-4000}.pid"
 DOCKER_PIDFILE=/var/run/docker.pid
 
-pid_is() {
-    local pid="$1" prog="$2" exe
-    [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-    exe="$(readlink "/proc/$pid/exe" 2>/dev/null || true)"
-    [[ "$(basename "${exe% (deleted)}")" == "$prog" ]]
-}
+SCRIPT=stop-engine
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # stop NAME PIDFILE PROGRAM
 stop() {
     local name="$1" pidfile="$2" prog="$3" pid
     pid="$(cat "$pidfile" 2>/dev/null || true)"
     if ! pid_is "$pid" "$prog"; then
-        printf '%-10s %s\n' "$name:" "not running"
+        status "$name" "not running"
         rm -f "$pidfile"
         return
     fi
@@ -33,13 +30,13 @@ stop() {
     done
     if pid_is "$pid" "$prog"; then
         kill -KILL "$pid"
-        printf '%-10s %s\n' "$name:" "killed (pid $pid did not exit within ${WAIT}s)"
+        status "$name" "killed (pid $pid did not exit within ${WAIT}s)"
     else
-        printf '%-10s %s\n' "$name:" "stopped (pid $pid)"
+        status "$name" "stopped (pid $pid)"
     fi
     rm -f "$pidfile"
 }
 
-[[ "$(id -u)" -eq 0 ]] || { echo "stop-engine: must run as root" >&2; exit 1; }
+need_root "stopping dockerd needs it"
 stop registry "$REGISTRY_PIDFILE" docker-registry
 stop dockerd "$DOCKER_PIDFILE" dockerd
