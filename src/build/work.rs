@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::common::retry::backoff_delay;
+use crate::common::retry::retrying;
 use crate::common::types::PushMode;
 use crate::engine::{BuildRequest, Engine, EngineError};
 use crate::report::event::{Outcome, PushOutcome, Subject};
@@ -174,23 +174,16 @@ async fn with_retries<T, F, Fut>(
     i: usize,
     options: &Options,
     tx: &mpsc::UnboundedSender<Message>,
-    mut attempt: F,
+    attempt: F,
 ) -> (Result<T, EngineError>, u32)
 where
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Result<T, EngineError>>,
 {
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        match attempt(attempts).await {
-            Err(error) if attempts <= options.retries => {
-                let _ = tx.send(Message::Retrying(i, attempts, error.to_string()));
-                tokio::time::sleep(backoff_delay(options.backoff, attempts)).await;
-            }
-            result => return (result, attempts),
-        }
-    }
+    let tell = |n: u32, error: &EngineError| {
+        let _ = tx.send(Message::Retrying(i, n, error.to_string()));
+    };
+    retrying(options.retries, options.backoff, tell, attempt).await
 }
 
 /// `work` cut off after `limit`, failing as `error` says.

@@ -11,6 +11,32 @@ pub fn backoff_delay(base: Duration, attempt: u32) -> Duration {
         .min(MAX_BACKOFF)
 }
 
+/// Runs `attempt` (given its number, from 1) until it succeeds or `retries` retries are spent,
+/// calling `on_retry` with the attempt's number and error before waiting the backoff; returns the
+/// last result and the number of attempts.
+pub async fn retrying<T, E, F, Fut>(
+    retries: u32,
+    backoff: Duration,
+    mut on_retry: impl FnMut(u32, &E),
+    mut attempt: F,
+) -> (Result<T, E>, u32)
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match attempt(attempts).await {
+            Err(error) if attempts <= retries => {
+                on_retry(attempts, &error);
+                tokio::time::sleep(backoff_delay(backoff, attempts)).await;
+            }
+            result => return (result, attempts),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

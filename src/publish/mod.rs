@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use futures_util::StreamExt;
 
-use crate::common::retry::backoff_delay;
+use crate::common::retry::retrying;
 use crate::common::types::PushMode;
 use crate::engine::split_reference;
 use crate::engine::{Engine, EngineError, LogSink};
@@ -110,33 +110,19 @@ where
     let move_one = &move_one;
     futures_util::stream::iter(references.into_iter().map(|(i, reference)| async move {
         let started = Instant::now();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match move_one(reference.clone()).await {
-                Ok(()) => {
-                    return (
-                        i,
-                        PushOutcome::Pushed {
-                            seconds: started.elapsed().as_secs_f64(),
-                            attempts: attempt,
-                        },
-                    );
-                }
-                Err(_) if attempt <= retries => {
-                    tokio::time::sleep(backoff_delay(backoff, attempt)).await;
-                }
-                Err(error) => {
-                    return (
-                        i,
-                        PushOutcome::Failed {
-                            error: format!("moving the tag: {error}"),
-                            attempts: attempt,
-                        },
-                    );
-                }
-            }
-        }
+        let (result, attempts) =
+            retrying(retries, backoff, |_, _| {}, |_| move_one(reference.clone())).await;
+        let outcome = match result {
+            Ok(()) => PushOutcome::Pushed {
+                seconds: started.elapsed().as_secs_f64(),
+                attempts,
+            },
+            Err(error) => PushOutcome::Failed {
+                error: format!("moving the tag: {error}"),
+                attempts,
+            },
+        };
+        (i, outcome)
     }))
     .buffer_unordered(threads.max(1))
     .collect()
