@@ -62,6 +62,15 @@ pub enum Via<'a, E> {
     Registry(&'a registry::Registry),
 }
 
+/// Why a final tag did not move: the engine's push, or the registry's manifest copy, failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TagMoveError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Registry(#[from] registry::RegistryError),
+}
+
 /// Moves the final tags, with the run's retries and at most `threads` at once.
 pub async fn move_tags<E: Engine>(
     via: Via<'_, E>,
@@ -83,12 +92,12 @@ pub async fn move_tags<E: Engine>(
                     engine
                         .push(&reference, log)
                         .await
-                        .map_err(|e| e.to_string())
+                        .map_err(TagMoveError::from)
                 }
                 Via::Registry(registry) => registry
                     .copy_tag(&staging_reference(&reference), &reference)
                     .await
-                    .map_err(|e| e.to_string()),
+                    .map_err(TagMoveError::from),
             }
         },
     )
@@ -105,7 +114,7 @@ async fn move_tags_with<F, Fut>(
 ) -> Vec<(usize, PushOutcome)>
 where
     F: Fn(String) -> Fut,
-    Fut: Future<Output = Result<(), String>>,
+    Fut: Future<Output = Result<(), TagMoveError>>,
 {
     let move_one = &move_one;
     futures_util::stream::iter(references.into_iter().map(|(i, reference)| async move {
