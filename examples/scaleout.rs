@@ -18,6 +18,7 @@ use kolla_build::build::schedule::{Options, Task};
 use kolla_build::engine::BuildRequest;
 use kolla_build::engine::fake::FakeEngine;
 use kolla_build::prepare::context::ContextSpec;
+use kolla_build::prepare::plan::weighted_priorities;
 use kolla_build::report::event::{Event, Notice, Reporter, Subject};
 use tokio::sync::watch;
 
@@ -111,13 +112,13 @@ impl Reporter for Quiet {
 }
 
 fn tasks(images: &[Image]) -> Vec<Task> {
-    // cargo's priority: own cost plus the cost of every transitive dependent.
-    let mut priority: Vec<u64> = images.iter().map(|i| i.seconds).collect();
-    for i in (0..images.len()).rev() {
-        if let Some(p) = images[i].parent {
-            priority[p] += priority[i];
-        }
-    }
+    // The CLI's weighing under --durations-from: own time plus that of every transitive dependent.
+    let deps: Vec<Vec<usize>> = images
+        .iter()
+        .map(|i| i.parent.into_iter().collect())
+        .collect();
+    let seconds: Vec<Option<f64>> = images.iter().map(|i| Some(i.seconds as f64)).collect();
+    let priority = weighted_priorities(&deps, &seconds);
     let reference = |n: &str| format!("sim:4000/k/{n}:1");
     images
         .iter()
@@ -125,7 +126,7 @@ fn tasks(images: &[Image]) -> Vec<Task> {
         .map(|(i, image)| Task {
             name: image.name.clone(),
             deps: image.parent.into_iter().collect(),
-            priority: priority[i] as usize,
+            priority: priority[i],
             request: BuildRequest {
                 image: image.name.clone(),
                 reference: reference(&image.name),

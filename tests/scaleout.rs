@@ -1,4 +1,5 @@
-//! One run over three engines (issue 13): the main dockerd and two private ones started with
+//! One run over three engines (issue 13): the main dockerd (reached over ssh through an sshd on
+//! loopback in the three-engine run) and two private ones (the second over TLS) started with
 //! scripts/private-dockerd.sh (bridges kbscale1 and kbscale2, never the reliability tests'
 //! kbrel11; do not run these beside tests/reliability.rs), with the registry on 127.0.0.1:4000 as
 //! the hand-off. Images are built with `--no-cache` where their placement matters, so that builds
@@ -11,15 +12,16 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::engine::{Namespace, debian_args, engine_lock, kolla_build, names, set};
-use crate::support::{BIN, PrivateEngine};
+use crate::support::{BIN, LoopbackSshd, PrivateEngine};
 
 const REGISTRY: &str = "127.0.0.1:4000";
 const MAIN: &str = "unix:///var/run/docker.sock";
 
-/// The two extra engines, started.
+/// The two extra engines, started; the second one also answers over TLS (--tlsverify) on
+/// 127.0.0.1:23762, with certificates the script makes for it.
 fn extra_engines() -> (PrivateEngine, PrivateEngine) {
     let one = PrivateEngine::new("kbscale1", "172.31.252.1/24");
-    let two = PrivateEngine::new("kbscale2", "172.31.253.1/24");
+    let two = PrivateEngine::new("kbscale2", "172.31.253.1/24").with_tls(23762);
     one.start();
     two.start();
     (one, two)
@@ -52,11 +54,12 @@ fn registry_id(reference: &str) -> String {
     manifest["config"]["digest"].as_str().unwrap().to_string()
 }
 
-/// The ID of the image tagged `reference` in the engine at `url`, if it holds one.
-fn engine_id(url: &str, reference: &str) -> Option<String> {
+/// The ID of the image tagged `reference` in the engine at `host` (for the docker CLI), if it
+/// holds one.
+fn engine_id(host: &str, reference: &str) -> Option<String> {
     let out = Command::new("docker")
         .args([
-            "-H", url, "image", "inspect", "--format", "{{.Id}}", reference,
+            "-H", host, "image", "inspect", "--format", "{{.Id}}", reference,
         ])
         .output()
         .unwrap();
@@ -83,15 +86,18 @@ fn built_on(summary: &Value) -> BTreeMap<String, (String, String)> {
 
 /// Every built image is in the registry as built (same image ID on the engine that built it),
 /// and an engine that built a child of a parent built elsewhere holds that parent as built (it
-/// pulled it). Returns how many such hand-offs there were.
+/// pulled it). Returns how many such hand-offs there were. `sockets` maps an engine's URL in
+/// the summary to the socket the checks read it through, when they differ (a TLS engine).
 fn assert_handed_over(
     built: &BTreeMap<String, (String, String)>,
     parents: &[(&str, &str)],
+    sockets: &BTreeMap<String, String>,
 ) -> usize {
+    let host = |engine: &String| sockets.get(engine).unwrap_or(engine).clone();
     for (name, (reference, engine)) in built {
         assert!(!engine.is_empty(), "{name} names no engine");
         assert_eq!(
-            engine_id(engine, reference),
+            engine_id(&host(engine), reference),
             Some(registry_id(reference)),
             "{name}: the registry holds what {engine} built"
         );
@@ -106,7 +112,7 @@ fn assert_handed_over(
         if child_engine != parent_engine {
             handoffs += 1;
             assert_eq!(
-                engine_id(child_engine, parent_ref),
+                engine_id(&host(child_engine), parent_ref),
                 Some(registry_id(parent_ref)),
                 "{child} on {child_engine} was built on the {parent} from {parent_engine}"
             );
@@ -121,12 +127,29 @@ fn three_engines_build_each_image_once_hand_parents_over_and_are_all_fresh_next_
     let (one, two) = extra_engines();
     let ns = Namespace::new("scale");
     let work = tempfile::tempdir().unwrap();
-    let engines = [MAIN.to_string(), one.url(), two.url()];
-    let args = pool_args(
+    // Each engine through another transport: the main one over ssh (an sshd on loopback, as a
+    // remote build machine), the first extra one on its unix socket, the second over TLS with
+    // its client files named in build.toml.
+    let sshd = LoopbackSshd::start(23822);
+    let ssh_url = sshd.engine_url();
+    let (tls_url, tls_dir) = two.tls().unwrap();
+    let config = work.path().join("engines.toml");
+    let table = format!(
+        "[[engine]]\nurl = \"{tls_url}\"\ntls_dir = \"{}\"\n",
+        tls_dir.display()
+    );
+    std::fs::write(&config, table).unwrap();
+    let sockets = BTreeMap::from([
+        (tls_url.clone(), two.url()),
+        (ssh_url.clone(), MAIN.to_string()),
+    ]);
+    let engines = [ssh_url, one.url(), tls_url];
+    let mut args = pool_args(
         &ns,
         &engines,
         &["^keystone$", "^memcached$", "^mariadb-server$"],
     );
+    args.extend(["--config-file".to_string(), config.display().to_string()]);
     let images = set(&[
         "base",
         "openstack-base",
@@ -148,9 +171,10 @@ fn three_engines_build_each_image_once_hand_parents_over_and_are_all_fresh_next_
     );
     let built = built_on(&cold.summary);
     let used: BTreeSet<&String> = built.values().map(|(_, e)| e).collect();
-    assert!(
-        used.len() >= 2 && used.iter().all(|e| engines.contains(e)),
-        "the work is spread over the engines: {built:?}"
+    assert_eq!(
+        used,
+        engines.iter().collect(),
+        "the work is spread over the three engines (ssh, unix socket, TLS): {built:?}"
     );
     let parents = [
         ("openstack-base", "base"),
@@ -159,7 +183,7 @@ fn three_engines_build_each_image_once_hand_parents_over_and_are_all_fresh_next_
         ("memcached", "base"),
         ("mariadb-server", "base"),
     ];
-    let handoffs = assert_handed_over(&built, &parents);
+    let handoffs = assert_handed_over(&built, &parents, &sockets);
     assert!(
         handoffs > 0,
         "some child was built away from its parent: {built:?}"
@@ -256,7 +280,11 @@ fn an_engine_killed_mid_build_has_its_work_moved_and_the_run_completes() {
         built.values().all(|(_, e)| *e != killed),
         "nothing counts as built on the lost engine: {built:?}"
     );
-    assert_handed_over(&built, &[("memcached", "base"), ("mariadb-server", "base")]);
+    assert_handed_over(
+        &built,
+        &[("memcached", "base"), ("mariadb-server", "base")],
+        &BTreeMap::new(),
+    );
     assert!(
         stderr.contains(&format!("the engine at {killed} stopped answering")),
         "{stderr}"

@@ -170,6 +170,8 @@ pub(crate) struct PrivateEngine {
     dir: tempfile::TempDir,
     bridge: &'static str,
     cidr: &'static str,
+    /// Also listens on tcp://127.0.0.1:PORT with --tlsverify (certificates made by the script).
+    tls_port: Option<u16>,
 }
 
 impl PrivateEngine {
@@ -182,14 +184,23 @@ impl PrivateEngine {
                 .unwrap(),
             bridge,
             cidr,
+            tls_port: None,
         }
+    }
+
+    /// Not started yet; it will also answer over TLS on 127.0.0.1:`port`.
+    pub(crate) fn with_tls(mut self, port: u16) -> PrivateEngine {
+        self.tls_port = Some(port);
+        self
     }
 
     pub(crate) fn script(&self, action: &str) -> Output {
         let mut command = Command::new(format!("{REPO}/scripts/private-dockerd.sh"));
         command.arg(action).arg(self.dir.path());
         match action {
-            "start" => command.args([self.bridge, self.cidr]),
+            "start" => command
+                .args([self.bridge, self.cidr])
+                .args(self.tls_port.map(|p| p.to_string())),
             "stop" => command.arg(self.bridge),
             _ => &mut command,
         };
@@ -209,9 +220,64 @@ impl PrivateEngine {
     pub(crate) fn url(&self) -> String {
         format!("unix://{}/docker.sock", self.dir.path().display())
     }
+
+    /// The TLS address and the client's files (DOCKER_CERT_PATH layout), when started with TLS.
+    pub(crate) fn tls(&self) -> Option<(String, PathBuf)> {
+        let port = self.tls_port?;
+        let client = self.dir.path().join("tls/client");
+        Some((format!("https://127.0.0.1:{port}"), client))
+    }
 }
 
 impl Drop for PrivateEngine {
+    fn drop(&mut self) {
+        let _ = self.script("stop");
+    }
+}
+
+/// An sshd on 127.0.0.1:`port` (scripts/loopback-sshd.sh) that ssh clients reach as
+/// `kolla-build-test-PORT` (a Host entry in /etc/ssh/ssh_config.d/): this machine's engine seen
+/// the way a remote build machine is. Stopped, with its Host entry, when dropped.
+pub(crate) struct LoopbackSshd {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl LoopbackSshd {
+    #[track_caller]
+    pub(crate) fn start(port: u16) -> LoopbackSshd {
+        let sshd = LoopbackSshd {
+            dir: tempfile::Builder::new()
+                .prefix("kb-sshd-")
+                .tempdir_in("/var/tmp")
+                .unwrap(),
+            port,
+        };
+        let out = sshd.script("start");
+        assert!(
+            out.status.success(),
+            "loopback sshd: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        sshd
+    }
+
+    fn script(&self, action: &str) -> Output {
+        Command::new(format!("{REPO}/scripts/loopback-sshd.sh"))
+            .arg(action)
+            .arg(self.dir.path())
+            .arg(self.port.to_string())
+            .output()
+            .unwrap()
+    }
+
+    /// The engine URL of this machine's engine over ssh.
+    pub(crate) fn engine_url(&self) -> String {
+        format!("ssh://kolla-build-test-{}", self.port)
+    }
+}
+
+impl Drop for LoopbackSshd {
     fn drop(&mut self) {
         let _ = self.script("stop");
     }

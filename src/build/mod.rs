@@ -7,6 +7,7 @@ pub mod schedule;
 pub mod work;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -43,6 +44,21 @@ pub fn build(
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(build_async(settings, prepared, progress))
+}
+
+/// The build times of the earlier run `--durations-from` names.
+fn read_durations(path: &Path) -> Result<BTreeMap<String, f64>> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    crate::report::summary::durations_of(&text).map_err(|message| Error::Config {
+        path: path.to_path_buf(),
+        message: format!(
+            "--durations-from takes the JSON summary of an earlier run \
+             (--summary-json-file): {message}"
+        ),
+    })
 }
 
 fn engine_error(e: impl std::fmt::Display) -> Error {
@@ -165,9 +181,15 @@ async fn stages(
         }
         (_, false) => None,
     };
+    let durations = match &settings.build.durations_from {
+        Some(path) => read_durations(path)?,
+        None => BTreeMap::new(),
+    };
     // Every engine answers before any work (the error names the one that does not).
     let connect = futures_util::future::try_join_all(
-        specs.iter().map(|spec| DockerEngine::connect(&spec.url)),
+        specs
+            .iter()
+            .map(|spec| DockerEngine::connect(&spec.url, spec.tls_dir.as_deref())),
     );
     let engines: Vec<Arc<DockerEngine>> = crate::common::signals::or_interrupt(connect)
         .await
@@ -217,12 +239,13 @@ async fn stages(
         }
     }
 
-    let jobs = plan(
+    let mut jobs = plan(
         prepared,
         &settings.build.build_args,
         &prepared.extra_files,
         |external| externals.get(external).cloned(),
     )?;
+    crate::prepare::plan::weigh(&mut jobs, &durations);
     if let Some(signal) = crate::common::signals::interrupted() {
         return Err(interrupted(signal));
     }
@@ -292,6 +315,10 @@ async fn stages(
     let pool_options = PoolOptions {
         pull_estimate: Duration::from_secs(10),
         build_estimate: Duration::from_secs(120),
+        estimates: tasks
+            .iter()
+            .map(|t| durations.get(&t.name).map(|&s| Duration::from_secs_f64(s)))
+            .collect(),
         moves: 2,
         in_registry: in_registry.clone(),
         ..PoolOptions::one(&options)

@@ -163,6 +163,8 @@ pub struct Cli {
     pub timeout: Option<u64>,
     #[arg(long, help_heading = "Build")]
     pub skip_existing: bool,
+    #[arg(long, value_name = "FILE", help_heading = "Build")]
+    pub durations_from: Option<PathBuf>,
 
     #[arg(long, value_name = "DIR", help_heading = "Output")]
     pub logs_dir: Option<PathBuf>,

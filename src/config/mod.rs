@@ -69,6 +69,8 @@ pub struct FileConfig {
     pub export_format: Option<crate::common::types::ExportFormat>,
     pub timeout: Option<u64>,
     pub skip_existing: Option<bool>,
+    /// `--durations-from`: an earlier run's JSON summary, whose build times order this run.
+    pub durations_from: Option<PathBuf>,
     pub logs_dir: Option<PathBuf>,
     pub summary_json_file: Option<PathBuf>,
     pub format: Option<SummaryFormat>,
@@ -99,6 +101,9 @@ pub struct EngineEntry {
     pub threads: Option<usize>,
     /// The engine's architecture (`x86_64`, `aarch64`); left out of a run for another arch.
     pub arch: Option<String>,
+    /// TLS client files for a `tcp://`/`https://` engine started with `--tlsverify`: a directory
+    /// laid out as Docker's `DOCKER_CERT_PATH` (`ca.pem`, `cert.pem`, `key.pem`).
+    pub tls_dir: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -327,11 +332,17 @@ impl FileConfig {
         self.logs_dir.iter_mut().for_each(resolve);
         self.export.iter_mut().for_each(resolve);
         self.summary_json_file.iter_mut().for_each(resolve);
+        self.durations_from.iter_mut().for_each(resolve);
         self.ca_certificates.iter_mut().flatten().for_each(resolve);
         self.docker_dir.iter_mut().flatten().for_each(resolve);
         self.template_override
             .iter_mut()
             .flatten()
+            .for_each(resolve);
+        self.engine
+            .iter_mut()
+            .flatten()
+            .filter_map(|e| e.tls_dir.as_mut())
             .for_each(resolve);
     }
 }

@@ -326,8 +326,9 @@ pub const OPTIONS: &[Opt] = &[
     Opt::shared("engine-url")
         .default(Default::EnvOr(ENGINE_URL_ENV, DEFAULT_ENGINE_URL))
         .help(
-            "The engine API: unix:///path or tcp://host:port; the one engine when no --engine \
-             is given",
+            "The engine API: unix:///path, tcp://host:port, https://host:port (TLS with the \
+             client files of DOCKER_CERT_PATH, else ~/.docker; also tcp:// under \
+             DOCKER_TLS_VERIFY) or ssh://[user@]host; the one engine when no --engine is given",
         ),
     Opt::long("engine")
         .toml("engine")
@@ -336,8 +337,9 @@ pub const OPTIONS: &[Opt] = &[
             "An engine of a pool (repeatable): with several, one run spreads its builds over \
              them and hands parents over through --registry, which they then need. Given, the \
              engines replace --engine-url; in build.toml, `[[engine]]` tables with `url`, \
-             `threads` (builds at once there, default --threads) and `arch` (an engine whose \
-             arch is not --base-arch is left out)",
+             `threads` (builds at once there, default --threads), `arch` (an engine whose \
+             arch is not --base-arch is left out) and `tls_dir` (its TLS client files: ca.pem, \
+             cert.pem, key.pem)",
         ),
     Opt::shared("pull")
         .ini("pull")
@@ -438,6 +440,12 @@ pub const OPTIONS: &[Opt] = &[
     Opt::shared("logs-dir")
         .ini("logs_dir")
         .help("Write each image's build log to DIR/<image>.log (created if missing)"),
+    Opt::shared("durations-from").help(
+        "An earlier run's JSON summary (--summary-json-file): its build times order this run, \
+         the longest chain of work first (each image weighs its own time plus that of every \
+         image waiting on it), and tell a pool of engines how long a build there will take. \
+         Without it, images that unblock the most others go first",
+    ),
     Opt::shared("summary-json-file")
         .ini("summary_json_file")
         .help("Write the JSON summary to FILE (indented) instead of stdout"),

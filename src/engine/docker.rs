@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Write};
+use std::path::Path;
 use std::time::Duration;
 
 use bollard::Docker;
@@ -60,37 +61,115 @@ impl Flavor {
     }
 }
 
+/// An error with its causes: a failed connection's reason (a refused TLS certificate, a
+/// missing socket) is only in the causes of the client's error.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let more = inner.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = inner.source();
+    }
+    text
+}
+
+/// The API client for `url` (no request made yet).
+fn client(url: &str, tls_dir: Option<&Path>) -> Result<Docker, EngineError> {
+    let unusable = |message: String| EngineError::Address {
+        url: url.to_string(),
+        message,
+    };
+    // Builds take long: bound them with our own per-build timeout, not the client's 2 min.
+    let timeout = 24 * 3600;
+    let version = bollard::API_DEFAULT_VERSION;
+    let tcp = url.starts_with("tcp://") || url.starts_with("http://");
+    let docker = match (tls_dir, url.strip_prefix("unix://")) {
+        (None, Some(path)) => Docker::connect_with_unix(path, timeout, version),
+        (None, None) if tcp => Docker::connect_with_http(url, timeout, version),
+        (None, None) if url.starts_with("ssh://") => {
+            // bollard hands ssh `user@host:port` whole, which ssh takes for a host name.
+            let authority = &url["ssh://".len()..];
+            if authority
+                .rsplit('@')
+                .next()
+                .is_some_and(|h| h.contains(':'))
+            {
+                return Err(unusable(
+                    "ssh:// engines take no port in the URL (the client library does not pass \
+                     it on): give the machine a `Host` entry with its `Port` (and `User`) in \
+                     ~/.ssh/config and use ssh://that-name"
+                        .into(),
+                ));
+            }
+            Docker::connect_with_ssh(url, timeout, version, None)
+        }
+        (Some(dir), None) if tcp || url.starts_with("https://") => {
+            let files = ["ca.pem", "cert.pem", "key.pem"].map(|f| dir.join(f));
+            if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+                return Err(unusable(format!(
+                    "the TLS file {} is missing: point the engine's `tls_dir` (build.toml \
+                     `[[engine]]`) or DOCKER_CERT_PATH at a directory with ca.pem, cert.pem \
+                     and key.pem (the client files of a daemon started with --tlsverify)",
+                    missing.display()
+                )));
+            }
+            let [ca, cert, key] = &files;
+            Docker::connect_with_ssl(url, key, cert, ca, timeout, version)
+        }
+        (Some(_), _) => {
+            return Err(unusable(
+                "TLS files are given for an engine that is not tcp:// or https://".into(),
+            ));
+        }
+        _ => {
+            return Err(unusable(
+                "expected unix:///path, tcp://host:port, https://host:port (TLS) or \
+                 ssh://[user@]host"
+                    .into(),
+            ));
+        }
+    };
+    docker.map_err(|e| {
+        if url.starts_with("unix://") {
+            // No socket there: the engine is not running (the hint says how to start it).
+            EngineError::Unreachable {
+                url: url.to_string(),
+                message: e.to_string(),
+            }
+        } else {
+            unusable(e.to_string())
+        }
+    })
+}
+
 impl DockerEngine {
     /// Connects and checks the engine answers, so a dead engine is reported before any work.
-    pub async fn connect(url: &str) -> Result<DockerEngine, EngineError> {
+    /// `unix:///path` and `tcp://host:port` speak plain HTTP; with `tls_dir` (or an `https://`
+    /// URL, whose files the settings have found) the client verifies the engine against
+    /// `ca.pem` and shows `cert.pem`/`key.pem`, as a daemon started with `--tlsverify` expects;
+    /// `ssh://[user@]host` runs `docker system dial-stdio` on the host through the system's
+    /// `ssh` (its config, agent and known hosts; a port goes into its config).
+    pub async fn connect(url: &str, tls_dir: Option<&Path>) -> Result<DockerEngine, EngineError> {
         let unreachable = |message: String| EngineError::Unreachable {
             url: url.to_string(),
             message,
         };
-        // Builds take long: bound them with our own per-build timeout, not the client's 2 min.
-        let timeout = 24 * 3600;
-        let docker = if let Some(path) = url.strip_prefix("unix://") {
-            Docker::connect_with_unix(path, timeout, bollard::API_DEFAULT_VERSION)
-        } else if url.starts_with("tcp://") || url.starts_with("http://") {
-            Docker::connect_with_http(url, timeout, bollard::API_DEFAULT_VERSION)
-        } else {
-            return Err(unreachable(
-                "expected unix:///path or tcp://host:port".into(),
-            ));
-        }
-        .map_err(|e| unreachable(e.to_string()))?;
+        let docker = client(url, tls_dir)?;
         let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
             .await
             .map_err(|_| unreachable("no answer within 10 s".into()))?
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|e| unreachable(with_causes(&e)))?;
         tokio::time::timeout(Duration::from_secs(10), docker.ping())
             .await
             .map_err(|_| unreachable("no answer within 10 s".into()))?
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|e| unreachable(with_causes(&e)))?;
         let version = tokio::time::timeout(Duration::from_secs(10), docker.version())
             .await
             .map_err(|_| unreachable("no answer within 10 s".into()))?
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|e| unreachable(with_causes(&e)))?;
         Ok(DockerEngine {
             docker,
             url: url.to_string(),
@@ -418,5 +497,60 @@ impl Write for ChannelWriter {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(url: &str, tls_dir: Option<&Path>) -> String {
+        match client(url, tls_dir) {
+            Err(e @ EngineError::Address { .. }) => e.to_string(),
+            Err(e) => panic!("{url}: not an address error: {e}"),
+            Ok(_) => panic!("{url}: accepted"),
+        }
+    }
+
+    #[test]
+    fn an_unknown_scheme_is_refused_naming_the_ones_spoken() {
+        let message = refused("ftp://host:21", None);
+        assert!(message.contains("ftp://host:21"), "{message}");
+        for scheme in ["unix://", "tcp://", "https://", "ssh://"] {
+            assert!(message.contains(scheme), "{message}");
+        }
+    }
+
+    #[test]
+    fn tls_needs_its_three_files_and_a_tcp_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), "x").unwrap();
+        let message = refused("https://host:2376", Some(dir.path()));
+        let missing = dir.path().join("cert.pem");
+        assert!(
+            message.contains(&missing.display().to_string()),
+            "{message}"
+        );
+        assert!(message.contains("tls_dir"), "{message}");
+        let message = refused("unix:///var/run/docker.sock", Some(dir.path()));
+        assert!(message.contains("not tcp:// or https://"), "{message}");
+    }
+
+    #[test]
+    fn an_ssh_port_is_refused_pointing_at_the_ssh_config() {
+        let message = refused("ssh://op@build-1:2222", None);
+        assert!(message.contains("~/.ssh/config"), "{message}");
+        assert!(client("ssh://op@build-1", None).is_ok());
+    }
+
+    #[test]
+    fn plain_and_ssh_addresses_make_clients() {
+        for url in [
+            "unix:///var/run/docker.sock",
+            "tcp://127.0.0.1:2375",
+            "ssh://op@host",
+        ] {
+            assert!(client(url, None).is_ok(), "{url}");
+        }
     }
 }

@@ -57,6 +57,9 @@ pub enum EngineError {
          or point `--engine-url`/DOCKER_HOST at a running engine"
     )]
     Unreachable { url: String, message: String },
+    /// The engine's address cannot be used as given (an unknown scheme, TLS files missing).
+    #[error("the container engine at {url} cannot be used: {message}")]
+    Address { url: String, message: String },
     /// The build ran and failed (a RUN step exited non-zero, a COPY source is missing...).
     #[error("{0}")]
     Build(String),

@@ -123,10 +123,84 @@ pub fn plan(
         .collect())
 }
 
+/// Priorities weighed by time, cargo's rule: a job's own seconds plus those of every job
+/// transitively waiting on it, so the longest chain of work starts first. A job without a known
+/// time counts as the mean of the known ones (1 s when none is known). `deps[i]`: the jobs `i`
+/// waits on. In tenths of a second.
+pub fn weighted_priorities(deps: &[Vec<usize>], seconds: &[Option<f64>]) -> Vec<usize> {
+    let known: Vec<f64> = seconds.iter().flatten().copied().collect();
+    let mean = if known.is_empty() {
+        1.0
+    } else {
+        known.iter().sum::<f64>() / known.len() as f64
+    };
+    let mut children = vec![Vec::new(); deps.len()];
+    for (child, parents) in deps.iter().enumerate() {
+        for &parent in parents {
+            children[parent].push(child);
+        }
+    }
+    (0..deps.len())
+        .map(|job| {
+            // Every job waiting on `job`, each once (a diamond adds a job once).
+            let mut seen = vec![false; deps.len()];
+            let mut stack = vec![job];
+            let mut total = 0.0;
+            while let Some(j) = stack.pop() {
+                if std::mem::replace(&mut seen[j], true) {
+                    continue;
+                }
+                total += seconds[j].unwrap_or(mean);
+                stack.extend(&children[j]);
+            }
+            (total * 10.0).round() as usize
+        })
+        .collect()
+}
+
+/// Reorders the jobs' priorities by the build times of an earlier run (see
+/// [`weighted_priorities`]); without times the count of waiting jobs stays the priority.
+pub fn weigh(jobs: &mut [Job], durations: &BTreeMap<String, f64>) {
+    if durations.is_empty() {
+        return;
+    }
+    let deps: Vec<Vec<usize>> = jobs.iter().map(|j| j.deps.clone()).collect();
+    let seconds: Vec<Option<f64>> = jobs
+        .iter()
+        .map(|j| durations.get(&j.name).copied())
+        .collect();
+    for (job, priority) in jobs.iter_mut().zip(weighted_priorities(&deps, &seconds)) {
+        job.priority = priority;
+    }
+}
+
 fn descendants_in(graph: &ImageGraph, id: usize, jobs: &BTreeMap<usize, usize>) -> usize {
     graph
         .descendants(id)
         .into_iter()
         .filter(|d| jobs.contains_key(d))
         .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_weighs_priorities_so_the_longest_chain_starts_first() {
+        // base → {openstack-base → horizon (long), memcached (short), mariadb (unknown)}.
+        let deps = vec![vec![], vec![0], vec![1], vec![0], vec![0]];
+        let seconds = [Some(20.0), Some(60.0), Some(240.0), Some(10.0), None];
+        let p = weighted_priorities(&deps, &seconds);
+        let mean = (20.0 + 60.0 + 240.0 + 10.0) / 4.0;
+        assert_eq!(p[2], 2400);
+        assert_eq!(p[1], 3000);
+        assert_eq!(p[3], 100);
+        assert_eq!(p[4], (mean * 10.0) as usize);
+        assert_eq!(p[0], ((20.0 + 60.0 + 240.0 + 10.0 + mean) * 10.0) as usize);
+        assert!(p[1] > p[3] && p[1] > p[4]);
+        // A diamond counts a shared descendant once.
+        let p = weighted_priorities(&[vec![], vec![0], vec![0], vec![1, 2]], &[Some(1.0); 4]);
+        assert_eq!(p[0], 40);
+    }
 }

@@ -1,6 +1,8 @@
 //! The end of a run: a table for people and kolla's JSON shape for CI parsers, with true statuses
 //! (`parent_error`, `error` with its cause) and per-image detail.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::report::event::{Outcome, PushOutcome};
@@ -368,6 +370,27 @@ impl Summary {
     }
 }
 
+/// The build times of an earlier run, from its JSON summary (`--durations-from`): image name →
+/// seconds, for the images it built (fresh ones took no time and say nothing of a build).
+pub fn durations_of(text: &str) -> Result<BTreeMap<String, f64>, String> {
+    let summary: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let built = summary
+        .get("built")
+        .and_then(|b| b.as_array())
+        .ok_or("no `built` list: not a kolla-build summary")?;
+    Ok(built
+        .iter()
+        .filter(|e| e.get("fresh").and_then(|f| f.as_bool()) != Some(true))
+        .filter_map(|e| {
+            Some((
+                e.get("name")?.as_str()?.to_string(),
+                e.get("seconds")?.as_f64()?,
+            ))
+        })
+        .filter(|(_, seconds)| *seconds > 0.0)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -511,5 +534,24 @@ mod tests {
         assert_eq!(json["export"]["written"], false);
         assert_eq!(json["export"]["missing"][0], "cron");
         assert!(!s.success());
+    }
+
+    #[test]
+    fn durations_come_from_the_built_images_of_a_summary() {
+        let text = r#"{"status":"success","built":[
+            {"name":"base","fresh":false,"seconds":17.2},
+            {"name":"keystone","fresh":true,"seconds":0.0},
+            {"name":"nova-api","seconds":88.0}],"failed":[{"name":"x","seconds":3.0}]}"#;
+        let durations = durations_of(text).unwrap();
+        assert_eq!(
+            durations,
+            BTreeMap::from([("base".to_string(), 17.2), ("nova-api".to_string(), 88.0)])
+        );
+        assert!(
+            durations_of("{\"images\": []}")
+                .unwrap_err()
+                .contains("built")
+        );
+        assert!(durations_of("not json").is_err());
     }
 }

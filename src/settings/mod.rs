@@ -152,6 +152,8 @@ pub struct BuildSettings {
     pub credentials: Option<Credentials>,
     pub timeout: Duration,
     pub skip_existing: bool,
+    /// An earlier run's JSON summary: its build times weigh priorities and the pool's estimates.
+    pub durations_from: Option<PathBuf>,
     pub logs_dir: Option<PathBuf>,
     pub summary_json_file: Option<PathBuf>,
     pub format: SummaryFormat,
@@ -163,6 +165,37 @@ pub struct EngineSpec {
     pub url: String,
     /// Builds at once on it.
     pub threads: usize,
+    /// TLS client files (`ca.pem`, `cert.pem`, `key.pem`): the engine is spoken to over TLS.
+    pub tls_dir: Option<PathBuf>,
+}
+
+/// Where TLS client files are looked for when an engine's URL asks for TLS but no `tls_dir`
+/// names them, and whether `DOCKER_HOST` asks for TLS: Docker's own environment
+/// (`DOCKER_CERT_PATH`, else `~/.docker`; `DOCKER_TLS_VERIFY`), so a shell set up for the
+/// `docker` CLI works as it is.
+struct TlsDefaults {
+    cert_dir: PathBuf,
+    verify: bool,
+}
+
+impl TlsDefaults {
+    fn from_env(env: &BTreeMap<String, String>) -> TlsDefaults {
+        let cert_dir = env
+            .get("DOCKER_CERT_PATH")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| env.get("HOME").map(|h| Path::new(h).join(".docker")))
+            .unwrap_or_else(|| PathBuf::from(".docker"));
+        let verify = env.get("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty());
+        TlsDefaults { cert_dir, verify }
+    }
+
+    /// The TLS files of `url`: the given directory, else the default one for an `https://` URL
+    /// (or a `tcp://` one under `DOCKER_TLS_VERIFY`), else none (plain).
+    fn for_url(&self, url: &str, given: Option<PathBuf>, verify_tcp: bool) -> Option<PathBuf> {
+        let wants_tls = url.starts_with("https://") || (verify_tcp && url.starts_with("tcp://"));
+        given.or_else(|| wants_tls.then(|| self.cert_dir.clone()))
+    }
 }
 
 /// The engines of the run: `--engine` URLs (taking `threads` and `arch` from a `[[engine]]`
@@ -174,6 +207,7 @@ fn resolve_engines(
     engine_url: &str,
     threads: usize,
     base_arch: &str,
+    tls: &TlsDefaults,
     notices: &mut Vec<Notice>,
 ) -> Result<Vec<EngineSpec>> {
     let file = file.unwrap_or_default();
@@ -189,6 +223,7 @@ fn resolve_engines(
                         url: url.clone(),
                         threads: None,
                         arch: None,
+                        tls_dir: None,
                     })
             })
             .collect()
@@ -197,6 +232,8 @@ fn resolve_engines(
         return Ok(vec![EngineSpec {
             url: engine_url.to_string(),
             threads,
+            // DOCKER_TLS_VERIFY applies to the one engine of DOCKER_HOST, as in the docker CLI.
+            tls_dir: tls.for_url(engine_url, None, tls.verify),
         }]);
     }
     let mut engines: Vec<EngineSpec> = Vec::new();
@@ -227,6 +264,7 @@ fn resolve_engines(
             continue;
         }
         engines.push(EngineSpec {
+            tls_dir: tls.for_url(&entry.url, entry.tls_dir, false),
             url: entry.url,
             threads: entry.threads.unwrap_or(threads),
         });
@@ -453,6 +491,7 @@ impl Settings {
             &engine_url,
             threads,
             &naming.base_arch,
+            &TlsDefaults::from_env(&env),
             &mut notices,
         )?;
         let build = BuildSettings {
@@ -489,6 +528,10 @@ impl Settings {
             credentials: registry_credentials(naming.registry.as_deref(), &env),
             timeout: Duration::from_secs(cli.timeout.or(file.timeout).unwrap_or(DEFAULT_TIMEOUT)),
             skip_existing: cli.skip_existing || file.skip_existing.unwrap_or(false),
+            durations_from: cli
+                .durations_from
+                .map(|f| cwd.join(f))
+                .or(file.durations_from),
             logs_dir: cli.logs_dir.map(|d| cwd.join(d)).or(file.logs_dir),
             summary_json_file: cli
                 .summary_json_file
@@ -787,6 +830,7 @@ mod tests {
             [EngineSpec {
                 url: "tcp://127.0.0.1:2375".into(),
                 threads: DEFAULT_THREADS,
+                tls_dir: None,
             }]
         );
         let file = "threads = 3\nengine-url = \"unix:///x.sock\"\n\
@@ -819,6 +863,82 @@ mod tests {
         .unwrap();
         let urls = engine_urls(&s);
         assert_eq!(urls, [("ssh://c", 3), ("unix:///a.sock", 2)]);
+    }
+
+    /// Each engine's URL and TLS directory, merged with `env` as the environment.
+    fn engine_tls(
+        args: &[&str],
+        file: &str,
+        env: &[(&str, &str)],
+    ) -> Vec<(String, Option<PathBuf>)> {
+        let cli = Cli::try_parse_from(std::iter::once("kolla-build").chain(args.iter().copied()))
+            .unwrap();
+        let mut file = FileConfig::parse(file).unwrap();
+        file.resolve_paths(Path::new("/etc/kb"));
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let s = Settings::merge(cli, file, Some("/data".into()), env, Path::new("/cwd")).unwrap();
+        s.build
+            .engines
+            .into_iter()
+            .map(|e| (e.url, e.tls_dir))
+            .collect()
+    }
+
+    #[test]
+    fn engines_speak_tls_with_docker_s_files_or_the_given_ones() {
+        let home = [("HOME", "/home/op")];
+        // https:// asks for TLS: Docker's DOCKER_CERT_PATH, else ~/.docker.
+        assert_eq!(
+            engine_tls(&["--engine-url", "https://h:2376"], "", &home),
+            [("https://h:2376".into(), Some("/home/op/.docker".into()))]
+        );
+        assert_eq!(
+            engine_tls(
+                &["--engine-url", "https://h:2376"],
+                "",
+                &[("HOME", "/home/op"), ("DOCKER_CERT_PATH", "/certs")]
+            ),
+            [("https://h:2376".into(), Some("/certs".into()))]
+        );
+        // tcp:// is plain unless DOCKER_TLS_VERIFY says otherwise, as for the docker CLI.
+        assert_eq!(
+            engine_tls(&["--engine-url", "tcp://h:2375"], "", &home),
+            [("tcp://h:2375".into(), None)]
+        );
+        assert_eq!(
+            engine_tls(
+                &[],
+                "",
+                &[
+                    ("HOME", "/r"),
+                    ("DOCKER_HOST", "tcp://h:2376"),
+                    ("DOCKER_TLS_VERIFY", "1")
+                ]
+            ),
+            [("tcp://h:2376".into(), Some("/r/.docker".into()))]
+        );
+        // A table's tls_dir (relative to build.toml) is taken, also for an --engine of its URL.
+        let file = "[[engine]]\nurl = \"tcp://a:2376\"\ntls_dir = \"tls/a\"\n\
+                    [[engine]]\nurl = \"unix:///b.sock\"\n";
+        let expected = [
+            (
+                "tcp://a:2376".to_string(),
+                Some(PathBuf::from("/etc/kb/tls/a")),
+            ),
+            ("unix:///b.sock".to_string(), None),
+        ];
+        assert_eq!(engine_tls(&[], file, &home), expected);
+        assert_eq!(
+            engine_tls(
+                &["--engine", "tcp://a:2376", "--engine", "unix:///b.sock"],
+                file,
+                &home
+            ),
+            expected
+        );
     }
 
     #[test]
