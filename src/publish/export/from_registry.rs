@@ -12,42 +12,24 @@
 //! reads the image from the engine as before.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::io::{self, BufReader, BufWriter, Write};
 use std::path::Path;
-use std::time::Duration;
 
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use tokio::runtime::Handle;
+use tokio_util::io::SyncIoBridge;
 
 use super::{HashingWriter, ImageParts, Layer, Stored, compress};
 use crate::engine::{ImageFacts, split_reference};
 use crate::publish::blob_cache::BlobCache;
-
-/// How long a connection or a read may take before the registry counts as unusable.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
-
-const ACCEPT: &str = "application/vnd.docker.distribution.manifest.v2+json, \
-                      application/vnd.oci.image.manifest.v1+json";
-
-#[derive(Deserialize)]
-struct Manifest {
-    config: Descriptor,
-    layers: Vec<Descriptor>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Descriptor {
-    media_type: String,
-    digest: String,
-}
+use crate::publish::registry::{Descriptor, Registry};
 
 /// The config and compressed layers of the image `reference` (whose engine facts are `facts`),
 /// with the layers the cache lacks read from the loopback registry the reference names; new
 /// layers and the config go to the cache. `None` when the registry cannot give exactly this
-/// image.
+/// image, or outside any tokio runtime. Runs on a blocking thread of a runtime (the export's
+/// `spawn_blocking`), never on an async worker: the registry's requests run on that runtime and
+/// their answers, layers streamed, are read here synchronously.
 pub(super) fn parts(
     reference: &str,
     facts: &ImageFacts,
@@ -55,17 +37,23 @@ pub(super) fn parts(
     scratch: &Path,
 ) -> Option<ImageParts> {
     let (host, repository, tag) = loopback_registry(reference)?;
-    let addr = host.to_socket_addrs().ok()?.next()?;
+    let runtime = Handle::try_current().ok()?;
+    let registry = Registry::new(host, None);
     // The final tag, or the staging tag an atomic push leaves until every image is pushed.
     let manifest = [tag.to_string(), crate::publish::staging_tag(tag)]
         .iter()
         .filter_map(|tag| {
-            let path = format!("/v2/{repository}/manifests/{tag}");
-            serde_json::from_slice::<Manifest>(&get(addr, host, &path, ACCEPT).ok()?).ok()
+            let reference = format!("{host}/{repository}:{tag}");
+            runtime
+                .block_on(registry.image_manifest(&reference))
+                .ok()
+                .flatten()
         })
         .find(|m| m.config.digest == facts.id && m.layers.len() == facts.diff_ids.len())?;
-    let blob = |digest: &str| format!("/v2/{repository}/blobs/{digest}");
-    let config = get(addr, host, &blob(&facts.id), "*/*").ok()?;
+    let config = runtime
+        .block_on(registry.blob(repository, &facts.id))
+        .ok()?
+        .to_vec();
     if format!("sha256:{}", hex::encode(Sha256::digest(&config))) != facts.id {
         return None;
     }
@@ -88,7 +76,7 @@ pub(super) fn parts(
             return None;
         }
         let raw = scratch.join(format!("registry-{key}.tar"));
-        let sha256 = fetch_layer(addr, host, &blob(&descriptor.digest), descriptor, &raw).ok()?;
+        let sha256 = fetch_layer(&runtime, &registry, repository, descriptor, &raw).ok()?;
         if format!("sha256:{sha256}") != *diff_id {
             return None;
         }
@@ -120,149 +108,39 @@ fn loopback_registry(reference: &str) -> Option<(&str, &str, &str)> {
     (loopback && !tag.contains('@')).then_some((host, repository, tag))
 }
 
-/// A layer blob written to `raw` uncompressed; returns the hex sha256 of what was written.
+/// A layer blob written to `raw` uncompressed, streamed from the registry (never whole in
+/// memory); returns the hex sha256 of what was written.
 fn fetch_layer(
-    addr: SocketAddr,
-    host: &str,
-    path: &str,
+    runtime: &Handle,
+    registry: &Registry,
+    repository: &str,
     descriptor: &Descriptor,
     raw: &Path,
 ) -> io::Result<String> {
-    let body = request(addr, host, path, "*/*")?;
-    let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, File::create(raw)?));
-    if descriptor.media_type.ends_with("gzip") {
-        io::copy(&mut flate2::read::GzDecoder::new(body), &mut out)?;
-    } else if descriptor.media_type.ends_with("tar") {
-        io::copy(&mut { body }, &mut out)?;
-    } else {
+    let gzip = descriptor.media_type.ends_with("gzip");
+    if !gzip && !descriptor.media_type.ends_with("tar") {
         return Err(io::Error::other(format!(
             "unknown layer type {}",
             descriptor.media_type
         )));
     }
+    let blob = runtime
+        .block_on(registry.blob_reader(repository, &descriptor.digest))
+        .map_err(io::Error::other)?;
+    // Each read of the bridge waits on the runtime: a large buffer makes few of them.
+    let mut body = BufReader::with_capacity(
+        1 << 20,
+        SyncIoBridge::new_with_handle(blob, runtime.clone()),
+    );
+    let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, File::create(raw)?));
+    if gzip {
+        io::copy(&mut flate2::read::GzDecoder::new(body), &mut out)?;
+    } else {
+        io::copy(&mut body, &mut out)?;
+    }
     let (sha256, _, mut inner) = out.finish();
     inner.flush()?;
     Ok(sha256)
-}
-
-/// The body of a successful GET, whole (manifests and configs are small).
-fn get(addr: SocketAddr, host: &str, path: &str, accept: &str) -> io::Result<Vec<u8>> {
-    let mut body = Vec::new();
-    request(addr, host, path, accept)?
-        .take(16 << 20)
-        .read_to_end(&mut body)?;
-    Ok(body)
-}
-
-/// A GET over HTTP/1.1 (one connection per request); the body as a reader, or an error for
-/// any status but 200 (redirects and authentication included: the caller falls back).
-fn request(addr: SocketAddr, host: &str, path: &str, accept: &str) -> io::Result<Box<dyn Read>> {
-    let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
-    stream.set_read_timeout(Some(READ_TIMEOUT))?;
-    stream.set_write_timeout(Some(READ_TIMEOUT))?;
-    write!(
-        &stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: {accept}\r\nUser-Agent: kolla-build\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut reader = BufReader::with_capacity(1 << 20, stream);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let status = line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    let (mut length, mut chunked) = (None, false);
-    loop {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        let header = line.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.parse::<u64>().ok();
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = value.eq_ignore_ascii_case("chunked");
-            }
-        }
-    }
-    if status != "200" {
-        return Err(io::Error::other(format!("{path}: HTTP {status}")));
-    }
-    Ok(match (chunked, length) {
-        (true, _) => Box::new(Chunked {
-            inner: reader,
-            left: 0,
-            done: false,
-        }),
-        (false, Some(n)) => Box::new(Exact {
-            inner: reader.take(n),
-            left: n,
-        }),
-        (false, None) => Box::new(reader),
-    })
-}
-
-/// A body of a known length: shorter is an error, not a silent truncation.
-struct Exact<R> {
-    inner: io::Take<R>,
-    left: u64,
-}
-
-impl<R: Read> Read for Exact<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n == 0 && self.left > 0 && !buf.is_empty() {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        self.left -= n as u64;
-        Ok(n)
-    }
-}
-
-/// A `Transfer-Encoding: chunked` body.
-struct Chunked<R> {
-    inner: R,
-    left: u64,
-    done: bool,
-}
-
-impl<R: BufRead> Read for Chunked<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.done || buf.is_empty() {
-            return Ok(0);
-        }
-        if self.left == 0 {
-            let mut line = String::new();
-            self.inner.read_line(&mut line)?;
-            if line.trim().is_empty() {
-                // The CRLF that ends the previous chunk.
-                line.clear();
-                self.inner.read_line(&mut line)?;
-            }
-            let size = line.trim().split(';').next().unwrap_or_default();
-            self.left = u64::from_str_radix(size, 16)
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad chunk size"))?;
-            if self.left == 0 {
-                self.done = true;
-                return Ok(0);
-            }
-        }
-        let want = buf
-            .len()
-            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-        let n = self.inner.read(&mut buf[..want])?;
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        self.left -= n as u64;
-        Ok(n)
-    }
 }
 
 #[cfg(test)]
@@ -284,17 +162,108 @@ mod tests {
         assert_eq!(loopback_registry("kolla/keystone:1"), None);
     }
 
+    use crate::publish::registry::tests::{Then, chunked, serve_raw, whole};
+    use std::collections::BTreeMap;
+    use std::io::Read as _;
+
+    fn sha256(bytes: &[u8]) -> String {
+        format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    }
+
+    /// An image of one layer (`layer`, uncompressed) as the engine knows it, and a registry
+    /// on loopback holding it as `kolla/x:1`, the layer gzipped and sent in chunks, but serving
+    /// `served` as that layer's bytes.
+    async fn registry_holding(layer: &[u8], served: &[u8]) -> (String, ImageFacts) {
+        let config = br#"{"config":{"Labels":{"n":"1"}}}"#.to_vec();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(served).unwrap();
+        let gz = gz.finish().unwrap();
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": sha256(&config)},
+            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": sha256(&gz)}],
+        });
+        let manifest = serde_json::to_vec(&manifest).unwrap();
+        let host = serve_raw(BTreeMap::from([
+            (
+                "GET /v2/kolla/x/manifests/1".to_string(),
+                (whole(&manifest), Then::Close),
+            ),
+            (
+                format!("GET /v2/kolla/x/blobs/{}", sha256(&config)),
+                (whole(&config), Then::Close),
+            ),
+            (
+                format!("GET /v2/kolla/x/blobs/{}", sha256(&gz)),
+                (chunked(&gz, 4096), Then::Close),
+            ),
+        ]))
+        .await;
+        let facts = ImageFacts {
+            id: sha256(&config),
+            diff_ids: vec![sha256(layer)],
+            ..ImageFacts::default()
+        };
+        (host, facts)
+    }
+
+    /// `parts` of `host/kolla/x:1`, on a blocking thread as the export calls it.
+    async fn parts_of(
+        host: &str,
+        facts: &ImageFacts,
+        cache: &BlobCache,
+        scratch: &Path,
+    ) -> Option<ImageParts> {
+        let (reference, facts) = (format!("{host}/kolla/x:1"), facts.clone());
+        let (cache, scratch) = (cache.clone(), scratch.to_path_buf());
+        tokio::task::spawn_blocking(move || parts(&reference, &facts, &cache, &scratch))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_pushed_image_is_read_from_the_registry_its_layer_streamed_and_checked() {
+        let layer: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let (host, facts) = registry_holding(&layer, &layer).await;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::open(&dir.path().join("cache")).unwrap();
+        let parts = parts_of(&host, &facts, &cache, dir.path())
+            .await
+            .expect("the image is read from the registry");
+        assert_eq!(sha256(&parts.config), facts.id);
+        let [(compressed, path)] = parts.layers.as_slice() else {
+            panic!("one layer");
+        };
+        let gz = std::fs::read(path).unwrap();
+        assert_eq!(compressed.digest, sha256(&gz));
+        let mut unpacked = Vec::new();
+        flate2::read::GzDecoder::new(gz.as_slice())
+            .read_to_end(&mut unpacked)
+            .unwrap();
+        assert!(unpacked == layer, "the layer is the one pushed");
+        assert!(cache.has_layer(&facts.diff_ids[0]), "and it is cached");
+        assert!(cache.config(&facts.id).is_some());
+    }
+
+    #[tokio::test]
+    async fn a_layer_that_is_not_its_diff_id_or_a_config_that_is_not_the_image_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::open(&dir.path().join("cache")).unwrap();
+        let (host, facts) = registry_holding(b"the layer", b"another layer").await;
+        assert!(parts_of(&host, &facts, &cache, dir.path()).await.is_none());
+        assert!(!cache.has_layer(&facts.diff_ids[0]));
+
+        let (host, mut facts) = registry_holding(b"the layer", b"the layer").await;
+        assert!(parts_of(&host, &facts, &cache, dir.path()).await.is_some());
+        facts.id = sha256(b"another image");
+        assert!(parts_of(&host, &facts, &cache, dir.path()).await.is_none());
+    }
+
     #[test]
-    fn chunked_bodies_are_joined() {
-        let body = b"4\r\nabcd\r\n3;x=1\r\nefg\r\n0\r\n\r\n";
-        let mut out = String::new();
-        Chunked {
-            inner: &body[..],
-            left: 0,
-            done: false,
-        }
-        .read_to_string(&mut out)
-        .unwrap();
-        assert_eq!(out, "abcdefg");
+    fn outside_a_runtime_nothing_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::open(&dir.path().join("cache")).unwrap();
+        let facts = ImageFacts::default();
+        assert!(parts("127.0.0.1:9/kolla/x:1", &facts, &cache, dir.path()).is_none());
     }
 }
