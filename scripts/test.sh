@@ -13,6 +13,16 @@ echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 echo "==> engine and registry (scripts/setup-engine.sh)"
 bash scripts/setup-engine.sh
+# Tests remove their images but keep the parents (`rmi --no-prune`, the layer cache of later
+# tests); over many runs on one machine those pile up as dangling images (53 GB here once, and
+# builds then failed with "No space left on device"). Those older than a day go.
+echo "==> dangling images older than 24 h (docker image prune)"
+docker image prune -f --filter until=24h | tail -n 1
+free_gb=$(df -P --block-size=1G "$(docker info --format '{{.DockerRootDir}}')" | awk 'NR == 2 {print $4}')
+if ((free_gb < 20)); then
+    echo "warning: ${free_gb} GB free for the engine's images; the engine tests need about 20 GB" \
+        "(docker image ls; docker image prune -a removes every unused image)" >&2
+fi
 echo "==> podman service (scripts/setup-podman.sh)"
 bash scripts/setup-podman.sh
 if [[ "${KOLLA_LONG_TESTS:-0}" == 1 ]]; then
