@@ -1447,6 +1447,8 @@ mod tests {
             let bodies: std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<u8>>>> =
                 std::sync::Arc::default();
             let (log, done, served) = (asked.clone(), stop.clone(), bodies.clone());
+            // One request per connection, said with `Connection: close`: without it the client
+            // may reuse a connection this loop has already dropped, and fall back to the engine.
             let thread = std::thread::spawn(move || {
                 for stream in listener.incoming() {
                     if done.load(Ordering::SeqCst) {
@@ -1469,14 +1471,16 @@ mod tests {
                         Some(body) => stream
                             .write_all(
                                 format!(
-                                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                                     body.len()
                                 )
                                 .as_bytes(),
                             )
                             .and_then(|()| stream.write_all(&body)),
                         None => {
-                            stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                            stream.write_all(
+                            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        )
                         }
                     };
                 }
