@@ -22,7 +22,7 @@ use crate::common::error::{Error, Result};
 use crate::common::types::PushMode;
 use crate::common::types::SummaryFormat;
 use crate::engine::docker::DockerEngine;
-use crate::engine::{BuildRequest, Engine, PARENT_ID_LABEL, split_reference};
+use crate::engine::{BuildRequest, Engine, PARENT_ID_LABEL, by_digest, split_reference};
 use crate::graph::ImageGraph;
 use crate::graph::selection::Status;
 use crate::prepare::Prepared;
@@ -491,16 +491,23 @@ async fn stages(
             let wanted: Vec<(String, String, Option<String>)> = tasks
                 .iter()
                 .zip(&results.outcomes)
-                .filter(|(_, outcome)| outcome.is_ok())
-                .map(|(task, outcome)| {
+                .zip(&results.pushes)
+                .filter(|((_, outcome), _)| outcome.is_ok())
+                .map(|((task, outcome), push)| {
                     let reference = task.request.reference.clone();
                     let (from, id) = match (in_registry.get(&reference), outcome) {
                         (Some(source), _) => (source.pull_as.clone(), Some(source.id.clone())),
-                        (None, Outcome::Built { image_id, .. }) if tags_moved => {
-                            (reference.clone(), Some(image_id.clone()))
-                        }
                         (None, Outcome::Built { image_id, .. }) => {
-                            ((pool_options.pushed_as)(&reference), Some(image_id.clone()))
+                            let pushed_as = if tags_moved {
+                                reference.clone()
+                            } else {
+                                (pool_options.pushed_as)(&reference)
+                            };
+                            let from = match crate::build::pool::pushed_digest(push) {
+                                Some(digest) => by_digest(&pushed_as, digest),
+                                None => pushed_as,
+                            };
+                            (from, Some(image_id.clone()))
                         }
                         (None, _) => (reference.clone(), None),
                     };
@@ -664,8 +671,10 @@ async fn share_external<E: Engine>(
         .await
         .ok()
         .flatten()
-        .is_some_and(|image| image.id == id);
-    if !there {
+        .filter(|image| image.id == id);
+    let digest = if let Some(image) = there {
+        Some(image.digest)
+    } else {
         say(
             "Pushing",
             &format!("{external} as {pull_as} for the other engines"),
@@ -681,10 +690,13 @@ async fn share_external<E: Engine>(
                 "cannot push the base image `{external}` to the registry as `{pull_as}` for the \
                  other engines: {e}"
             ))
-        })?;
-    }
+        })?
+    };
     Ok(Source {
-        pull_as,
+        pull_as: match digest {
+            Some(digest) => by_digest(&pull_as, &digest),
+            None => pull_as,
+        },
         id: id.to_string(),
     })
 }
@@ -833,7 +845,7 @@ async fn decide_with<E: Engine>(
                         from_registry.insert(
                             reference.clone(),
                             Source {
-                                pull_as: candidate,
+                                pull_as: by_digest(&candidate, &image.digest),
                                 id: image.id,
                             },
                         );
@@ -1235,7 +1247,16 @@ mod tests {
             BTreeMap::from([(
                 keystone.clone(),
                 Source {
-                    pull_as: keystone.clone(),
+                    // By the manifest's digest (of the bytes served).
+                    pull_as: by_digest(
+                        &keystone,
+                        &format!("sha256:{}", {
+                            use sha2::Digest;
+                            hex::encode(sha2::Sha256::digest(
+                                r#"{"schemaVersion":2,"config":{"digest":"sha256:f00"}}"#,
+                            ))
+                        })
+                    ),
                     id: "sha256:f00".into()
                 }
             )])

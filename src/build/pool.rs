@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::build::work::{Message, Options, Results, Task, Worker};
-use crate::engine::{Engine, EngineError, split_reference};
+use crate::engine::{Engine, EngineError, by_digest, split_reference};
 use crate::report::event::{Event, Outcome, PushOutcome, Reporter};
 
 /// One engine of the pool and how many builds it runs at once.
@@ -372,7 +372,15 @@ pub async fn run<E: Engine>(
                         reference: p.to_string(),
                         pushed_as: match options.in_registry.get(p) {
                             Some(source) => source.pull_as.clone(),
-                            None => (options.pushed_as)(p),
+                            // By the digest its push reported: that very manifest, whatever
+                            // the tag holds by now.
+                            None => {
+                                let pushed_as = (options.pushed_as)(p);
+                                match parent_task.and_then(|p| pushed_digest(&pushes[p])) {
+                                    Some(digest) => by_digest(&pushed_as, digest),
+                                    None => pushed_as,
+                                }
+                            }
                         },
                         id: ids.get(p).cloned(),
                     }),
@@ -620,6 +628,17 @@ fn lose(e: usize, s: &mut Lose<'_>) {
     }
 }
 
+/// The manifest digest a finished push reported.
+pub fn pushed_digest(push: &Option<PushOutcome>) -> Option<&str> {
+    match push {
+        Some(PushOutcome::Pushed {
+            digest: Some(digest),
+            ..
+        }) => Some(digest),
+        _ => None,
+    }
+}
+
 /// A parent to fetch before a build: pulled as `pushed_as`, tagged as `reference`, checked
 /// against `id`.
 struct Handoff {
@@ -836,7 +855,7 @@ mod tests {
         let used: BTreeSet<usize> = out.built_on.iter().flatten().copied().collect();
         assert!(used.len() > 1, "the work was spread: {:?}", out.built_on);
         // What the registry serves is what was built, and an engine that built a child of a
-        // parent it did not build pulled that parent first.
+        // parent it did not build pulled that parent first, by the digest its push reported.
         for (i, t) in tasks.iter().enumerate() {
             let Outcome::Built { image_id, .. } = &out.results.outcomes[i] else {
                 panic!()
@@ -846,7 +865,19 @@ mod tests {
             assert_eq!(&remote.id, image_id, "{}", t.name);
             if let Some(&p) = t.deps.first() {
                 let calls = members[e].engine.calls();
-                let pulled = calls.contains(&format!("pull {}", tasks[p].request.reference));
+                let parent = &tasks[p].request.reference;
+                let digest = members[0].engine.pushed_digest(parent).unwrap();
+                assert_eq!(
+                    pushed_digest(&out.results.pushes[p]),
+                    Some(digest.as_str()),
+                    "{}",
+                    tasks[p].name
+                );
+                let pulled = calls.contains(&format!("pull {}", by_digest(parent, &digest)));
+                assert!(
+                    !calls.contains(&format!("pull {parent}")),
+                    "pulled by tag: {calls:?}"
+                );
                 assert_eq!(pulled, out.built_on[p] != Some(e), "{}: {calls:?}", t.name);
                 let parent_id = members[e]
                     .engine

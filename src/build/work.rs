@@ -108,9 +108,10 @@ impl<E: Engine> Worker<E> {
         })
         .await;
         let outcome = match result {
-            Ok(()) => PushOutcome::Pushed {
+            Ok(digest) => PushOutcome::Pushed {
                 seconds: started.elapsed().as_secs_f64(),
                 attempts,
+                digest,
             },
             Err(error) => PushOutcome::Failed {
                 error: error.to_string(),

@@ -226,11 +226,18 @@ impl Engine for DockerEngine {
     }
 
     async fn pull(&self, reference: &str) -> Result<(), EngineError> {
-        let (repo, tag) = reference.rsplit_once(':').unwrap_or((reference, "latest"));
-        let options = CreateImageOptionsBuilder::default()
-            .from_image(repo)
-            .tag(tag)
-            .build();
+        // A digest reference goes whole (docker and podman take `fromImage=repo@sha256:...`).
+        let options = if reference.contains('@') {
+            CreateImageOptionsBuilder::default()
+                .from_image(reference)
+                .build()
+        } else {
+            let (repo, tag) = reference.rsplit_once(':').unwrap_or((reference, "latest"));
+            CreateImageOptionsBuilder::default()
+                .from_image(repo)
+                .tag(tag)
+                .build()
+        };
         let mut stream = self.docker.create_image(Some(options), None, None);
         while let Some(item) = stream.next().await {
             item.map_err(|e| EngineError::Pull(e.to_string()))?;
@@ -238,7 +245,7 @@ impl Engine for DockerEngine {
         Ok(())
     }
 
-    async fn push(&self, reference: &str, log: LogSink) -> Result<(), EngineError> {
+    async fn push(&self, reference: &str, log: LogSink) -> Result<Option<String>, EngineError> {
         self.push_once(reference, &log).await
     }
 
@@ -418,7 +425,11 @@ impl Engine for DockerEngine {
 }
 
 impl DockerEngine {
-    async fn push_once(&self, reference: &str, log: &LogSink) -> Result<(), EngineError> {
+    async fn push_once(
+        &self,
+        reference: &str,
+        log: &LogSink,
+    ) -> Result<Option<String>, EngineError> {
         let (name, tag) = split_reference(reference);
         let options = PushImageOptionsBuilder::default().tag(tag).build();
         let credentials = self.credentials.as_ref().map(|c| DockerCredentials {
@@ -428,10 +439,12 @@ impl DockerEngine {
             ..DockerCredentials::default()
         });
         let mut stream = self.docker.push_image(name, Some(options), credentials);
+        let mut digest = None;
         while let Some(item) = stream.next().await {
             match item {
                 Ok(info) => {
                     if let Some(status) = info.status {
+                        digest = digest.or_else(|| pushed_digest(&status));
                         let _ = log.send(status);
                     }
                 }
@@ -441,8 +454,16 @@ impl DockerEngine {
                 Err(e) => return Err(EngineError::Push(e.to_string())),
             }
         }
-        Ok(())
+        Ok(digest)
     }
+}
+
+/// The manifest digest in a push's last status line, `<tag>: digest: sha256:<hex> size: <n>`
+/// (docker and podman both say it so; bollard drops the `aux` object docker sends beside it).
+fn pushed_digest(status: &str) -> Option<String> {
+    let hex = status.split_once("digest: sha256:")?.1;
+    let hex = hex.split_whitespace().next()?;
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| format!("sha256:{hex}"))
 }
 
 /// Adapts a channel receiver into the stream bollard sends as the request body.
@@ -503,6 +524,22 @@ impl Write for ChannelWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pushed_digest_is_read_off_the_status_docker_and_podman_send() {
+        let hex = "efa7578e8dcce591f3fb6f3d29402136795b0c253a07cb911bf6ca4ed8355d58";
+        // As docker 28 and podman 4.3 said it on this machine.
+        let said = format!("1: digest: sha256:{hex} size: 527");
+        assert_eq!(pushed_digest(&said), Some(format!("sha256:{hex}")));
+        for other in [
+            "Pushed".to_string(),
+            "The push refers to repository [127.0.0.1:4000/kolla/base]".to_string(),
+            format!("1: digest: sha256:{} size: 527", &hex[..63]),
+            "1: digest: sha256:zz size: 1".to_string(),
+        ] {
+            assert_eq!(pushed_digest(&other), None, "{other}");
+        }
+    }
 
     fn refused(url: &str, tls_dir: Option<&Path>) -> String {
         match client(url, tls_dir) {

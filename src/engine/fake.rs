@@ -188,6 +188,11 @@ impl FakeEngine {
         id
     }
 
+    /// The digest a push of `reference` reported (the fake's stand-in for the manifest's).
+    pub fn pushed_digest(&self, reference: &str) -> Option<String> {
+        self.remote(reference).map(|image| manifest_digest(&image))
+    }
+
     /// The image tagged `reference` in the engine.
     pub fn image(&self, reference: &str) -> Option<FakeImage> {
         self.lock().local.get(reference).cloned()
@@ -277,6 +282,15 @@ impl Drop for Running<'_> {
     }
 }
 
+/// A stand-in for the digest of the manifest a registry would store for `image`: one per
+/// image ID, unlike the ID.
+fn manifest_digest(image: &FakeImage) -> String {
+    format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(format!("manifest of {}", image.id)))
+    )
+}
+
 /// A one-file layer, as a build step that writes `path` makes.
 pub fn layer(path: &str, content: &[u8]) -> Bytes {
     Bytes::from(tar_of([(path, content)]))
@@ -343,15 +357,20 @@ impl Engine for FakeEngine {
             tokio::time::sleep(self.pull_delay).await;
             self.check_alive()?;
         }
-        let image = self
-            .registry_lock()
-            .get(reference)
-            .cloned()
-            .ok_or_else(|| {
-                EngineError::Pull(format!(
-                    "manifest for {reference} not found: manifest unknown"
-                ))
-            })?;
+        let image = match reference.split_once('@') {
+            // By digest: any tag of the repository whose image has that manifest.
+            Some((repo, digest)) => self
+                .registry_lock()
+                .iter()
+                .find(|(r, image)| split_reference(r).0 == repo && manifest_digest(image) == digest)
+                .map(|(_, image)| image.clone()),
+            None => self.registry_lock().get(reference).cloned(),
+        };
+        let image = image.ok_or_else(|| {
+            EngineError::Pull(format!(
+                "manifest for {reference} not found: manifest unknown"
+            ))
+        })?;
         self.lock().local.insert(reference.to_string(), image);
         Ok(())
     }
@@ -408,7 +427,7 @@ impl Engine for FakeEngine {
         Ok(())
     }
 
-    async fn push(&self, reference: &str, log: LogSink) -> Result<(), EngineError> {
+    async fn push(&self, reference: &str, log: LogSink) -> Result<Option<String>, EngineError> {
         self.enter(Some(format!("push {reference}"))).await?;
         if self.failing_pushes.contains(reference) {
             return Err(EngineError::Push("connection refused".into()));
@@ -420,8 +439,9 @@ impl Engine for FakeEngine {
             ))
         })?;
         let _ = log.send(format!("{}: Pushed", split_reference(reference).1));
+        let digest = manifest_digest(&image);
         self.registry_lock().insert(reference.to_string(), image);
-        Ok(())
+        Ok(Some(digest))
     }
 
     fn save(&self, references: &[String]) -> SaveStream {

@@ -98,7 +98,8 @@ pub trait Engine: Send + Sync + 'static {
         reference: &str,
     ) -> impl Future<Output = Result<Option<ImageFacts>, EngineError>> + Send;
 
-    /// Pulls `reference` (`repo:tag`) from its registry into the engine.
+    /// Pulls `reference` (`repo:tag`, or `repo@sha256:<hex>` for one manifest) from its
+    /// registry into the engine.
     fn pull(&self, reference: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
 
     /// Builds and tags an image; output lines go to `log`. Returns the image ID.
@@ -116,12 +117,14 @@ pub trait Engine: Send + Sync + 'static {
         tag: &str,
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
 
-    /// Pushes a tagged image to the registry named in its reference.
+    /// Pushes a tagged image to the registry named in its reference. Returns the digest of the
+    /// manifest the registry stored (`sha256:<hex>`), when the engine tells it (docker and
+    /// podman do): the other engines pull the image by that digest.
     fn push(
         &self,
         reference: &str,
         log: LogSink,
-    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+    ) -> impl Future<Output = Result<Option<String>, EngineError>> + Send;
 
     /// The images as one `docker save` archive, streamed (never whole in memory).
     fn save(&self, references: &[String]) -> SaveStream;
@@ -147,10 +150,45 @@ pub trait Engine: Send + Sync + 'static {
     }
 }
 
+/// `reference`'s repository at the manifest `digest`: `repo@sha256:<hex>`, one image for good
+/// whatever its tags do later.
+pub fn by_digest(reference: &str, digest: &str) -> String {
+    format!("{}@{digest}", split_reference(reference).0)
+}
+
 /// `host:port/ns/name:tag` → (`host:port/ns/name`, `tag`); the port's colon is not a tag.
+/// A digest reference, `name@sha256:<hex>`, splits at the `@`.
 pub fn split_reference(reference: &str) -> (&str, &str) {
+    if let Some((name, digest)) = reference.split_once('@') {
+        return (name, digest);
+    }
     match reference.rsplit_once(':') {
         Some((name, tag)) if !tag.contains('/') => (name, tag),
         _ => (reference, "latest"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_split_at_the_tag_or_the_digest() {
+        assert_eq!(
+            split_reference("127.0.0.1:4000/kolla/base:2025.1"),
+            ("127.0.0.1:4000/kolla/base", "2025.1")
+        );
+        assert_eq!(
+            split_reference("127.0.0.1:4000/kolla/base"),
+            ("127.0.0.1:4000/kolla/base", "latest")
+        );
+        assert_eq!(
+            split_reference("127.0.0.1:4000/kolla/base@sha256:ab"),
+            ("127.0.0.1:4000/kolla/base", "sha256:ab")
+        );
+        assert_eq!(
+            by_digest("127.0.0.1:4000/kolla/base:2025.1", "sha256:ab"),
+            "127.0.0.1:4000/kolla/base@sha256:ab"
+        );
     }
 }

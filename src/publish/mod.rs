@@ -39,7 +39,7 @@ pub async fn push<E: Engine>(
     reference: &str,
     mode: PushMode,
     log: LogSink,
-) -> Result<(), EngineError> {
+) -> Result<Option<String>, EngineError> {
     match mode {
         PushMode::Immediate => engine.push(reference, log).await,
         PushMode::Atomic => {
@@ -92,6 +92,7 @@ pub async fn move_tags<E: Engine>(
                     engine
                         .push(&reference, log)
                         .await
+                        .map(|_| ())
                         .map_err(TagMoveError::from)
                 }
                 Via::Registry(registry) => registry
@@ -125,6 +126,7 @@ where
             Ok(()) => PushOutcome::Pushed {
                 seconds: started.elapsed().as_secs_f64(),
                 attempts,
+                digest: None,
             },
             Err(error) => PushOutcome::Failed {
                 error: format!("moving the tag: {error}"),
@@ -155,7 +157,7 @@ mod tests {
     }
 
     /// Pushes the image in `mode`.
-    async fn push_in(engine: &FakeEngine, mode: PushMode) -> Result<(), EngineError> {
+    async fn push_in(engine: &FakeEngine, mode: PushMode) -> Result<Option<String>, EngineError> {
         let (log, _rx) = tokio::sync::mpsc::unbounded_channel();
         push(engine, REFERENCE, mode, log).await
     }

@@ -25,6 +25,7 @@ use tokio_util::io::StreamReader;
 
 use crate::common::types::Credentials;
 use crate::engine::split_reference;
+use sha2::{Digest, Sha256};
 
 crate::common::error::message_error!(
     /// A registry request that failed: no answer, an unexpected status, a body that is no
@@ -48,12 +49,17 @@ const WHOLE_BLOB_LIMIT: usize = 16 << 20;
 pub struct RemoteImage {
     /// The config's digest: the image ID an engine gives the pulled image.
     pub id: String,
+    /// The manifest's digest: `repo@<digest>` pulls this very image.
+    pub digest: String,
     pub labels: BTreeMap<String, String>,
 }
 
 /// One image's manifest: its config and its layers (base first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageManifest {
+    /// Of the manifest's bytes as served (the registry serves the stored bytes for the types
+    /// asked for): the digest that pulls this image.
+    pub digest: String,
     pub config: Descriptor,
     pub layers: Vec<Descriptor>,
 }
@@ -202,10 +208,10 @@ impl Registry {
             layers: Vec<Descriptor>,
         }
         let (repository, tag) = self.split(reference)?;
-        let Some((_, manifest)) = self.manifest(repository, tag).await? else {
+        let Some((_, bytes)) = self.manifest(repository, tag).await? else {
             return Ok(None);
         };
-        let manifest: Parsed = serde_json::from_slice(&manifest).map_err(|e| {
+        let manifest: Parsed = serde_json::from_slice(&bytes).map_err(|e| {
             RegistryError(format!(
                 "{reference}: the manifest is no JSON manifest: {e}"
             ))
@@ -216,6 +222,7 @@ impl Registry {
             )));
         };
         Ok(Some(ImageManifest {
+            digest: format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
             config,
             layers: manifest.layers,
         }))
@@ -294,8 +301,8 @@ impl Registry {
             return Ok(None);
         };
         let (repository, _) = self.split(reference)?;
-        let digest = manifest.config.digest;
-        let config = self.blob(repository, &digest).await?;
+        let id = manifest.config.digest;
+        let config = self.blob(repository, &id).await?;
         let config: serde_json::Value = serde_json::from_slice(&config)
             .map_err(|e| RegistryError(format!("{reference}: the config is no JSON: {e}")))?;
         let labels = config["config"]["Labels"]
@@ -307,7 +314,11 @@ impl Registry {
                     .collect()
             })
             .unwrap_or_default();
-        Ok(Some(RemoteImage { id: digest, labels }))
+        Ok(Some(RemoteImage {
+            id,
+            digest: manifest.digest,
+            labels,
+        }))
     }
 
     /// Puts the manifest of `from` under `to` too (both references in this registry, same
@@ -516,6 +527,12 @@ pub(crate) mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(image.id, "sha256:c0");
+        // The manifest's own digest, as the registry would answer in Docker-Content-Digest.
+        let manifest = r#"{"schemaVersion":2,"config":{"digest":"sha256:c0"}}"#;
+        assert_eq!(
+            image.digest,
+            format!("sha256:{}", hex::encode(Sha256::digest(manifest)))
+        );
         assert_eq!(image.labels.get("hash").map(String::as_str), Some("h1"));
         assert_eq!(
             registry.image(&format!("{host}/ns/y:1")).await.unwrap(),

@@ -48,8 +48,16 @@ impl Outcome {
 /// What happened to an image's push.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PushOutcome {
-    Pushed { seconds: f64, attempts: u32 },
-    Failed { error: String, attempts: u32 },
+    Pushed {
+        seconds: f64,
+        attempts: u32,
+        /// The manifest digest the registry stored, when the engine told it.
+        digest: Option<String>,
+    },
+    Failed {
+        error: String,
+        attempts: u32,
+    },
     Cancelled,
 }
 

@@ -82,6 +82,8 @@ pub struct Entry {
     /// `pushed`, `error` or `cancelled` when a push was asked for.
     pub push: Option<String>,
     pub push_seconds: Option<f64>,
+    /// The manifest digest the registry stored for the push, when the engine told it.
+    pub push_digest: Option<String>,
     /// The manifest digest the image was exported under, or `error`.
     pub export: Option<String>,
     /// With `--package-cache`: the bytes the package caches sent this image's build (counted
@@ -121,9 +123,12 @@ impl Summary {
             ..Entry::default()
         };
         match row.push {
-            Some(PushOutcome::Pushed { seconds, .. }) => {
+            Some(PushOutcome::Pushed {
+                seconds, digest, ..
+            }) => {
                 entry.push = Some("pushed".into());
                 entry.push_seconds = Some((seconds * 10.0).round() / 10.0);
+                entry.push_digest = digest.clone();
             }
             Some(PushOutcome::Failed { error, .. }) => {
                 // As kolla: an image that built but did not push is a failure, `push_error`.
@@ -443,6 +448,7 @@ mod tests {
         let pushed = PushOutcome::Pushed {
             seconds: 1.0,
             attempts: 1,
+            digest: Some("sha256:d1".into()),
         };
         let refused = PushOutcome::Failed {
             error: "connection refused".into(),
@@ -470,6 +476,7 @@ mod tests {
         assert_eq!(json["failed"][1]["status"], "parent_error");
         assert_eq!(json["failed"][1]["parent"], "keystone-base");
         assert_eq!(json["built"][2]["push"], "pushed");
+        assert_eq!(json["built"][2]["push_digest"], "sha256:d1");
         assert_eq!(json["failed"][2]["status"], "push_error");
         assert_eq!(json["failed"][2]["error"], "connection refused");
         assert!(!s.success());
@@ -517,6 +524,7 @@ mod tests {
             push: Some(&PushOutcome::Pushed {
                 seconds: 1.0,
                 attempts: 1,
+                digest: None,
             }),
         });
         s.mark_staged();
