@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::engine::{Namespace, debian_args, engine_lock, kolla_build, names, set};
 use crate::support::{BIN, LoopbackSshd, PrivateEngine};
@@ -39,8 +40,9 @@ fn pool_args(ns: &Namespace, engines: &[String], images: &[&str]) -> Vec<String>
     args
 }
 
-/// The image ID the registry serves `reference` with (its config digest).
-fn registry_id(reference: &str) -> String {
+/// The image the registry serves as `reference`: its ID (the config's digest) and the digest
+/// of its manifest (of the bytes served).
+fn registry_image(reference: &str) -> (String, String) {
     let rest = reference.strip_prefix(&format!("{REGISTRY}/")).unwrap();
     let (repository, tag) = rest.rsplit_once(':').unwrap();
     let out = Command::new("curl")
@@ -51,7 +53,21 @@ fn registry_id(reference: &str) -> String {
         .unwrap();
     assert!(out.status.success(), "{reference} is not in the registry");
     let manifest: Value = serde_json::from_slice(&out.stdout).unwrap();
-    manifest["config"]["digest"].as_str().unwrap().to_string()
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&out.stdout)));
+    (
+        manifest["config"]["digest"].as_str().unwrap().to_string(),
+        digest,
+    )
+}
+
+/// The registry's log (scripts/setup-engine.sh's), where a pull by digest shows as
+/// `GET /v2/<repository>/manifests/sha256:...`.
+fn registry_log() -> String {
+    let path = std::env::var("KOLLA_REGISTRY_LOG")
+        .unwrap_or_else(|_| "/var/log/kolla-build-registry.log".to_string());
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("{path}: {e} (scripts/setup-engine.sh starts the registry logging there)")
+    })
 }
 
 /// The ID of the image tagged `reference` in the engine at `host` (for the docker CLI), if it
@@ -68,43 +84,52 @@ fn engine_id(host: &str, reference: &str) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// The built entries of a summary: name → (reference, engine).
-fn built_on(summary: &Value) -> BTreeMap<String, (String, String)> {
+/// The built entries of a summary: name → (reference, engine, the digest its push reported).
+fn built_on(summary: &Value) -> BTreeMap<String, (String, String, String)> {
     let entries = summary["built"].as_array().cloned().unwrap_or_default();
-    let map: BTreeMap<String, (String, String)> = entries
+    let map: BTreeMap<String, (String, String, String)> = entries
         .iter()
         .map(|e| {
             let name = e["name"].as_str().unwrap().to_string();
             let reference = e["reference"].as_str().unwrap().to_string();
             let engine = e["engine"].as_str().unwrap_or_default().to_string();
-            (name, (reference, engine))
+            let digest = e["push_digest"].as_str().unwrap_or_default().to_string();
+            (name, (reference, engine, digest))
         })
         .collect();
     assert_eq!(map.len(), entries.len(), "an image twice: {summary}");
     map
 }
 
-/// Every built image is in the registry as built (same image ID on the engine that built it),
-/// and an engine that built a child of a parent built elsewhere holds that parent as built (it
-/// pulled it). Returns how many such hand-offs there were. `sockets` maps an engine's URL in
-/// the summary to the socket the checks read it through, when they differ (a TLS engine).
+/// Every built image is in the registry as built (same image ID on the engine that built it,
+/// and the manifest digest its push reported), and an engine that built a child of a parent
+/// built elsewhere holds that parent as built, pulled by that digest (the registry's log shows
+/// the manifest asked for by digest). Returns how many such hand-offs there were. `sockets` maps
+/// an engine's URL in the summary to the socket the checks read it through, when they differ
+/// (an engine reached over TLS or ssh).
 fn assert_handed_over(
-    built: &BTreeMap<String, (String, String)>,
+    built: &BTreeMap<String, (String, String, String)>,
     parents: &[(&str, &str)],
     sockets: &BTreeMap<String, String>,
 ) -> usize {
     let host = |engine: &String| sockets.get(engine).unwrap_or(engine).clone();
-    for (name, (reference, engine)) in built {
+    for (name, (reference, engine, digest)) in built {
         assert!(!engine.is_empty(), "{name} names no engine");
+        let (id, registry_digest) = registry_image(reference);
         assert_eq!(
             engine_id(&host(engine), reference),
-            Some(registry_id(reference)),
+            Some(id),
             "{name}: the registry holds what {engine} built"
         );
+        assert_eq!(
+            *digest, registry_digest,
+            "{name}: the summary's push_digest is the registry's manifest digest"
+        );
     }
+    let log = registry_log();
     let mut handoffs = 0;
     for (child, parent) in parents {
-        let (Some((_, child_engine)), Some((parent_ref, parent_engine))) =
+        let (Some((_, child_engine, _)), Some((parent_ref, parent_engine, digest))) =
             (built.get(*child), built.get(*parent))
         else {
             continue;
@@ -113,8 +138,19 @@ fn assert_handed_over(
             handoffs += 1;
             assert_eq!(
                 engine_id(&host(child_engine), parent_ref),
-                Some(registry_id(parent_ref)),
+                Some(registry_image(parent_ref).0),
                 "{child} on {child_engine} was built on the {parent} from {parent_engine}"
+            );
+            let repository = parent_ref
+                .strip_prefix(&format!("{REGISTRY}/"))
+                .and_then(|r| r.rsplit_once(':'))
+                .unwrap()
+                .0;
+            let asked = format!("GET /v2/{repository}/manifests/{digest} ");
+            assert!(
+                log.contains(&asked),
+                "{child} on {child_engine}: {parent} was pulled by digest ({asked:?} is not in \
+                 the registry's log)"
             );
         }
     }
@@ -170,7 +206,7 @@ fn three_engines_build_each_image_once_hand_parents_over_and_are_all_fresh_next_
         cold.summary
     );
     let built = built_on(&cold.summary);
-    let used: BTreeSet<&String> = built.values().map(|(_, e)| e).collect();
+    let used: BTreeSet<&String> = built.values().map(|(_, e, _)| e).collect();
     assert_eq!(
         used,
         engines.iter().collect(),
@@ -204,7 +240,9 @@ fn three_engines_build_each_image_once_hand_parents_over_and_are_all_fresh_next_
         warm.summary
     );
     assert!(
-        built_on(&warm.summary).values().all(|(_, e)| e.is_empty()),
+        built_on(&warm.summary)
+            .values()
+            .all(|(_, e, _)| e.is_empty()),
         "no engine built anything: {}",
         warm.summary
     );
@@ -277,7 +315,7 @@ fn an_engine_killed_mid_build_has_its_work_moved_and_the_run_completes() {
     );
     let built = built_on(&summary);
     assert!(
-        built.values().all(|(_, e)| *e != killed),
+        built.values().all(|(_, e, _)| *e != killed),
         "nothing counts as built on the lost engine: {built:?}"
     );
     assert_handed_over(
