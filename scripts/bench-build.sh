@@ -19,6 +19,8 @@
 # "reading remote"); what the builds downloaded is the sum of the summary's network_bytes (what
 # the caches sent the builds), which is also what (1) downloads from outside; for (1) the rx
 # bytes of the machine's interfaces are printed too (other work on the machine counts there).
+# REPEAT=1 adds (4) warm and (5) none again, in that order, for the spread between runs;
+# KEEP=DIR keeps the summaries and the caches' logs there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TYPE=${TYPE:-binary}
@@ -60,6 +62,13 @@ if [ "${CACHES:-0}" = 1 ]; then
   run none
   run cold "${CACHE_ARGS[@]}"
   run warm "${CACHE_ARGS[@]}"
+  if [ "${REPEAT:-0}" = 1 ]; then # the spread between runs: both again, the other way round
+    run warm2 "${CACHE_ARGS[@]}"
+    run none2
+  fi
+  if [ -n "${KEEP:-}" ]; then # the summaries and the caches' logs, for a closer look
+    mkdir -p "$KEEP" && cp "$WORK"/*.json "$CLOG"/*.log "$KEEP"/
+  fi
   python3 - "$WORK" "$CLOG" "$CDIR/devpi" <<'PY'
 import json, os, re, sys
 work, logs, serverdir = sys.argv[1:4]
@@ -73,15 +82,18 @@ def upstream(name):
         fetched += os.path.getsize(path) if os.path.exists(path) else 0
     return fetched
 rows = {}
-for name in ("none", "cold", "warm"):
+for name in ("none", "cold", "warm", "warm2", "none2"):
+    if not os.path.exists(f"{work}/{name}.measure"):
+        continue
     ms, rx = (int(x) for x in open(f"{work}/{name}.measure").read().split())
     s = json.load(open(f"{work}/{name}.json"))
     got = sum(e.get("network_bytes", 0) for e in s["built"])
-    rows[name] = (ms / 1000, rx, got, None if name == "none" else upstream(name))
+    work_s = sum(e.get("seconds", 0) for e in s["built"])
+    rows[name] = (ms / 1000, rx, got, None if name.startswith("none") else upstream(name), work_s)
 downloaded = rows["cold"][2]
-for name, (wall, rx, got, up) in rows.items():
+for name, (wall, rx, got, up, work_s) in rows.items():
     net = downloaded if up is None else up
-    print(f"{name:5} caches: {wall:7.1f} s wall, network {net / 1e6:8.1f} MB"
+    print(f"{name:5} caches: {wall:7.1f} s wall ({work_s:.0f} s of image builds), network {net / 1e6:8.1f} MB"
           + (f" (the builds' downloads; machine rx {rx / 1e6:.1f} MB)" if up is None
              else f" fetched by the caches, {got / 1e6:.1f} MB served to the builds"))
 none, warm = rows["none"], rows["warm"]
