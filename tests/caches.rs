@@ -214,10 +214,9 @@ fn assert_not_in_files(reference: &str, needles: &[&str]) {
 
 /// The keystone chain (source: apt and pip) through both caches, twice without the layer
 /// cache: no proxy setting or cache address is left in any image (config, history, files), and
-/// the second build gets (almost) everything from the caches.
+/// the second build gets (almost) everything from the caches. scripts/test.sh starts the
+/// caches.
 #[test]
-#[ignore = "two --no-cache source builds of the keystone chain (19 min at load 6 on 2 cores): \
-            too long for CI's budget; `KOLLA_LONG_TESTS=1 bash scripts/test.sh` runs it"]
 fn builds_through_the_package_caches_leave_no_trace_and_a_rebuild_fetches_nothing_new() {
     let _lock = engine_lock();
     for url in [
