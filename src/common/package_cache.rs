@@ -205,6 +205,8 @@ async fn relay(
         let mut connections = tokio::task::JoinSet::new();
         loop {
             let Ok((client, _)) = listener.accept().await else {
+                // Out of file descriptors, say: wait for connections to close rather than spin.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             };
             let (upstream, bytes) = (upstream.clone(), bytes.clone());
