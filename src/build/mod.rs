@@ -22,7 +22,7 @@ use crate::common::error::{Error, Result};
 use crate::common::types::PushMode;
 use crate::common::types::SummaryFormat;
 use crate::engine::docker::DockerEngine;
-use crate::engine::{BuildRequest, Engine, PARENT_ID_LABEL, by_digest, split_reference};
+use crate::engine::{BuildRequest, Engine, PARENT_ID_LABEL, by_digest, pinned, split_reference};
 use crate::graph::ImageGraph;
 use crate::graph::selection::Status;
 use crate::prepare::Prepared;
@@ -503,10 +503,7 @@ async fn stages(
                             } else {
                                 (pool_options.pushed_as)(&reference)
                             };
-                            let from = match crate::build::pool::pushed_digest(push) {
-                                Some(digest) => by_digest(&pushed_as, digest),
-                                None => pushed_as,
-                            };
+                            let from = pinned(pushed_as, crate::build::pool::pushed_digest(push));
                             (from, Some(image_id.clone()))
                         }
                         (None, _) => (reference.clone(), None),
@@ -693,10 +690,7 @@ async fn share_external<E: Engine>(
         })?
     };
     Ok(Source {
-        pull_as: match digest {
-            Some(digest) => by_digest(&pull_as, &digest),
-            None => pull_as,
-        },
+        pull_as: pinned(pull_as, digest.as_deref()),
         id: id.to_string(),
     })
 }
@@ -1216,14 +1210,11 @@ mod tests {
         let (name, tag) = split_reference(&keystone);
         let repository = name.strip_prefix(&format!("{host}/")).unwrap();
         let labels = serde_json::json!({ INPUT_HASH_LABEL: "k1", PARENT_ID_LABEL: base_id });
+        let manifest = r#"{"schemaVersion":2,"config":{"digest":"sha256:f00"}}"#;
         routes.lock().unwrap().extend([
             (
                 format!("GET /v2/{repository}/manifests/{tag}"),
-                (
-                    200,
-                    MANIFEST,
-                    r#"{"schemaVersion":2,"config":{"digest":"sha256:f00"}}"#.to_string(),
-                ),
+                (200, MANIFEST, manifest.to_string()),
             ),
             (
                 format!("GET /v2/{repository}/blobs/sha256:f00"),
@@ -1250,12 +1241,10 @@ mod tests {
                     // By the manifest's digest (of the bytes served).
                     pull_as: by_digest(
                         &keystone,
-                        &format!("sha256:{}", {
-                            use sha2::Digest;
-                            hex::encode(sha2::Sha256::digest(
-                                r#"{"schemaVersion":2,"config":{"digest":"sha256:f00"}}"#,
-                            ))
-                        })
+                        &format!(
+                            "sha256:{}",
+                            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(manifest))
+                        )
                     ),
                     id: "sha256:f00".into()
                 }

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::build::work::{Message, Options, Results, Task, Worker};
-use crate::engine::{Engine, EngineError, by_digest, split_reference};
+use crate::engine::{Engine, EngineError, pinned, split_reference};
 use crate::report::event::{Event, Outcome, PushOutcome, Reporter};
 
 /// One engine of the pool and how many builds it runs at once.
@@ -374,13 +374,10 @@ pub async fn run<E: Engine>(
                             Some(source) => source.pull_as.clone(),
                             // By the digest its push reported: that very manifest, whatever
                             // the tag holds by now.
-                            None => {
-                                let pushed_as = (options.pushed_as)(p);
-                                match parent_task.and_then(|p| pushed_digest(&pushes[p])) {
-                                    Some(digest) => by_digest(&pushed_as, digest),
-                                    None => pushed_as,
-                                }
-                            }
+                            None => pinned(
+                                (options.pushed_as)(p),
+                                parent_task.and_then(|p| pushed_digest(&pushes[p])),
+                            ),
                         },
                         id: ids.get(p).cloned(),
                     }),
@@ -873,7 +870,10 @@ mod tests {
                     "{}",
                     tasks[p].name
                 );
-                let pulled = calls.contains(&format!("pull {}", by_digest(parent, &digest)));
+                let pulled = calls.contains(&format!(
+                    "pull {}",
+                    crate::engine::by_digest(parent, &digest)
+                ));
                 assert!(
                     !calls.contains(&format!("pull {parent}")),
                     "pulled by tag: {calls:?}"

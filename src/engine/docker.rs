@@ -232,7 +232,7 @@ impl Engine for DockerEngine {
                 .from_image(reference)
                 .build()
         } else {
-            let (repo, tag) = reference.rsplit_once(':').unwrap_or((reference, "latest"));
+            let (repo, tag) = split_reference(reference);
             CreateImageOptionsBuilder::default()
                 .from_image(repo)
                 .tag(tag)
@@ -528,7 +528,7 @@ mod tests {
     #[test]
     fn the_pushed_digest_is_read_off_the_status_docker_and_podman_send() {
         let hex = "efa7578e8dcce591f3fb6f3d29402136795b0c253a07cb911bf6ca4ed8355d58";
-        // As docker 28 and podman 4.3 said it on this machine.
+        // As Docker 20.10.24 and podman 4.3.1 said it on this machine.
         let said = format!("1: digest: sha256:{hex} size: 527");
         assert_eq!(pushed_digest(&said), Some(format!("sha256:{hex}")));
         for other in [

@@ -156,6 +156,14 @@ pub fn by_digest(reference: &str, digest: &str) -> String {
     format!("{}@{digest}", split_reference(reference).0)
 }
 
+/// `reference` pinned to the manifest `digest` when one is known, else as it is.
+pub fn pinned(reference: String, digest: Option<&str>) -> String {
+    match digest {
+        Some(digest) => by_digest(&reference, digest),
+        None => reference,
+    }
+}
+
 /// `host:port/ns/name:tag` → (`host:port/ns/name`, `tag`); the port's colon is not a tag.
 /// A digest reference, `name@sha256:<hex>`, splits at the `@`.
 pub fn split_reference(reference: &str) -> (&str, &str) {
