@@ -696,7 +696,8 @@ async fn share_external<E: Engine>(
 }
 
 /// Makes the first engine hold each `(reference, pulled as, image ID)` for an export: what it
-/// lacks (or holds another image under the reference) is pulled from the registry and tagged.
+/// lacks (or holds another image under the reference) is pulled from the registry, tagged and
+/// checked against the image ID ([`crate::engine::fetch`], as the pool's hand-off does).
 async fn gather<E: Engine>(engine: &E, wanted: &[(String, String, Option<String>)]) -> Result<()> {
     for (reference, from, id) in wanted {
         let have = engine
@@ -707,14 +708,7 @@ async fn gather<E: Engine>(engine: &E, wanted: &[(String, String, Option<String>
         if have.is_some() && (id.is_none() || have == *id) {
             continue;
         }
-        let fetched = async {
-            engine.pull(from).await?;
-            if from != reference {
-                let (repo, tag) = split_reference(reference);
-                engine.tag(from, repo, tag).await?;
-            }
-            Ok::<(), crate::engine::EngineError>(())
-        };
+        let fetched = crate::engine::fetch(engine, from, reference, id.as_deref());
         fetched.await.map_err(|e| {
             Error::Engine(format!(
                 "cannot fetch `{reference}` (as `{from}`) into {} for the export: {e}",

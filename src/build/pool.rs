@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::build::work::{Message, Options, Results, Task, Worker};
-use crate::engine::{Engine, EngineError, pinned, split_reference};
+use crate::engine::{Engine, pinned};
 use crate::report::event::{Event, Outcome, PushOutcome, Reporter};
 
 /// One engine of the pool and how many builds it runs at once.
@@ -647,7 +647,13 @@ struct Handoff {
 /// Pulls the parent when the engine lacks it, then builds (with the single-engine worker).
 async fn job<E: Engine>(worker: Worker<E>, task: Task, pull: Option<Handoff>) {
     if let Some(pull) = pull {
-        if let Err(error) = fetch(&*worker.engine, &pull).await {
+        let fetched = crate::engine::fetch(
+            &*worker.engine,
+            &pull.pushed_as,
+            &pull.reference,
+            pull.id.as_deref(),
+        );
+        if let Err(error) = fetched.await {
             let _ = worker.tx.send(Message::Done(
                 worker.i,
                 failed(&format!(
@@ -660,25 +666,6 @@ async fn job<E: Engine>(worker: Worker<E>, task: Task, pull: Option<Handoff>) {
         }
     }
     worker.build(task.request).await;
-}
-
-async fn fetch<E: Engine>(engine: &E, pull: &Handoff) -> Result<(), EngineError> {
-    engine.pull(&pull.pushed_as).await?;
-    if pull.pushed_as != pull.reference {
-        let (repo, tag) = split_reference(&pull.reference);
-        engine.tag(&pull.pushed_as, repo, tag).await?;
-    }
-    let got = engine.inspect(&pull.reference).await?.map(|f| f.id);
-    match (&pull.id, got) {
-        (_, None) => Err(EngineError::Pull(format!(
-            "`{}` is missing after the pull",
-            pull.reference
-        ))),
-        (Some(want), Some(got)) if *want != got => Err(EngineError::Pull(format!(
-            "the registry served image {got}, not the {want} that was built"
-        ))),
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]

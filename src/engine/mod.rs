@@ -150,6 +150,33 @@ pub trait Engine: Send + Sync + 'static {
     }
 }
 
+/// Makes `engine` hold the image `from` names (a registry reference, often by digest) under
+/// `reference`: pulls it, tags it, and checks that the image now under `reference` is `id` when
+/// one is expected (the registry could serve another image than the one that was built).
+/// The pool's hand-off of a parent and the export's gathering of images both go through here.
+pub async fn fetch<E: Engine>(
+    engine: &E,
+    from: &str,
+    reference: &str,
+    id: Option<&str>,
+) -> Result<(), EngineError> {
+    engine.pull(from).await?;
+    if from != reference {
+        let (repo, tag) = split_reference(reference);
+        engine.tag(from, repo, tag).await?;
+    }
+    let got = engine.inspect(reference).await?.map(|facts| facts.id);
+    match (id, got) {
+        (_, None) => Err(EngineError::Pull(format!(
+            "`{reference}` is missing after the pull"
+        ))),
+        (Some(want), Some(got)) if want != got => Err(EngineError::Pull(format!(
+            "the registry served image {got}, not the {want} that was built"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// `reference`'s repository at the manifest `digest`: `repo@sha256:<hex>`, one image for good
 /// whatever its tags do later.
 pub fn by_digest(reference: &str, digest: &str) -> String {
@@ -179,6 +206,41 @@ pub fn split_reference(reference: &str) -> (&str, &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn fetch_pulls_tags_and_checks_the_image_id() {
+        let engine = fake::FakeEngine::new();
+        let id = engine.add_remote("reg:4000/kolla/base:staging", vec![fake::layer("a", b"1")]);
+        fetch(
+            &engine,
+            "reg:4000/kolla/base:staging",
+            "kolla/base:2025.1",
+            Some(&id),
+        )
+        .await
+        .unwrap();
+        let held = engine.inspect("kolla/base:2025.1").await.unwrap();
+        assert_eq!(held.map(|facts| facts.id), Some(id));
+        // The registry serves another image than the one built: refused, and named.
+        let error = fetch(
+            &engine,
+            "reg:4000/kolla/base:staging",
+            "kolla/base:2025.1",
+            Some("sha256:other"),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("not the sha256:other"),
+            "{error}"
+        );
+        // Nothing in the registry: the pull's own error.
+        assert!(
+            fetch(&engine, "reg:4000/kolla/none:1", "kolla/none:1", None)
+                .await
+                .is_err()
+        );
+    }
 
     #[test]
     fn references_split_at_the_tag_or_the_digest() {
