@@ -265,6 +265,72 @@ fn debian_source_keystone_chain_builds_then_is_fresh_then_rebuilds_only_what_cha
     keystone_chain("source");
 }
 
+/// A base made by `--bootstrap-base` is configured as Debian's image on Docker Hub is (what
+/// kolla's operators build FROM): apt itself, run in a build on it, reads those settings, dpkg
+/// is told not to sync, and policy-rc.d keeps services from starting. The base image gets a name
+/// of its own, so it is bootstrapped here whatever the engine already holds.
+#[test]
+fn a_bootstrapped_base_is_configured_like_docker_hubs_debian_image() {
+    let _lock = engine_lock();
+    let ns = Namespace::new("bootstrap");
+    let test = Test::small_tree();
+    test.write(
+        "base/Dockerfile.j2",
+        "FROM {{ base_image }}:{{ base_distro_tag }}\nRUN apt-config dump > /apt-config.txt\n",
+    );
+    let base_image = format!("{}/debian", ns.0);
+    let args: Vec<String> = [
+        "-n",
+        &ns.0,
+        "--base-image",
+        &base_image,
+        "--base-tag",
+        "trixie",
+        "--bootstrap-base",
+        "--format",
+        "none",
+        "^base$",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let run = kolla_build(test.path(), &args);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stderr.contains("Bootstrapped"), "{}", run.stderr);
+    let reference = run.summary["built"][0]["reference"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let out = Command::new("docker")
+        .args(["run", "--rm", &reference, "sh", "-c"])
+        .arg(
+            "cat /apt-config.txt /etc/dpkg/dpkg.cfg.d/docker-apt-speedup; \
+             /usr/sbin/policy-rc.d; echo policy-rc.d=$?",
+        )
+        .output()
+        .unwrap();
+    let seen = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{reference}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "Acquire::Languages \"none\";",
+        "Acquire::GzipIndexes \"true\";",
+        "Dir::Cache::pkgcache \"\";",
+        "Apt::AutoRemove::SuggestsImportant \"false\";",
+        "\nforce-unsafe-io\n",
+        "policy-rc.d=101",
+    ] {
+        // apt's configuration keys are case-insensitive; its dump may spell them either way.
+        assert!(
+            seen.to_lowercase().contains(&expected.to_lowercase()),
+            "{expected} is missing from:\n{seen}"
+        );
+    }
+}
+
 #[test]
 fn a_failing_image_skips_its_descendants_while_siblings_build() {
     let _lock = engine_lock();
@@ -529,20 +595,40 @@ fn export_round_trips_through_a_stock_registry_and_push_reaches_a_live_one() {
         "{}",
         push.summary
     );
-    let remote = format!("127.0.0.1:4000/{}/debian-binary-one:2025.1", ns.0);
-    let inspect = Command::new("skopeo")
-        .args([
-            "inspect",
-            "--tls-verify=false",
-            &format!("docker://{remote}"),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        inspect.status.success(),
-        "{}",
-        String::from_utf8_lossy(&inspect.stderr)
-    );
+    // Each image is in the registry, and the digest the summary records for its push is the
+    // one skopeo reads for the manifest the registry serves (what other engines pull by).
+    for image in ["base", "one", "two"] {
+        let remote = format!("127.0.0.1:4000/{}/debian-binary-{image}:2025.1", ns.0);
+        let inspect = Command::new("skopeo")
+            .args([
+                "inspect",
+                "--tls-verify=false",
+                &format!("docker://{remote}"),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            inspect.status.success(),
+            "{}",
+            String::from_utf8_lossy(&inspect.stderr)
+        );
+        let served: Value = serde_json::from_slice(&inspect.stdout).unwrap();
+        let entry = push.summary["built"]
+            .as_array()
+            .and_then(|built| built.iter().find(|e| e["name"] == image))
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            served["Digest"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("sha256:")),
+            "{served}"
+        );
+        assert_eq!(
+            entry["push_digest"], served["Digest"],
+            "{image}: the summary's push_digest is the registry's manifest digest"
+        );
+    }
 }
 
 #[test]

@@ -43,6 +43,8 @@ pub enum BootstrapError {
         status: std::process::ExitStatus,
         tail: Vec<String>,
     },
+    #[error("cannot write {path} into the bootstrapped root filesystem: {source}")]
+    ImageConfig { path: String, source: io::Error },
     #[error("interrupted by {}", crate::common::signals::name(*.signal))]
     Interrupted { signal: i32 },
     #[error("cannot run tar: {0}")]
@@ -176,6 +178,7 @@ pub async fn bootstrap<E: Engine>(
     for dir in ["var/cache/apt/archives", "var/lib/apt/lists"] {
         clean_dir(&rootfs.join(dir));
     }
+    write_image_config(&rootfs)?;
     status(&format!("importing {}:{}", spec.repo, spec.tag));
     import_rootfs(engine, &rootfs, &spec.repo, &spec.tag).await
 }
@@ -252,6 +255,68 @@ fn kill_group(pid: u32) {
         .status();
 }
 
+/// The files Debian's and Ubuntu's images on Docker Hub carry for package installs in a build
+/// (their rootfs builders, debuerreotype and Ubuntu's, add them): a bootstrapped base must behave
+/// as the `FROM debian:trixie` that kolla's operators build on, and they are why installs there
+/// are fast. Same paths as in those images, so that a Dockerfile that edits or removes one
+/// (a common move for apt cache mounts) does the same here. `(path in the rootfs, mode, body)`.
+pub const IMAGE_CONFIG: [(&str, u32, &str); 6] = [
+    (
+        "usr/sbin/policy-rc.d",
+        0o755,
+        "#!/bin/sh\n# A build has no init system: packages must not try to start their services.\nexit 101\n",
+    ),
+    (
+        "etc/dpkg/dpkg.cfg.d/docker-apt-speedup",
+        0o644,
+        "# An image build is thrown away when it fails, so dpkg need not sync every file it unpacks.\nforce-unsafe-io\n",
+    ),
+    (
+        "etc/apt/apt.conf.d/docker-clean",
+        0o644,
+        "# Downloaded packages and apt's binary caches would only fatten each layer.\n\
+         DPkg::Post-Invoke { \"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true\"; };\n\
+         APT::Update::Post-Invoke { \"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true\"; };\n\
+         Dir::Cache::pkgcache \"\";\n\
+         Dir::Cache::srcpkgcache \"\";\n",
+    ),
+    (
+        "etc/apt/apt.conf.d/docker-gzip-indexes",
+        0o644,
+        "# Package lists stay compressed on disk.\nAcquire::GzipIndexes \"true\";\n",
+    ),
+    (
+        "etc/apt/apt.conf.d/docker-no-languages",
+        0o644,
+        "# No translated package descriptions: a smaller and faster `apt-get update`.\nAcquire::Languages \"none\";\n",
+    ),
+    (
+        "etc/apt/apt.conf.d/docker-autoremove-suggests",
+        0o644,
+        "# `apt-get autoremove` also takes what was only kept because something suggests it.\nApt::AutoRemove::SuggestsImportant \"false\";\n",
+    ),
+];
+
+/// Writes [`IMAGE_CONFIG`] into the root filesystem at `rootfs`.
+fn write_image_config(rootfs: &Path) -> Result<(), BootstrapError> {
+    use std::os::unix::fs::PermissionsExt;
+    for (path, mode, body) in IMAGE_CONFIG {
+        let target = rootfs.join(path);
+        let written = target
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&target, body))
+            .and_then(|()| {
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))
+            });
+        written.map_err(|source| BootstrapError::ImageConfig {
+            path: format!("/{path}"),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
 fn clean_dir(dir: &Path) {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
@@ -279,6 +344,33 @@ mod tests {
         };
         assert_eq!(spec("22.04").suite(), "jammy");
         assert_eq!(spec("noble").suite(), "noble");
+    }
+
+    #[test]
+    fn the_image_config_of_docker_hubs_debian_images_is_written_into_the_rootfs() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        // debootstrap made these directories; policy-rc.d's is there too.
+        std::fs::create_dir_all(root.path().join("etc/apt/apt.conf.d")).unwrap();
+        write_image_config(root.path()).unwrap();
+        let read = |path: &str| std::fs::read_to_string(root.path().join(path)).unwrap();
+        assert!(read("etc/dpkg/dpkg.cfg.d/docker-apt-speedup").contains("\nforce-unsafe-io\n"));
+        assert!(
+            read("etc/apt/apt.conf.d/docker-no-languages").contains("Acquire::Languages \"none\";")
+        );
+        assert!(read("etc/apt/apt.conf.d/docker-clean").contains("Dir::Cache::pkgcache \"\";"));
+        let policy = root.path().join("usr/sbin/policy-rc.d");
+        assert!(read("usr/sbin/policy-rc.d").ends_with("exit 101\n"));
+        let mode = std::fs::metadata(&policy).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755, "policy-rc.d must be executable");
+        // A file in the way of a directory is an error that names the file.
+        let blocked = tempfile::tempdir().unwrap();
+        std::fs::write(blocked.path().join("etc"), "").unwrap();
+        let error = write_image_config(blocked.path()).unwrap_err().to_string();
+        assert!(
+            error.contains("/etc/dpkg/dpkg.cfg.d/docker-apt-speedup"),
+            "{error}"
+        );
     }
 
     /// The names and contents of a tarball's regular files, in archive order.

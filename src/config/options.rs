@@ -350,7 +350,9 @@ pub const OPTIONS: &[Opt] = &[
         .default(Default::Bool(false))
         .help(
             "The base image is missing and cannot be pulled: make it with debootstrap from a \
-             package mirror (Debian and Ubuntu) and import it under --base-image:--base-tag",
+             package mirror (Debian and Ubuntu) and import it under --base-image:--base-tag, \
+             with the apt and dpkg settings of the distro's image on Docker Hub (no sync after \
+             each unpacked file, no translations, no policy-rc.d service starts)",
         ),
     Opt::shared("bootstrap-mirror")
         .default(Default::Described("deb.debian.org / archive.ubuntu.com"))
