@@ -316,7 +316,8 @@ fn a_bootstrapped_base_is_configured_like_docker_hubs_debian_image() {
         String::from_utf8_lossy(&out.stderr)
     );
     for expected in [
-        "Acquire::Languages \"none\";",
+        // apt reads Languages as a list, and dumps it as one.
+        "Acquire::Languages:: \"none\";",
         "Acquire::GzipIndexes \"true\";",
         "Dir::Cache::pkgcache \"\";",
         "Apt::AutoRemove::SuggestsImportant \"false\";",
