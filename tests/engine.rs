@@ -555,19 +555,7 @@ fn export_round_trips_through_a_stock_registry_and_push_reaches_a_live_one() {
     for image in ["base", "one", "two"] {
         let local = format!("{}/debian-binary-{image}:2025.1", ns.0);
         let remote = format!("127.0.0.2:4000/{local}");
-        let inspect = Command::new("skopeo")
-            .args([
-                "inspect",
-                "--tls-verify=false",
-                &format!("docker://{remote}"),
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            inspect.status.success(),
-            "skopeo inspect {remote}: {}",
-            String::from_utf8_lossy(&inspect.stderr)
-        );
+        skopeo_inspect(&remote);
         let built = diff_ids(&local);
         let pull = Command::new("docker")
             .args(["pull", "-q", &remote])
@@ -600,20 +588,7 @@ fn export_round_trips_through_a_stock_registry_and_push_reaches_a_live_one() {
     // one skopeo reads for the manifest the registry serves (what other engines pull by).
     for image in ["base", "one", "two"] {
         let remote = format!("127.0.0.1:4000/{}/debian-binary-{image}:2025.1", ns.0);
-        let inspect = Command::new("skopeo")
-            .args([
-                "inspect",
-                "--tls-verify=false",
-                &format!("docker://{remote}"),
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            inspect.status.success(),
-            "{}",
-            String::from_utf8_lossy(&inspect.stderr)
-        );
-        let served: Value = serde_json::from_slice(&inspect.stdout).unwrap();
+        let served = skopeo_inspect(&remote);
         let entry = push.summary["built"]
             .as_array()
             .and_then(|built| built.iter().find(|e| e["name"] == image))
@@ -630,6 +605,24 @@ fn export_round_trips_through_a_stock_registry_and_push_reaches_a_live_one() {
             "{image}: the summary's push_digest is the registry's manifest digest"
         );
     }
+}
+
+/// What skopeo (a client nobody here wrote) reads of `remote` in a plain-HTTP registry.
+fn skopeo_inspect(remote: &str) -> Value {
+    let inspect = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{remote}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        inspect.status.success(),
+        "skopeo inspect {remote}: {}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+    serde_json::from_slice(&inspect.stdout).unwrap()
 }
 
 #[test]
