@@ -260,7 +260,7 @@ fn kill_group(pid: u32) {
 /// as the `FROM debian:trixie` that kolla's operators build on, and they are why installs there
 /// are fast. Same paths as in those images, so that a Dockerfile that edits or removes one
 /// (a common move for apt cache mounts) does the same here. `(path in the rootfs, mode, body)`.
-pub const IMAGE_CONFIG: [(&str, u32, &str); 6] = [
+const IMAGE_CONFIG: [(&str, u32, &str); 6] = [
     (
         "usr/sbin/policy-rc.d",
         0o755,
