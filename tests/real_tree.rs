@@ -186,3 +186,135 @@ fn snapshots_of_key_images() {
         }
     }
 }
+
+/// The pins (`name` -> the constraints line) of a release's constraints file, read through
+/// base/releases.toml, as base copies it to /requirements/upper-constraints.txt.
+fn pinned_names(release: &str) -> std::collections::BTreeSet<String> {
+    let releases: toml::Table =
+        toml::from_str(&std::fs::read_to_string(format!("{REPO}/base/releases.toml")).unwrap())
+            .unwrap();
+    let file = releases["releases"][release]["constraints"]
+        .as_str()
+        .unwrap();
+    let text = std::fs::read_to_string(format!("{REPO}/base/{file}")).unwrap();
+    text.lines()
+        .filter(|line| !line.trim_start().starts_with('#') && line.contains("=="))
+        .map(|line| normalized(line.split("==").next().unwrap()))
+        .collect()
+}
+
+/// PEP 503 name: lower case, runs of `-_.` as one `-`; extras and specifiers cut off.
+fn normalized(requirement: &str) -> String {
+    let name = requirement
+        .split(['[', '=', '<', '>', '!', '~', ';', ' '])
+        .next()
+        .unwrap();
+    let re = regex::Regex::new(r"[-_.]+").unwrap();
+    re.replace_all(&name.to_lowercase(), "-").into_owned()
+}
+
+/// Every `pip install` of a rendered Dockerfile: (the words before `pip`, those after `install`).
+fn pip_installs(dockerfile: &str) -> Vec<(Vec<String>, Vec<String>)> {
+    // The PyPI cache's optional index (`${ftp_proxy:+--index-url "$ftp_proxy"}`) is one shell
+    // word with spaces inside; it names no package.
+    let text = dockerfile.replace("\\\n", " ");
+    let text = regex::Regex::new(r"\$\{ftp_proxy:\+[^}]*\}")
+        .unwrap()
+        .replace_all(&text, "");
+    let mut installs = Vec::new();
+    for command in text.split(['\n', ';', '|']).flat_map(|c| c.split("&&")) {
+        let words: Vec<String> = command
+            .split_whitespace()
+            .map(|w| w.trim_matches(['\'', '"']).to_string())
+            .collect();
+        let Some(pip) = words
+            .iter()
+            .position(|w| w == "pip" || w.ends_with("/pip") || w == "pip3")
+        else {
+            continue;
+        };
+        if words.get(pip + 1).map(String::as_str) == Some("install")
+            || words[pip + 1..]
+                .first()
+                .is_some_and(|w| w.starts_with("--"))
+                && words[pip + 1..].iter().any(|w| w == "install")
+        {
+            let from = pip
+                + 1
+                + words[pip + 1..]
+                    .iter()
+                    .position(|w| w == "install")
+                    .unwrap();
+            installs.push((words[..pip].to_vec(), words[from + 1..].to_vec()));
+        }
+    }
+    installs
+}
+
+/// Issue 27 point 0: what a build pip-installs is pinned, so that two builds minutes apart
+/// install the same versions (a fresh clone's CI once failed when pip 26.3 appeared on PyPI
+/// between two builds of the same image). Every `pip install` of every image, for every
+/// release, base and install type, reads the release's constraints with `-c`, and every package
+/// it names (pip, setuptools and wheel included) is pinned there.
+#[test]
+fn every_pip_install_is_pinned_by_the_releases_constraints() {
+    let releases: toml::Table =
+        toml::from_str(&std::fs::read_to_string(format!("{REPO}/base/releases.toml")).unwrap())
+            .unwrap();
+    let mut build_tools_checked = 0;
+    for release in releases["releases"].as_table().unwrap().keys() {
+        let pinned = pinned_names(release);
+        for (base, install_type) in variants() {
+            let (_, prepared) = prepare_variant(
+                base,
+                install_type,
+                &["--enable-unbuildable", "--openstack-release", release],
+            );
+            for (image, text) in &prepared.dockerfiles {
+                for (before, args) in pip_installs(text) {
+                    let at =
+                        format!("{release} {base} {install_type} {image}: pip install {args:?}");
+                    let c = args.iter().position(|a| a == "-c" || a == "--constraint");
+                    assert!(
+                        c.is_some_and(|c| args[c + 1] == "/requirements/upper-constraints.txt"),
+                        "{at}: not constrained by the release's upper-constraints.txt"
+                    );
+                    // `-c` does not reach pip's isolated build environments; PIP_CONSTRAINT
+                    // does (or no isolation: the venv's pinned tools build the sdist).
+                    let constrained_env = "PIP_CONSTRAINT=/requirements/upper-constraints.txt";
+                    assert!(
+                        before.iter().any(|w| w == constrained_env)
+                            || args.iter().any(|a| a == "--no-build-isolation"),
+                        "{at}: sdists would build with unpinned setuptools/wheel (no PIP_CONSTRAINT)"
+                    );
+                    let skip_value =
+                        |i: usize| i > 0 && ["-c", "--constraint"].contains(&args[i - 1].as_str());
+                    for (i, arg) in args.iter().enumerate() {
+                        if arg.starts_with('-') || skip_value(i) {
+                            continue;
+                        }
+                        assert!(
+                            pinned.contains(&normalized(arg)),
+                            "{at}: `{arg}` is not pinned in {release}'s constraints"
+                        );
+                    }
+                    if install_type == InstallType::Source
+                        && image == "openstack-base"
+                        && ["pip", "setuptools", "wheel"]
+                            .iter()
+                            .all(|t| args.iter().any(|a| a == t))
+                    {
+                        build_tools_checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    // The parser must have seen what it checks: each release's source openstack-base, for every
+    // base, upgrades the venv's build tools first.
+    let expected = releases["releases"].as_table().unwrap().len() * BaseDistro::ALL.len();
+    assert_eq!(
+        build_tools_checked, expected,
+        "openstack-base's `pip install pip setuptools wheel` not found in every source variant"
+    );
+}
