@@ -103,11 +103,8 @@ fn execute(settings: &Settings, progress: &mut Progress) -> Result<ExitCode> {
     };
     let mut stdout = std::io::stdout().lock();
 
-    if actions.template_only {
-        let work_dir = settings.work_dir.clone().ok_or_else(|| Error::Setting {
-            key: "work-dir".into(),
-            message: "`--template-only` needs `--work-dir DIR` to write into".into(),
-        })?;
+    // `--template-only` without `--work-dir` was refused when the settings were resolved.
+    if let (true, Some(work_dir)) = (actions.template_only, &settings.work_dir) {
         let images: Vec<_> = selection
             .ids_with(Status::Matched)
             .map(|id| {
@@ -121,7 +118,7 @@ fn execute(settings: &Settings, progress: &mut Progress) -> Result<ExitCode> {
                 )
             })
             .collect();
-        let dir = workdir::write_tree(&work_dir, &prepared.tree, &images, &prepared.extra_files)?;
+        let dir = workdir::write_tree(work_dir, &prepared.tree, &images, &prepared.extra_files)?;
         progress.notice(&Notice::Note(format!(
             "Rendered {} images for {} {} in {} ms into {}",
             images.len(),
