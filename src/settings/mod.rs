@@ -711,6 +711,47 @@ mod tests {
     }
 
     #[test]
+    fn kolla_s_release_is_found_with_the_tree_and_carried() {
+        // kolla 23's layout: <site-packages>/kolla/docker beside kolla-23.0.1.dist-info.
+        let site = tempfile::tempdir().unwrap();
+        let write = |rel: &str, text: &str| {
+            let path = site.path().join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write("kolla/docker/base/Dockerfile.j2", "FROM x\n");
+        write("kolla/template/repos.yaml", "");
+        write(
+            "kolla-23.0.1.dist-info/METADATA",
+            "Metadata-Version: 2.1\nName: kolla\nVersion: 23.0.1\n",
+        );
+        let tree = site.path().join("kolla/docker");
+        let tree = tree.to_str().unwrap();
+        let detected = merge(&["--images-dir", tree], "").unwrap();
+        let kolla = detected.kolla.expect("a kolla tree");
+        assert_eq!(
+            (kolla.version.as_str(), kolla.release.major),
+            ("23.0.1", 23)
+        );
+        assert!(
+            kolla.origin.starts_with("detected from"),
+            "{}",
+            kolla.origin
+        );
+        assert!(kolla.installation.is_some_and(|i| i.package.is_some()));
+        // A version given wins over the installation's; the installation is still known.
+        let given = merge(&["--images-dir", tree, "--kolla-version", "22.2.0"], "").unwrap();
+        let kolla = given.kolla.expect("a kolla tree");
+        assert_eq!(
+            (kolla.version.as_str(), kolla.release.major),
+            ("22.2.0", 22)
+        );
+        assert!(kolla.installation.is_some());
+        // A tree of this project's layout has none.
+        assert!(merge(&[], "").unwrap().kolla.is_none());
+    }
+
+    #[test]
     fn profiles_from_cli_replace_the_file_default() {
         let s = merge(&["-p", "gate"], "profile = [\"default\"]\n").unwrap();
         assert_eq!(s.selection.profiles, vec!["gate"]);
