@@ -577,6 +577,24 @@ fn settings_errors_come_before_template_errors() {
     );
     assert!(!err.contains("syntax error"), "{err}");
 
+    // The selection asked for is checked before rendering too.
+    for (args, needle) in [
+        (
+            &["--list-images", "-p", "nope"][..],
+            "unknown profile `nope`; known profiles: gate",
+        ),
+        (&["--list-images", "cron-(x"][..], "invalid regex `cron-(x`"),
+    ] {
+        let mut test = Test::small_tree();
+        broken(&test);
+        let run = test.args(args).run().failure();
+        let err = run.stderr();
+        assert!(
+            err.contains(needle) && !err.contains("syntax error"),
+            "{err}"
+        );
+    }
+
     // Without the settings' error, the template's is reported.
     let mut test = Test::small_tree();
     broken(&test);

@@ -34,9 +34,11 @@ pub struct Prepared {
     pub render_time: Duration,
 }
 
-/// Reads the tree, renders every image, builds the graph and selects: the settings were checked
-/// when they were resolved, so what fails here is the tree.
+/// Reads the tree, renders every image, builds the graph and selects. The settings were checked
+/// when they were resolved; the profiles they name (read by `graph/`, a later stage than
+/// `settings/`) are resolved first here, so what fails after that is the tree.
 pub fn prepare(settings: &Settings) -> Result<Prepared> {
+    let patterns = selection_patterns(settings)?;
     let inputs = load_inputs(settings)?;
     let variables = variables(settings, inputs.users);
     let started = Instant::now();
@@ -49,7 +51,7 @@ pub fn prepare(settings: &Settings) -> Result<Prepared> {
     )?;
     let render_time = started.elapsed();
     let graph = build_graph(&settings.naming, &dockerfiles)?;
-    let selection = select_images(settings, &inputs.tree, &graph)?;
+    let selection = select_images(settings, patterns, &inputs.tree, &graph)?;
     Ok(Prepared {
         tree: inputs.tree,
         dockerfiles,
@@ -195,8 +197,12 @@ fn build_graph(naming: &Naming, dockerfiles: &BTreeMap<String, String>) -> Resul
     )
 }
 
-/// The images the run is about: the regexes, else the profiles; less the unbuildable ones.
-fn select_images(settings: &Settings, tree: &Tree, graph: &ImageGraph) -> Result<Selection> {
+/// What selects the images: the regexes, else the patterns of the profiles (`profiles/` and the
+/// file's).
+fn selection_patterns(settings: &Settings) -> Result<Vec<String>> {
+    if !settings.selection.regexes.is_empty() {
+        return Ok(settings.selection.regexes.clone());
+    }
     let profiles = Profiles::load(
         settings
             .data_dir
@@ -205,11 +211,17 @@ fn select_images(settings: &Settings, tree: &Tree, graph: &ImageGraph) -> Result
             .as_deref(),
         &settings.selection.extra_profiles,
     )?;
-    let patterns = if settings.selection.regexes.is_empty() {
-        profiles.patterns(&settings.selection.profiles)?
-    } else {
-        settings.selection.regexes.clone()
-    };
+    profiles.patterns(&settings.selection.profiles)
+}
+
+/// The images the run is about: those `patterns` match (and their parents), less the
+/// unbuildable ones.
+fn select_images(
+    settings: &Settings,
+    patterns: Vec<String>,
+    tree: &Tree,
+    graph: &ImageGraph,
+) -> Result<Selection> {
     let filter = Filter {
         patterns,
         skip_parents: settings.selection.skip_parents,

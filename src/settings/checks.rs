@@ -7,6 +7,7 @@ use crate::settings::Settings;
 
 /// Every check, in the order the run would meet them.
 pub(super) fn check(settings: &Settings) -> Result<()> {
+    regexes_compile(&settings.selection.regexes)?;
     release_is_buildable(settings)?;
     ca_certificates_are_readable(settings)?;
     constraints_exist(settings)?;
@@ -18,6 +19,17 @@ pub(super) fn check(settings: &Settings) -> Result<()> {
     }
     if settings.actions.builds() {
         pushes_have_a_registry(settings)?;
+    }
+    Ok(())
+}
+
+/// The regexes given select images only once the tree is rendered; a mistyped one is said first.
+fn regexes_compile(regexes: &[String]) -> Result<()> {
+    for pattern in regexes {
+        regex::Regex::new(pattern).map_err(|e| Error::BadRegex {
+            pattern: pattern.clone(),
+            message: e.to_string(),
+        })?;
     }
     Ok(())
 }
@@ -169,6 +181,16 @@ mod tests {
         std::fs::write(dir.path().join("ca.crt"), "pem").unwrap();
         assert_eq!(
             error_of(&["--list-images", "--ca-certificate", missing], dir.path()),
+            None
+        );
+    }
+
+    #[test]
+    fn regexes_must_compile() {
+        let tree = Path::new("/nonexistent-tree");
+        assert_refused(&["--list-images", "nova-(api"], tree, &["nova-(api"]);
+        assert_eq!(
+            error_of(&["--list-images", "nova-(api|conductor)"], tree),
             None
         );
     }

@@ -126,13 +126,14 @@ impl Settings {
             let dir = cwd.join(cli.images_dir.as_ref()?);
             is_our_tree(&dir).then_some(dir)
         });
-        // kolla's own tree named on the command line: its configuration files are kolla's.
-        let given_tree = cli
+        // kolla's own tree named on the command line: its configuration files are kolla's. The
+        // tree is looked at once: here when the command line names it, else below.
+        let named_tree = cli
             .images_dir
             .as_ref()
-            .map(|dir| (cwd.join(dir), KollaTree::find(&cwd.join(dir))));
+            .map(|dir| KollaTree::find(&cwd.join(dir)));
         let home = std::env::var_os("HOME").map(PathBuf::from);
-        let kolla_config = match given_tree.as_ref().and_then(|(_, tree)| tree.as_ref()) {
+        let kolla_config = match named_tree.as_ref().and_then(Option::as_ref) {
             Some(tree) => Some(crate::compat::load_config(
                 &mut cli,
                 &cwd,
@@ -145,11 +146,7 @@ impl Settings {
         let mut file = load_file(&cli, data_dir.as_deref(), kolla_config.map(|(c, _)| c))?;
         let mut notices: Vec<Notice> = file.warnings.drain(..).map(Notice::Warning).collect();
         let images_dir = images_dir(&cli, &file, data_dir.as_deref(), &cwd)?;
-        // The tree is looked at once: where the command line named it, it was found above.
-        let tree = match given_tree {
-            Some((_, tree)) => tree,
-            None => KollaTree::find(&images_dir),
-        };
+        let tree = named_tree.unwrap_or_else(|| KollaTree::find(&images_dir));
         let kolla = match &tree {
             Some(tree) => Some(crate::compat::apply_defaults(&cli, &mut file, tree)?),
             None => None,
