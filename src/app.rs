@@ -7,11 +7,11 @@ use crate::common::error::{Error, Result};
 use crate::config::cli::Cli;
 use crate::graph::listing;
 use crate::graph::selection::Status;
-use crate::prepare::prepare;
 use crate::prepare::workdir;
+use crate::prepare::{Prepared, prepare};
 use crate::report::event::{Notice, Reporter};
 use crate::report::progress::{Display, Progress};
-use crate::settings::Settings;
+use crate::settings::{Actions, Settings};
 
 /// Runs kolla-build with parsed arguments; prints errors and returns the exit code.
 pub fn run(cli: Cli) -> ExitCode {
@@ -73,7 +73,26 @@ fn error_text(err: &Error) -> String {
     }
 }
 
+/// The run as a sequence: prepare (the settings are checked already), then each action asked.
 fn execute(settings: &Settings, progress: &mut Progress) -> Result<ExitCode> {
+    let prepared = prepare_or_summarize(settings, progress)?;
+    let actions = &settings.actions;
+    if actions.template_only {
+        write_templates(settings, &prepared, progress)?;
+    }
+    if let Some(path) = &actions.save_dependency {
+        let dot = listing::dot(&prepared.graph, &prepared.selection);
+        crate::common::fs::write_atomically(path, dot.as_bytes())?;
+    }
+    print_listings(actions, &prepared)?;
+    if actions.builds() {
+        return crate::build::build(settings, &prepared, progress);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// [`prepare`], or its error (a signal's, if one came) with a build's summary written.
+fn prepare_or_summarize(settings: &Settings, progress: &Progress) -> Result<Prepared> {
     let builds = settings.actions.builds();
     let prepared = match prepare(settings) {
         Ok(prepared) => prepared,
@@ -95,45 +114,49 @@ fn execute(settings: &Settings, progress: &mut Progress) -> Result<ExitCode> {
         }
         return Err(err);
     }
+    Ok(prepared)
+}
+
+/// `--template-only`: the selected images' Dockerfiles and files into `--work-dir`.
+fn write_templates(settings: &Settings, prepared: &Prepared, progress: &Progress) -> Result<()> {
+    let work_dir = settings
+        .work_dir
+        .as_deref()
+        .expect("settings are refused with --template-only and no --work-dir");
+    let images: Vec<_> = prepared
+        .selection
+        .ids_with(Status::Matched)
+        .map(|id| {
+            let name = prepared.graph.name(id);
+            (
+                prepared
+                    .tree
+                    .image(name)
+                    .expect("graph images come from the tree"),
+                prepared.dockerfiles[name].as_str(),
+            )
+        })
+        .collect();
+    let dir = workdir::write_tree(work_dir, &prepared.tree, &images, &prepared.extra_files)?;
+    progress.notice(&Notice::Note(format!(
+        "Rendered {} images for {} {} in {} ms into {}",
+        images.len(),
+        settings.naming.base,
+        settings.naming.install_type,
+        prepared.render_time.as_millis(),
+        dir.display()
+    )));
+    Ok(())
+}
+
+/// `--list-images` and `--list-dependencies`, on stdout.
+fn print_listings(actions: &Actions, prepared: &Prepared) -> Result<()> {
     let (graph, selection) = (&prepared.graph, &prepared.selection);
-    let actions = &settings.actions;
     let stdout_err = |source| Error::Write {
         path: "<stdout>".into(),
         source,
     };
     let mut stdout = std::io::stdout().lock();
-
-    if actions.template_only {
-        let work_dir = settings.work_dir.clone().ok_or_else(|| Error::Setting {
-            key: "work-dir".into(),
-            message: "`--template-only` needs `--work-dir DIR` to write into".into(),
-        })?;
-        let images: Vec<_> = selection
-            .ids_with(Status::Matched)
-            .map(|id| {
-                let name = graph.name(id);
-                (
-                    prepared
-                        .tree
-                        .image(name)
-                        .expect("graph images come from the tree"),
-                    prepared.dockerfiles[name].as_str(),
-                )
-            })
-            .collect();
-        let dir = workdir::write_tree(&work_dir, &prepared.tree, &images, &prepared.extra_files)?;
-        progress.notice(&Notice::Note(format!(
-            "Rendered {} images for {} {} in {} ms into {}",
-            images.len(),
-            settings.naming.base,
-            settings.naming.install_type,
-            prepared.render_time.as_millis(),
-            dir.display()
-        )));
-    }
-    if let Some(path) = &actions.save_dependency {
-        crate::common::fs::write_atomically(path, listing::dot(graph, selection).as_bytes())?;
-    }
     if actions.list_images {
         stdout
             .write_all(listing::image_list(graph, selection).as_bytes())
@@ -144,9 +167,5 @@ fn execute(settings: &Settings, progress: &mut Progress) -> Result<ExitCode> {
             .expect("JSON values serialize");
         writeln!(stdout, "{json}").map_err(stdout_err)?;
     }
-    if actions.builds() {
-        drop(stdout);
-        return crate::build::build(settings, &prepared, progress);
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

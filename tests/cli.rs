@@ -535,3 +535,69 @@ fn several_engines_need_a_registry_and_each_must_answer_before_any_work() {
         .failure();
     assert!(run.stderr().contains("not both"), "{}", run.stderr());
 }
+
+/// The settings are checked before any template is rendered: with a broken template in the tree,
+/// a mistyped path or a missing flag is what the run reports.
+#[test]
+fn settings_errors_come_before_template_errors() {
+    let broken = |test: &Test| {
+        test.write("images/cron/Dockerfile.j2", "FROM {% if %}\n");
+    };
+    let mut test = Test::small_tree();
+    broken(&test);
+    let run = test
+        .args(["--list-images", "--ca-certificate", "certs/mistyped.crt"])
+        .run()
+        .failure();
+    let err = run.stderr();
+    assert!(
+        err.starts_with("error: invalid value for `ca-certificate`: `")
+            && err.contains("certs/mistyped.crt` is not a readable file"),
+        "{err}"
+    );
+    assert!(!err.contains("syntax error"), "{err}");
+
+    let mut test = Test::small_tree();
+    broken(&test);
+    let run = test.args(["--template-only"]).run().failure();
+    let err = run.stderr();
+    assert!(
+        err.contains("`--template-only` needs `--work-dir DIR` to write into"),
+        "{err}"
+    );
+    assert!(!err.contains("syntax error"), "{err}");
+
+    let mut test = Test::small_tree();
+    broken(&test);
+    let run = test.args(["--push", "cron"]).run().failure();
+    let err = run.stderr();
+    assert!(
+        err.contains("`--push` needs `--registry HOST:PORT` to push to"),
+        "{err}"
+    );
+    assert!(!err.contains("syntax error"), "{err}");
+
+    // The selection asked for is checked before rendering too.
+    for (args, needle) in [
+        (
+            &["--list-images", "-p", "nope"][..],
+            "unknown profile `nope`; known profiles: gate",
+        ),
+        (&["--list-images", "cron-(x"][..], "invalid regex `cron-(x`"),
+    ] {
+        let mut test = Test::small_tree();
+        broken(&test);
+        let run = test.args(args).run().failure();
+        let err = run.stderr();
+        assert!(
+            err.contains(needle) && !err.contains("syntax error"),
+            "{err}"
+        );
+    }
+
+    // Without the settings' error, the template's is reported.
+    let mut test = Test::small_tree();
+    broken(&test);
+    let run = test.args(["--list-images"]).run().failure();
+    assert!(run.stderr().contains("syntax error"), "{}", run.stderr());
+}

@@ -297,7 +297,7 @@ async fn stages(
     });
     progress.begin(tasks.len(), settings.build.logs_dir.clone());
     let options = Options {
-        threads: settings.threads,
+        threads: settings.build.engines[0].threads,
         retries: settings.build.retries,
         timeout: Some(settings.build.timeout),
         backoff: Duration::from_secs(2),
@@ -750,13 +750,9 @@ async fn decide_with<E: Engine>(
     let naming = &settings.naming;
     let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     // kolla's tree: the labels its release's build adds (src/compat/labels.rs)
-    let kolla_labels = crate::compat::labels::BuildLabels::for_tree(
-        &settings.images_dir,
-        &settings.kolla_version,
-        &settings.naming.tag,
-        &settings.naming.maintainer,
-        &created,
-    );
+    let kolla_labels = settings.kolla.as_ref().map(|kolla| {
+        crate::compat::labels::BuildLabels::new(kolla, &naming.tag, &naming.maintainer, &created)
+    });
     let references: Vec<String> = jobs.iter().map(|j| naming.reference(&j.name)).collect();
     let facts: Vec<_> = futures_util::stream::iter(references.iter().map(|r| engine.inspect(r)))
         .buffered(16)

@@ -57,18 +57,6 @@ impl BuildLabels {
         }
     }
 
-    /// For the build of a kolla-layout tree: its release's labels; `None` for a tree of ours.
-    pub fn for_tree(
-        images_dir: &std::path::Path,
-        kolla_version: &str,
-        tag: &str,
-        maintainer: &str,
-        created: &str,
-    ) -> Option<Self> {
-        let kolla = super::kolla_for(images_dir, Some(kolla_version))?;
-        Some(Self::new(&kolla, tag, maintainer, created))
-    }
-
     /// Puts kolla's labels for `image` into `labels` (replacing labels of the same name). The
     /// `kolla_version` label is left to the template (kolla's base writes the kolla version
     /// there; a build-time label of this tool's version would replace it).

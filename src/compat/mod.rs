@@ -181,74 +181,80 @@ pub struct Kolla {
     pub origin: String,
 }
 
-/// The kolla of a kolla-layout tree: `--kolla-version` (or `kolla_version` in the file), else
-/// the version of the installation the tree belongs to, else the newest release of the table
-/// (with a warning). `None` for a tree of this project's layout.
-pub fn kolla_for(images_dir: &Path, given: Option<&str>) -> Option<Kolla> {
-    if Layout::detect(images_dir) != Layout::Kolla
-        || !images_dir
-            .join("base")
-            .join(crate::tree::TEMPLATE_FILE)
-            .is_file()
-    {
-        return None;
+/// A kolla-layout tree and the installation it belongs to: found once per run (reading the
+/// installation's metadata is the detection); the version in effect follows from it without
+/// reading anything again.
+#[derive(Debug, Clone)]
+pub struct KollaTree {
+    dir: PathBuf,
+    installation: Option<detect::Installation>,
+}
+
+impl KollaTree {
+    /// The kolla tree at `images_dir` and its installation; `None` for a tree of this project's
+    /// layout.
+    pub fn find(images_dir: &Path) -> Option<KollaTree> {
+        if Layout::detect(images_dir) != Layout::Kolla
+            || !images_dir
+                .join("base")
+                .join(crate::tree::TEMPLATE_FILE)
+                .is_file()
+        {
+            return None;
+        }
+        Some(KollaTree {
+            dir: images_dir.to_path_buf(),
+            installation: detect::detect(images_dir),
+        })
     }
-    // This tool's own version is the setting's default: it says nothing about kolla.
-    let given = given.filter(|v| *v != env!("CARGO_PKG_VERSION"));
-    let installation = detect::detect(images_dir);
-    let (version, origin) = match (given, installation.as_ref().and_then(|i| i.version.clone())) {
-        (Some(v), _) => (v.to_string(), "given with --kolla-version".to_string()),
-        (None, Some(v)) => {
-            let from = installation
-                .as_ref()
-                .and_then(|i| i.metadata.as_ref())
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            (v, format!("detected from {from}"))
+
+    /// The kolla of this tree: `given` (`--kolla-version`, or `kolla_version` in the file), else
+    /// the version of the installation the tree belongs to, else the newest release of the table
+    /// (with a warning).
+    pub fn kolla(&self, given: Option<&str>) -> Kolla {
+        // This tool's own version is the setting's default: it says nothing about kolla.
+        let given = given.filter(|v| *v != env!("CARGO_PKG_VERSION"));
+        let installation = self.installation.as_ref();
+        let (version, origin) = match (given, installation.and_then(|i| i.version.clone())) {
+            (Some(v), _) => (v.to_string(), "given with --kolla-version".to_string()),
+            (None, Some(v)) => {
+                let from = installation
+                    .and_then(|i| i.metadata.as_ref())
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                (v, format!("detected from {from}"))
+            }
+            (None, None) => {
+                let newest = releases().last().expect("the table has rows");
+                (
+                    newest.checked.clone(),
+                    format!(
+                        "assumed: no kolla installation found beside `{}`; pass --kolla-version",
+                        self.dir.display()
+                    ),
+                )
+            }
+        };
+        Kolla {
+            release: release(&version),
+            version,
+            installation: self.installation.clone(),
+            origin,
         }
-        (None, None) => {
-            let newest = releases().last().expect("the table has rows");
-            (
-                newest.checked.clone(),
-                format!(
-                    "assumed: no kolla installation found beside `{}`; pass --kolla-version",
-                    images_dir.display()
-                ),
-            )
-        }
-    };
-    Some(Kolla {
-        release: release(&version),
-        version,
-        installation,
-        origin,
-    })
+    }
 }
 
 /// Puts the kolla release's defaults under the file's settings (the command line stays on top):
 /// for a kolla-layout tree, every setting neither given nor in the file gets the value that
-/// kolla release's kolla-build defaults to. Returns what was found, for messages; errors when
-/// the chosen base is one the release does not support (kolla-build refuses it too).
-pub fn apply_defaults(
-    cli: &Cli,
-    file: &mut FileConfig,
-    cwd: &Path,
-    data_dir: Option<&Path>,
-) -> Result<Option<Kolla>> {
-    let images_dir = match cli.images_dir.as_ref().or(file.images_dir.as_ref()) {
-        Some(dir) => cwd.join(dir),
-        None => match data_dir {
-            Some(dir) => dir.to_path_buf(),
-            None => return Ok(None),
-        },
-    };
+/// kolla release's kolla-build defaults to. Returns the kolla in effect (the version given on
+/// the command line or in the file, else the tree's); errors when the chosen base is one the
+/// release does not support (kolla-build refuses it too).
+pub fn apply_defaults(cli: &Cli, file: &mut FileConfig, tree: &KollaTree) -> Result<Kolla> {
     let given = cli
         .kolla_version
         .as_deref()
         .or(file.kolla_version.as_deref());
-    let Some(kolla) = kolla_for(&images_dir, given) else {
-        return Ok(None);
-    };
+    let kolla = tree.kolla(given);
     let r = kolla.release;
     let base = cli.base.or(file.base).unwrap_or(r.default_base);
     let Some(distro) = r.distro(base) else {
@@ -295,7 +301,7 @@ pub fn apply_defaults(
         file.pip_trusted_host = None;
         file.pip_extra_index_url = None;
     }
-    Ok(Some(kolla))
+    Ok(kolla)
 }
 
 /// For a kolla-layout tree given with `--images-dir`: the configuration as that kolla-build
@@ -304,21 +310,15 @@ pub fn apply_defaults(
 /// multi-valued options add up (with the flags', in command-line order), `$name` is
 /// interpolated. Flags that a later file overrides are dropped from `cli`, and the flags'
 /// multi-valued options are moved into the returned settings. Returns the settings and the
-/// files read; `None` for a tree of this project's layout (its `build.toml` applies). A single
+/// files read (a tree of this project's layout has its `build.toml` instead). A single
 /// `--config-file` in this tool's TOML is read as such.
 pub fn load_config(
     cli: &mut Cli,
     cwd: &Path,
     home: Option<&Path>,
-) -> Result<Option<(FileConfig, Vec<PathBuf>)>> {
-    let Some(dir) = &cli.images_dir else {
-        return Ok(None);
-    };
-    let images_dir = cwd.join(dir);
-    let raw_version = cli.kolla_version.as_deref();
-    let Some(kolla) = kolla_for(&images_dir, raw_version) else {
-        return Ok(None);
-    };
+    tree: &KollaTree,
+) -> Result<(FileConfig, Vec<PathBuf>)> {
+    let kolla = tree.kolla(cli.kolla_version.as_deref());
     let search = oslo::search_dirs(home, Path::new("/"));
     let layers = layers::layers(cli, cwd, &search)?;
     let files: Vec<PathBuf> = layers.iter().map(|l| l.path.clone()).collect();
@@ -329,7 +329,7 @@ pub fn load_config(
             source,
         })?;
         if layers.len() == 1 && !crate::config::is_ini(&layer.path, &content) {
-            return Ok(Some((FileConfig::load(&layer.path)?, files)));
+            return Ok((FileConfig::load(&layer.path)?, files));
         }
         texts.push(content);
     }
@@ -389,7 +389,7 @@ pub fn load_config(
             .map(|warning| format!("{shown}: {warning}")),
     );
     config.resolve_paths(cwd);
-    Ok(Some((config, files)))
+    Ok((config, files))
 }
 
 /// kolla's multi-valued options from every file and from the flags, in command-line order (a

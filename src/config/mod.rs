@@ -226,24 +226,21 @@ impl FileConfig {
         warnings: &mut Vec<String>,
     ) -> std::result::Result<(), ConfigError> {
         let key = key.trim().replace('-', "_");
+        if self.set_ini_text(&key, values) || self.set_ini_typed(&key, values)? {
+            return Ok(());
+        }
+        unknown_ini_key(&key, warnings)
+    }
+
+    /// A `[DEFAULT]` key whose value is text, a path or a list of them (the last value, or all of
+    /// a repeated key). Whether `key` is one.
+    fn set_ini_text(&mut self, key: &str, values: &[&str]) -> bool {
         let value = values.last().copied().unwrap_or_default().trim();
         let text = || Some(value.to_string());
         let path = || Some(PathBuf::from(value));
-        let many = || {
-            values
-                .iter()
-                .map(|v| v.trim().to_string())
-                .collect::<Vec<_>>()
-        };
-        let flag = || ini_bool(value);
-        match key.as_str() {
-            "base" => {
-                self.base = Some(
-                    toml::Value::String(value.to_string())
-                        .try_into()
-                        .map_err(|e: toml::de::Error| e.to_string())?,
-                )
-            }
+        let many = || values.iter().map(|v| v.trim().to_string());
+        let paths = || Some(many().map(PathBuf::from).collect());
+        match key {
             "base_image" => self.base_image = text(),
             "base_tag" => self.base_tag = text(),
             "base_arch" => self.base_arch = text(),
@@ -254,15 +251,37 @@ impl FileConfig {
             "openstack_release" => self.openstack_release = text(),
             "openstack_release_codename" => self.openstack_release_codename = text(),
             "maintainer" => self.maintainer = text(),
-            "profile" => self.profile = Some(many().iter().flat_map(|v| ini_list(v)).collect()),
-            "docker_dir" => self.docker_dir = Some(many().into_iter().map(PathBuf::from).collect()),
-            "template_override" => {
-                self.template_override = Some(many().into_iter().map(PathBuf::from).collect())
-            }
+            "profile" => self.profile = Some(many().flat_map(|v| ini_list(&v)).collect()),
+            "docker_dir" => self.docker_dir = paths(),
+            "template_override" => self.template_override = paths(),
             "work_dir" => self.work_dir = path(),
             "logs_dir" => self.logs_dir = path(),
             "summary_json_file" => self.summary_json_file = path(),
             "repos_yaml" => self.repos_yaml = path().filter(|p| !p.as_os_str().is_empty()),
+            "network_mode" => self.network_mode = text(),
+            "rpm_setup_config" => self.rpm_setup_config = Some(ini_list(value)),
+            "pip_index_url" => self.pip_index_url = text(),
+            "pip_trusted_host" => self.pip_trusted_host = text(),
+            "pip_extra_index_url" => self.pip_extra_index_url = text(),
+            "kolla_version" => self.kolla_version = text(),
+            "supported_distro_name" => self.supported_distro_name = text(),
+            _ => return false,
+        }
+        true
+    }
+
+    /// A `[DEFAULT]` key whose value must parse: a boolean, a number, one of a set of words, or
+    /// build args. Whether `key` is one; an error for a value that does not parse.
+    fn set_ini_typed(
+        &mut self,
+        key: &str,
+        values: &[&str],
+    ) -> std::result::Result<bool, ConfigError> {
+        let value = values.last().copied().unwrap_or_default().trim();
+        let flag = || ini_bool(value);
+        match key {
+            "base" => self.base = Some(ini_word(value)?),
+            "format" => self.format = Some(ini_word(value)?),
             "enable_unbuildable" => self.enable_unbuildable = Some(flag()?),
             "skip_parents" => self.skip_parents = Some(flag()?),
             "skip_existing" => self.skip_existing = Some(flag()?),
@@ -277,14 +296,6 @@ impl FileConfig {
             "push_threads" => self.push_threads = Some(ini_number(value)?),
             "retries" => self.retries = Some(ini_number(value)?),
             "timeout" => self.timeout = Some(ini_number(value)?),
-            "network_mode" => self.network_mode = text(),
-            "format" => {
-                self.format = Some(
-                    toml::Value::String(value.to_string())
-                        .try_into()
-                        .map_err(|e: toml::de::Error| e.to_string())?,
-                )
-            }
             "build_args" => {
                 let mut args = BTreeMap::new();
                 for pair in ini_list(value) {
@@ -295,24 +306,9 @@ impl FileConfig {
                 }
                 self.build_args = Some(args);
             }
-            "rpm_setup_config" => self.rpm_setup_config = Some(ini_list(value)),
-            "pip_index_url" => self.pip_index_url = text(),
-            "pip_trusted_host" => self.pip_trusted_host = text(),
-            "pip_extra_index_url" => self.pip_extra_index_url = text(),
-            "kolla_version" => self.kolla_version = text(),
-            "supported_distro_name" => self.supported_distro_name = text(),
-            other if KOLLA_ONLY_OPTIONS.contains(&other) => warnings.push(format!(
-                "kolla option `{other}` is not supported by this tool and is ignored"
-            )),
-            other => {
-                let known = options::ini_keys().chain(KOLLA_ONLY_OPTIONS.iter().copied());
-                let hint = crate::common::error::did_you_mean(other, known)
-                    .map(|best| format!("; did you mean `{best}`?"))
-                    .unwrap_or_default();
-                return Err(format!("unknown option `{other}`{hint}").into());
-            }
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
     }
 
     pub fn parse(text: &str) -> std::result::Result<FileConfig, ConfigError> {
@@ -345,6 +341,23 @@ impl FileConfig {
             .filter_map(|e| e.tls_dir.as_mut())
             .for_each(resolve);
     }
+}
+
+/// A `[DEFAULT]` key neither reader above takes: kolla's own options are a warning, anything else
+/// an error with the nearest known key. (`config::options`' tests read the keys of the readers
+/// from `set_ini_default` down to here: keep them in this order.)
+fn unknown_ini_key(key: &str, warnings: &mut Vec<String>) -> std::result::Result<(), ConfigError> {
+    if KOLLA_ONLY_OPTIONS.contains(&key) {
+        warnings.push(format!(
+            "kolla option `{key}` is not supported by this tool and is ignored"
+        ));
+        return Ok(());
+    }
+    let known = options::ini_keys().chain(KOLLA_ONLY_OPTIONS.iter().copied());
+    let hint = crate::common::error::did_you_mean(key, known)
+        .map(|best| format!("; did you mean `{best}`?"))
+        .unwrap_or_default();
+    Err(format!("unknown option `{key}`{hint}").into())
 }
 
 /// kolla options an INI file may hold that this tool does not use: a warning, not an error.
@@ -390,6 +403,13 @@ fn ini_bool(value: &str) -> std::result::Result<bool, ConfigError> {
             Err(format!("`{other}` is not a boolean (true/false, yes/no, on/off, 1/0)").into())
         }
     }
+}
+
+/// One of a set of words (a base distro, a summary format), as the TOML file spells it.
+fn ini_word<T: serde::de::DeserializeOwned>(value: &str) -> std::result::Result<T, ConfigError> {
+    toml::Value::String(value.to_string())
+        .try_into()
+        .map_err(|e: toml::de::Error| ConfigError(e.to_string()))
 }
 
 fn ini_number<T: std::str::FromStr>(value: &str) -> std::result::Result<T, ConfigError> {

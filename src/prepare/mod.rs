@@ -14,7 +14,7 @@ use crate::graph::ImageGraph;
 use crate::graph::selection::{Filter, Profiles, Selection, select, unbuildable_for};
 use crate::prepare::context::ExtraFiles;
 use crate::render::{Override, Renderer, Variables};
-use crate::settings::Settings;
+use crate::settings::{Naming, Settings};
 use crate::tree::Tree;
 
 /// The users table shipped with the tool, used when a tree has none (kolla's tree keeps its
@@ -34,40 +34,55 @@ pub struct Prepared {
     pub render_time: Duration,
 }
 
+/// Reads the tree, renders every image, builds the graph and selects. The settings were checked
+/// when they were resolved; the profiles they name (read by `graph/`, a later stage than
+/// `settings/`) are resolved first here, so what fails after that is the tree.
 pub fn prepare(settings: &Settings) -> Result<Prepared> {
-    // A release row saying the distro has no packages of the release: nothing `binary` is built
-    // (or listed as buildable) under this release's tag from another release's packages;
-    // checked before any template is read.
-    if let Some(reason) = settings
-        .release
-        .as_ref()
-        .and_then(|r| r.unbuildable.as_ref())
-        && !settings.selection.enable_unbuildable
-        && !settings.actions.template_only
-    {
-        return Err(Error::Setting {
-            key: "install-type".into(),
-            message: format!(
-                "`{}` images of OpenStack {} are unbuildable on {}: {reason} \
-                 (--enable-unbuildable builds them anyway)",
-                settings.naming.install_type,
-                settings.naming.openstack_release,
-                settings.naming.base
-            ),
-        });
-    }
+    let patterns = selection_patterns(settings)?;
+    let inputs = load_inputs(settings)?;
+    let variables = variables(settings, inputs.users);
+    let started = Instant::now();
+    let dockerfiles = render_tree(
+        settings,
+        &inputs.tree,
+        &variables,
+        inputs.repos,
+        &inputs.overrides,
+    )?;
+    let render_time = started.elapsed();
+    let graph = build_graph(&settings.naming, &dockerfiles)?;
+    let selection = select_images(settings, patterns, &inputs.tree, &graph)?;
+    Ok(Prepared {
+        tree: inputs.tree,
+        dockerfiles,
+        graph,
+        selection,
+        extra_files: extra_files(settings),
+        render_time,
+    })
+}
+
+/// What rendering reads besides the settings.
+struct Inputs {
+    tree: Tree,
+    users: crate::tree::users::Users,
+    repos: Option<crate::tree::repos::Repos>,
+    overrides: Vec<Override>,
+}
+
+/// The tree (main tree and overlays), its users and repositories (a kolla-layout tree's of its
+/// kolla release, `src/compat/kolla.toml`; ours laid over by the release row), and the template
+/// overrides.
+fn load_inputs(settings: &Settings) -> Result<Inputs> {
     let tree = Tree::load(&settings.images_dir, &settings.docker_dirs)?;
     check_image_names(&tree, &settings.naming)?;
-    // A kolla-layout tree gets the users, repositories and unbuildable images of its kolla
-    // release (`src/compat/kolla.toml`).
-    let kolla = crate::compat::kolla_for(&tree.root, Some(&settings.kolla_version));
+    let kolla = settings.kolla.as_ref();
     let users_absent = kolla
-        .as_ref()
         .map(|k| k.release.users_absent.clone())
         .unwrap_or_default();
     let users =
         crate::tree::users::load_for_tree(&tree, BUILTIN_USERS, &settings.users, &users_absent)?;
-    let mut repos = match &kolla {
+    let mut repos = match kolla {
         Some(kolla) => crate::compat::load_repos(
             &tree,
             kolla,
@@ -97,7 +112,17 @@ pub fn prepare(settings: &Settings) -> Result<Prepared> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let variables = Variables {
+    Ok(Inputs {
+        tree,
+        users,
+        repos,
+        overrides,
+    })
+}
+
+/// What every template sees.
+fn variables(settings: &Settings, users: crate::tree::users::Users) -> Variables {
+    Variables {
         naming: settings.naming.clone(),
         users,
         clean_package_cache: settings.clean_package_cache,
@@ -105,7 +130,10 @@ pub fn prepare(settings: &Settings) -> Result<Prepared> {
         docker_healthchecks: settings.docker_healthchecks,
         kolla_version: settings.kolla_version.clone(),
         supported_distro_name: settings.supported_distro_name.clone(),
-        build_date: kolla.as_ref().is_some_and(|k| k.release.build_date),
+        build_date: settings
+            .kolla
+            .as_ref()
+            .is_some_and(|k| k.release.build_date),
         repos_yaml: settings
             .repos_yaml
             .as_ref()
@@ -118,10 +146,19 @@ pub fn prepare(settings: &Settings) -> Result<Prepared> {
             .map(|(name, _)| name)
             .collect(),
         env: settings.env.clone(),
-    };
+    }
+}
 
-    let started = Instant::now();
-    let renderer = Renderer::new(&tree, &variables, repos, &overrides, settings.undefined);
+/// Every image's Dockerfile, by name; every error at once, each distinct place once (one broken
+/// shared file breaks many images).
+fn render_tree(
+    settings: &Settings,
+    tree: &Tree,
+    variables: &Variables,
+    repos: Option<crate::tree::repos::Repos>,
+    overrides: &[Override],
+) -> Result<BTreeMap<String, String>> {
+    let renderer = Renderer::new(tree, variables, repos, overrides, settings.undefined);
     let images: Vec<_> = tree.images.iter().collect();
     let mut dockerfiles = BTreeMap::new();
     let mut errors: Vec<TemplateError> = Vec::new();
@@ -133,30 +170,39 @@ pub fn prepare(settings: &Settings) -> Result<Prepared> {
             Err(err) => errors.push(*err),
         }
     }
-    let render_time = started.elapsed();
-    if !errors.is_empty() {
-        // One broken shared file breaks many images: show each distinct place once.
-        let mut seen = BTreeSet::new();
-        errors.retain(|e| seen.insert((e.path.clone(), e.line, e.column, e.message.clone())));
-        return Err(if errors.len() == 1 {
-            errors.remove(0).into()
-        } else {
-            Error::Templates {
-                count: errors.len(),
-                errors,
-            }
-        });
+    if errors.is_empty() {
+        return Ok(dockerfiles);
     }
+    let mut seen = BTreeSet::new();
+    errors.retain(|e| seen.insert((e.path.clone(), e.line, e.column, e.message.clone())));
+    Err(if errors.len() == 1 {
+        errors.remove(0).into()
+    } else {
+        Error::Templates {
+            count: errors.len(),
+            errors,
+        }
+    })
+}
 
-    let naming = &settings.naming;
+/// The images and their parents, from the `FROM` lines: ours are those under our namespace and
+/// prefix.
+fn build_graph(naming: &Naming, dockerfiles: &BTreeMap<String, String>) -> Result<ImageGraph> {
     let ours_prefix = format!("{}/{}", naming.full_namespace(), naming.image_prefix);
-    let graph = ImageGraph::build(
-        &dockerfiles,
+    ImageGraph::build(
+        dockerfiles,
         |n| naming.reference(n),
         &ours_prefix,
         &BTreeMap::new(),
-    )?;
+    )
+}
 
+/// What selects the images: the regexes, else the patterns of the profiles (`profiles/` and the
+/// file's).
+fn selection_patterns(settings: &Settings) -> Result<Vec<String>> {
+    if !settings.selection.regexes.is_empty() {
+        return Ok(settings.selection.regexes.clone());
+    }
     let profiles = Profiles::load(
         settings
             .data_dir
@@ -165,53 +211,61 @@ pub fn prepare(settings: &Settings) -> Result<Prepared> {
             .as_deref(),
         &settings.selection.extra_profiles,
     )?;
-    let patterns = if settings.selection.regexes.is_empty() {
-        profiles.patterns(&settings.selection.profiles)?
-    } else {
-        settings.selection.regexes.clone()
-    };
-    let tree_unbuildable = tree.read_data(&["images/unbuildable.toml", "unbuildable.toml"])?;
-    let unbuildable = if settings.selection.enable_unbuildable {
-        BTreeSet::new()
-    } else if let (None, Some(kolla)) = (&tree_unbuildable, &kolla) {
-        kolla
-            .release
-            .unbuildable(naming.base.as_str(), &naming.base_arch, &naming.base_tag)
-    } else {
-        match tree_unbuildable {
-            Some((path, text)) => {
-                let facts = [
-                    naming.base.as_str(),
-                    naming.install_type.as_str(),
-                    naming.base_arch.as_str(),
-                ];
-                let known: Vec<&str> = BaseDistro::ALL
-                    .iter()
-                    .map(|b| b.as_str())
-                    .chain(InstallType::ALL.iter().map(|t| t.as_str()))
-                    .chain(ARCHES)
-                    .collect();
-                unbuildable_for(&text, &path, &facts, &known)?
-            }
-            None => BTreeSet::new(),
-        }
-    };
+    profiles.patterns(&settings.selection.profiles)
+}
+
+/// The images the run is about: those `patterns` match (and their parents), less the
+/// unbuildable ones.
+fn select_images(
+    settings: &Settings,
+    patterns: Vec<String>,
+    tree: &Tree,
+    graph: &ImageGraph,
+) -> Result<Selection> {
     let filter = Filter {
         patterns,
         skip_parents: settings.selection.skip_parents,
-        unbuildable,
+        unbuildable: unbuildable_images(settings, tree)?,
     };
-    let selection = select(&graph, &filter)?;
-    for cert in &settings.build.ca_certificates {
-        if !cert.is_file() {
-            return Err(Error::Setting {
-                key: "ca-certificate".into(),
-                message: format!("`{}` is not a readable file", cert.display()),
-            });
-        }
+    select(graph, &filter)
+}
+
+/// The images left out on this base, install type and arch: the tree's `unbuildable.toml`, else
+/// (kolla's tree) its release's table; none with `--enable-unbuildable`.
+fn unbuildable_images(settings: &Settings, tree: &Tree) -> Result<BTreeSet<String>> {
+    if settings.selection.enable_unbuildable {
+        return Ok(BTreeSet::new());
     }
-    let mut extra_files = ExtraFiles::default();
-    let certificates: Vec<(String, std::path::PathBuf)> =
+    let naming = &settings.naming;
+    let tree_unbuildable = tree.read_data(&["images/unbuildable.toml", "unbuildable.toml"])?;
+    match (tree_unbuildable, &settings.kolla) {
+        (None, Some(kolla)) => {
+            Ok(kolla
+                .release
+                .unbuildable(naming.base.as_str(), &naming.base_arch, &naming.base_tag))
+        }
+        (Some((path, text)), _) => {
+            let facts = [
+                naming.base.as_str(),
+                naming.install_type.as_str(),
+                naming.base_arch.as_str(),
+            ];
+            let known: Vec<&str> = BaseDistro::ALL
+                .iter()
+                .map(|b| b.as_str())
+                .chain(InstallType::ALL.iter().map(|t| t.as_str()))
+                .chain(ARCHES)
+                .collect();
+            unbuildable_for(&text, &path, &facts, &known)
+        }
+        (None, None) => Ok(BTreeSet::new()),
+    }
+}
+
+/// Files `base` gets besides its own: the CA certificates and the selected release's pins
+/// (both checked when the settings were resolved).
+fn extra_files(settings: &Settings) -> ExtraFiles {
+    let mut base_files: Vec<(String, std::path::PathBuf)> =
         ca_certificate_files(&settings.build.ca_certificates)
             .into_iter()
             // A certificate is sent as its content even where the path given is a symlink.
@@ -220,42 +274,23 @@ pub fn prepare(settings: &Settings) -> Result<Prepared> {
                 (format!("ca-certificates/{name}"), path)
             })
             .collect();
-    let mut base_files = certificates;
     if let Some(release) = &settings.release {
-        // The selected release's pins, where base's template expects them.
-        if !release.constraints.is_file() {
-            return Err(Error::Setting {
-                key: "openstack-release".into(),
-                message: format!(
-                    "the constraints file of OpenStack {}, `{}`, is missing \
-                     (scripts/make-constraints.sh {} writes it)",
-                    release.name,
-                    release.constraints.display(),
-                    release.name
-                ),
-            });
-        }
+        // Where base's template expects them.
         base_files.push((
             "upper-constraints.txt".to_string(),
             release.constraints.clone(),
         ));
     }
+    let mut extra_files = ExtraFiles::default();
     if !base_files.is_empty() {
         extra_files.0.insert("base".to_string(), base_files);
     }
-    Ok(Prepared {
-        tree,
-        dockerfiles,
-        graph,
-        selection,
-        extra_files,
-        render_time,
-    })
+    extra_files
 }
 
 /// Every image's name, with the prefix, must be a Docker repository name: an image folder named
 /// `Keystone` or `my image` is an error naming the folder, not a refusal from the engine later.
-fn check_image_names(tree: &Tree, naming: &crate::settings::Naming) -> Result<()> {
+fn check_image_names(tree: &Tree, naming: &Naming) -> Result<()> {
     for image in &tree.images {
         let name = format!("{}{}", naming.image_prefix, image.name);
         let full = format!("{}/{name}", naming.full_namespace());

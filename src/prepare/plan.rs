@@ -43,7 +43,42 @@ pub fn plan(
         .into_iter()
         .filter(|&id| matches!(selection.status[id], Status::Matched | Status::Skipped))
         .collect();
-    let contexts: Vec<(usize, ContextSpec, String)> = wanted
+    let contexts = contexts(prepared, extra, &wanted)?;
+    let (hashes, mut specs) = input_hashes(graph, contexts, build_args, &external_id);
+
+    let job_ids: Vec<usize> = wanted
+        .iter()
+        .copied()
+        .filter(|&id| selection.is_matched(id))
+        .collect();
+    let index: BTreeMap<usize, usize> =
+        job_ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+    Ok(job_ids
+        .iter()
+        .map(|&id| Job {
+            name: graph.name(id).to_string(),
+            deps: graph
+                .node(id)
+                .deps
+                .iter()
+                .filter_map(|d| index.get(d).copied())
+                .collect(),
+            priority: 1 + descendants_in(graph, id, &index),
+            input_hash: hashes[&id].clone(),
+            context: specs.remove(&id).expect("hashed"),
+        })
+        .collect())
+}
+
+/// The build context of each `wanted` image (its files and the extra ones it gets) and the
+/// context's digest, read in parallel.
+fn contexts(
+    prepared: &Prepared,
+    extra: &ExtraFiles,
+    wanted: &[usize],
+) -> Result<Vec<(usize, ContextSpec, String)>> {
+    let graph = &prepared.graph;
+    wanted
         .par_iter()
         .map(|&id| {
             let name = graph.name(id);
@@ -70,8 +105,18 @@ pub fn plan(
             })?;
             Ok((id, spec, digest))
         })
-        .collect::<Result<_>>()?;
+        .collect()
+}
 
+/// Each image's input hash: its context, the build args, its parents' hashes (parents come
+/// first) and the ID of the external image it is built FROM. Returns the hashes and the
+/// contexts, by graph id.
+fn input_hashes(
+    graph: &ImageGraph,
+    contexts: Vec<(usize, ContextSpec, String)>,
+    build_args: &BTreeMap<String, String>,
+    external_id: &impl Fn(&str) -> Option<String>,
+) -> (BTreeMap<usize, String>, BTreeMap<usize, ContextSpec>) {
     let mut hashes: BTreeMap<usize, String> = BTreeMap::new();
     let mut specs: BTreeMap<usize, ContextSpec> = BTreeMap::new();
     for (id, spec, digest) in contexts {
@@ -83,8 +128,7 @@ pub fn plan(
             hasher.update(format!("arg {k}={v}\n"));
         }
         for &dep in &node.deps {
-            // Parents come first in topological order; an unselected parent has no hash and
-            // must already exist, so its name stands in.
+            // An unselected parent has no hash and must already exist, so its name stands in.
             let dep_hash = hashes
                 .get(&dep)
                 .cloned()
@@ -98,29 +142,7 @@ pub fn plan(
         hashes.insert(id, hex::encode(hasher.finalize()));
         specs.insert(id, spec);
     }
-
-    let job_ids: Vec<usize> = wanted
-        .iter()
-        .copied()
-        .filter(|&id| selection.is_matched(id))
-        .collect();
-    let index: BTreeMap<usize, usize> =
-        job_ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
-    Ok(job_ids
-        .iter()
-        .map(|&id| Job {
-            name: graph.name(id).to_string(),
-            deps: graph
-                .node(id)
-                .deps
-                .iter()
-                .filter_map(|d| index.get(d).copied())
-                .collect(),
-            priority: 1 + descendants_in(graph, id, &index),
-            input_hash: hashes[&id].clone(),
-            context: specs.remove(&id).expect("hashed"),
-        })
-        .collect())
+    (hashes, specs)
 }
 
 /// Priorities weighed by time, cargo's rule: a job's own seconds plus those of every job
