@@ -25,6 +25,8 @@ enum Reply {
     Cut { len: usize, sent: Vec<u8> },
     /// Announces `len` bytes, sends `sent`, then never another byte.
     Stall { len: usize, sent: Vec<u8> },
+    /// 503 the first time, then the file.
+    Unavailable(Vec<u8>),
 }
 
 #[derive(Clone, Default)]
@@ -80,7 +82,22 @@ impl Server {
             k.eq_ignore_ascii_case("if-none-match")
                 .then(|| v.trim().to_string())
         });
-        let reply = self.replies.lock().unwrap().get(&path).cloned();
+        // Decided under the lock, answered after it (a guard must not live across an await).
+        let reply = {
+            let mut replies = self.replies.lock().unwrap();
+            let reply = replies.get(&path).cloned();
+            if let Some(Reply::Unavailable(body)) = &reply {
+                replies.insert(path.clone(), Reply::File(body.clone()));
+            }
+            reply
+        };
+        if let Some(Reply::Unavailable(_)) = reply {
+            let out = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\
+                       Connection: close\r\n\r\n";
+            let _ = socket.write_all(out.as_bytes()).await;
+            let _ = socket.shutdown().await;
+            return;
+        }
         let out = match reply {
             None => {
                 b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
@@ -104,6 +121,7 @@ impl Server {
                     out
                 }
             }
+            Some(Reply::Unavailable(_)) => unreachable!("answered above"),
             Some(Reply::Cut { len, sent }) | Some(Reply::Stall { len, sent }) => {
                 self.bodies.fetch_add(1, Ordering::SeqCst);
                 let mut out = format!(
@@ -681,4 +699,66 @@ async fn an_image_without_sources_gets_empty_plugins_and_additions_archives() {
         );
     }
     assert_eq!(fetched.transferred + fetched.reused, 0);
+}
+
+#[tokio::test]
+async fn a_server_error_is_retried_and_reported() {
+    let server = Server::start().await;
+    let body = tar_gz("nova", "setup.py", b"n");
+    server.serve("/nova.tar.gz", Reply::Unavailable(body.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let cache = FetchCache::new(dir.path());
+    let url = server.url("/nova.tar.gz");
+    let requests = [image(
+        "nova-base",
+        Some(source("nova-base", SourceKind::Url, &url)),
+    )];
+    let mut opts = options();
+    opts.retries = 1;
+    opts.backoff = Duration::from_millis(10);
+    let notes = Notes::default();
+    let fetched = fetch_sources(&requests, &cache, &opts, &notes)
+        .await
+        .unwrap();
+    let path = archive_path(&fetched, "nova-base", "nova-base-archive");
+    assert_eq!(std::fs::read(path).unwrap(), body);
+    assert_eq!(server.requests.load(Ordering::SeqCst), 2);
+    let notes = notes.0.lock().unwrap();
+    assert!(
+        notes.iter().any(
+            |n| matches!(n, Notice::Warning(w) if w.contains("HTTP 503") && w.contains("retrying"))
+        ),
+        "{notes:?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| matches!(n, Notice::Status { verb: "Fetched", text } if text == &url)),
+        "{notes:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_git_branch_is_fetched_again_and_follows_new_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = repository(dir.path());
+    let cache = FetchCache::new(&dir.path().join("cache"));
+    let mut gnocchi = source("gnocchi-base", SourceKind::Git, repo.to_str().unwrap());
+    gnocchi.reference = Some("stable/x".into());
+    let requests = [image("gnocchi-base", Some(gnocchi))];
+    let first = fetch(&requests, &cache).await;
+    git(&repo, &["checkout", "--quiet", "stable/x"]);
+    std::fs::write(repo.join("setup.py"), "v1.1\n").unwrap();
+    git(&repo, &["commit", "--quiet", "-am", "backport"]);
+    let second = fetch(&requests, &cache).await;
+    assert_eq!(second.transferred, 1, "a branch is fetched into the mirror");
+    assert_ne!(
+        digest(&first, "gnocchi-base", "gnocchi-base-archive"),
+        digest(&second, "gnocchi-base", "gnocchi-base-archive")
+    );
+    // One mirror for the remote, cloned once.
+    assert_eq!(
+        std::fs::read_dir(cache.root().join("git")).unwrap().count(),
+        1
+    );
 }
