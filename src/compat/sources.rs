@@ -93,9 +93,9 @@ pub struct SourceConfigError {
     pub message: String,
 }
 
-/// The raw options of one section, as written (before interpolation).
+/// The raw options of one section, as written (before interpolation). Other keys of kolla's
+/// table (`lts_branch` in kolla 23, for its own version bumps) are not source options.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SectionOptions {
     #[serde(rename = "type")]
     pub kind: Option<String>,
@@ -109,8 +109,203 @@ pub struct SectionOptions {
 /// kolla's default `SOURCES` table: section → options.
 pub type SourceDefaults = BTreeMap<String, SectionOptions>;
 
-/// Reads kolla 23's `kolla/common/sources.yaml` (kolla 20 keeps the same table as a Python
-/// literal in `sources.py`, which is not read here).
+/// The default SOURCES table of the kolla a tree belongs to, read from its installed package
+/// (`<package>/common/<sources_defaults>`); `None` when no package was found beside the tree
+/// (then only the user's sections give sources).
+pub fn defaults_for(
+    kolla: &crate::compat::Kolla,
+) -> Result<Option<SourceDefaults>, crate::common::error::Error> {
+    let Some(package) = kolla.installation.as_ref().and_then(|i| i.package.as_ref()) else {
+        return Ok(None);
+    };
+    load_defaults(&package.join("common"), &kolla.release.sources_defaults).map(Some)
+}
+
+/// The default SOURCES table of an installed kolla: `dir` is its `kolla/common/`, `file` the
+/// row's `sources_defaults` (`sources.py` or `sources.yaml`).
+pub fn load_defaults(
+    dir: &Path,
+    file: &str,
+) -> Result<SourceDefaults, crate::common::error::Error> {
+    let path = dir.join(file);
+    if file.ends_with(".py") {
+        load_defaults_py(&path)
+    } else {
+        load_defaults_yaml(&path)
+    }
+}
+
+/// Reads kolla 20-22's `kolla/common/sources.py`: the literal `SOURCES = {...}` (strings, with
+/// Python's adjacent-literal concatenation, nested dicts, booleans and comments; nothing is run).
+pub fn load_defaults_py(path: &Path) -> Result<SourceDefaults, crate::common::error::Error> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| crate::common::error::Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let bad = |message: String| crate::common::error::Error::Config {
+        path: path.to_path_buf(),
+        message,
+    };
+    let start = text
+        .find("SOURCES = {")
+        .ok_or_else(|| bad("no `SOURCES = {` in it".into()))?;
+    let tokens = py_literal::tokens(&text[start + "SOURCES = ".len()..]).map_err(bad)?;
+    let value = py_literal::parse(&tokens).map_err(bad)?;
+    let json = serde_json::to_value(&value).map_err(|e| bad(e.to_string()))?;
+    let raw: BTreeMap<String, serde_json::Value> =
+        serde_json::from_value(json).map_err(|e| bad(e.to_string()))?;
+    let mut table = SourceDefaults::new();
+    for (section, options) in raw {
+        let options: SectionOptions =
+            serde_json::from_value(options).map_err(|e| bad(format!("[{section}]: {e}")))?;
+        table.insert(section, options);
+    }
+    Ok(table)
+}
+
+/// Just enough of Python's literal syntax for kolla's SOURCES dict.
+mod py_literal {
+    use std::collections::BTreeMap;
+
+    #[derive(Debug, Clone, PartialEq)]
+    pub(super) enum Token {
+        Str(String),
+        Bool(bool),
+        Punct(char),
+    }
+
+    #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+    #[serde(untagged)]
+    pub(super) enum Value {
+        Str(String),
+        Bool(bool),
+        Dict(BTreeMap<String, Value>),
+    }
+
+    /// The tokens up to the end of the first balanced `{...}`.
+    pub(super) fn tokens(text: &str) -> Result<Vec<Token>, String> {
+        let mut out = Vec::new();
+        let mut depth = 0usize;
+        let mut chars = text.char_indices().peekable();
+        while let Some((at, c)) = chars.next() {
+            match c {
+                '#' => {
+                    for (_, c) in chars.by_ref() {
+                        if c == '\n' {
+                            break;
+                        }
+                    }
+                }
+                '\'' | '"' => {
+                    let mut s = String::new();
+                    loop {
+                        match chars.next() {
+                            Some((_, '\\')) => {
+                                if let Some((_, e)) = chars.next() {
+                                    s.push(e);
+                                }
+                            }
+                            Some((_, q)) if q == c => break,
+                            Some((_, ch)) => s.push(ch),
+                            None => return Err(format!("a string at byte {at} never ends")),
+                        }
+                    }
+                    out.push(Token::Str(s));
+                }
+                '{' | '}' | ':' | ',' | '(' | ')' => {
+                    out.push(Token::Punct(c));
+                    if c == '{' {
+                        depth += 1;
+                    } else if c == '}' {
+                        depth = depth.saturating_sub(1);
+                        if depth == 0 {
+                            return Ok(out);
+                        }
+                    }
+                }
+                c if c.is_whitespace() => {}
+                c if c.is_ascii_alphabetic() => {
+                    let mut word = c.to_string();
+                    while let Some((_, n)) = chars
+                        .peek()
+                        .copied()
+                        .filter(|(_, n)| n.is_ascii_alphanumeric())
+                    {
+                        word.push(n);
+                        chars.next();
+                    }
+                    match word.as_str() {
+                        "True" => out.push(Token::Bool(true)),
+                        "False" => out.push(Token::Bool(false)),
+                        other => return Err(format!("`{other}` is not a literal kolla uses here")),
+                    }
+                }
+                other => return Err(format!("unexpected `{other}` at byte {at}")),
+            }
+        }
+        Err("the `{` of SOURCES is never closed".into())
+    }
+
+    pub(super) fn parse(tokens: &[Token]) -> Result<Value, String> {
+        let mut at = 0;
+        let value = value(tokens, &mut at)?;
+        Ok(value)
+    }
+
+    fn value(tokens: &[Token], at: &mut usize) -> Result<Value, String> {
+        match tokens.get(*at) {
+            Some(Token::Punct('{')) => {
+                *at += 1;
+                let mut map = BTreeMap::new();
+                loop {
+                    if tokens.get(*at) == Some(&Token::Punct('}')) {
+                        *at += 1;
+                        return Ok(Value::Dict(map));
+                    }
+                    let Value::Str(key) = value(tokens, at)? else {
+                        return Err("a dict key that is not a string".into());
+                    };
+                    if tokens.get(*at) != Some(&Token::Punct(':')) {
+                        return Err(format!("no `:` after `{key}`"));
+                    }
+                    *at += 1;
+                    map.insert(key, value(tokens, at)?);
+                    match tokens.get(*at) {
+                        Some(Token::Punct(',')) => *at += 1,
+                        Some(Token::Punct('}')) => {}
+                        other => return Err(format!("unexpected {other:?} in a dict")),
+                    }
+                }
+            }
+            Some(Token::Punct('(')) => {
+                *at += 1;
+                let inner = value(tokens, at)?;
+                if tokens.get(*at) != Some(&Token::Punct(')')) {
+                    return Err("a `(` without its `)`".into());
+                }
+                *at += 1;
+                Ok(inner)
+            }
+            Some(Token::Str(_)) => {
+                // Adjacent literals are one string.
+                let mut s = String::new();
+                while let Some(Token::Str(part)) = tokens.get(*at) {
+                    s.push_str(part);
+                    *at += 1;
+                }
+                Ok(Value::Str(s))
+            }
+            Some(Token::Bool(b)) => {
+                *at += 1;
+                Ok(Value::Bool(*b))
+            }
+            other => Err(format!("unexpected {other:?}")),
+        }
+    }
+}
+
+/// Reads kolla 23's `kolla/common/sources.yaml`.
 pub fn load_defaults_yaml(path: &Path) -> Result<SourceDefaults, crate::common::error::Error> {
     let text =
         std::fs::read_to_string(path).map_err(|source| crate::common::error::Error::Read {
@@ -462,6 +657,34 @@ mod tests {
         // `f` has no section: no source, no error.
         assert_eq!(r.images.len(), 1);
         assert_eq!(r.images[0].image, "f");
+    }
+
+    #[test]
+    fn the_defaults_literal_of_kolla_20_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sources.py");
+        std::fs::write(
+            &path,
+            "# licence\nimport os\n\nSOURCES = {\n    'openstack-base': {\n        'type': 'url',\n\
+             \x20       'location': ('$tarballs_base/openstack/requirements/'\n\
+             \x20                    'requirements-${openstack_branch}.tar.gz')},\n\
+             \x20   'etcd': {\n        # NOTE: one minor at a time\n        'version': '3.5.16',\n\
+             \x20       'type': 'url',\n        'sha256': {\n            'amd64': 'aa',  # noqa\n\
+             \x20           'arm64': 'bb'},  # noqa: E501\n        'enabled': False,\n\
+             \x20       'location': \"https://x/v${version}\"},\n}\n\nUSERS = {'a': 1}\n",
+        )
+        .unwrap();
+        let table = load_defaults(dir.path(), "sources.py").unwrap();
+        assert_eq!(
+            table["openstack-base"].location.as_deref(),
+            Some("$tarballs_base/openstack/requirements/requirements-${openstack_branch}.tar.gz")
+        );
+        let etcd = &table["etcd"];
+        assert_eq!(etcd.version.as_deref(), Some("3.5.16"));
+        assert_eq!(etcd.sha256.as_ref().unwrap()["arm64"], "bb");
+        assert_eq!(etcd.enabled, Some(false));
+        assert_eq!(etcd.location.as_deref(), Some("https://x/v${version}"));
+        assert_eq!(table.len(), 2);
     }
 
     #[test]
