@@ -25,6 +25,8 @@ enum Reply {
     Cut { len: usize, sent: Vec<u8> },
     /// Announces `len` bytes, sends `sent`, then never another byte.
     Stall { len: usize, sent: Vec<u8> },
+    /// 200 with a Last-Modified date and no ETag, or 304 when `If-Modified-Since` gives it.
+    Dated(Vec<u8>),
     /// 503 the first time, then the file.
     Unavailable(Vec<u8>),
 }
@@ -82,6 +84,11 @@ impl Server {
             k.eq_ignore_ascii_case("if-none-match")
                 .then(|| v.trim().to_string())
         });
+        let if_modified_since = head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("if-modified-since")
+                .then(|| v.trim().to_string())
+        });
         // Decided under the lock, answered after it (a guard must not live across an await).
         let reply = {
             let mut replies = self.replies.lock().unwrap();
@@ -122,6 +129,22 @@ impl Server {
                 }
             }
             Some(Reply::Unavailable(_)) => unreachable!("answered above"),
+            Some(Reply::Dated(body)) => {
+                let date = "Wed, 21 Oct 2026 07:28:00 GMT";
+                if if_modified_since.as_deref() == Some(date) {
+                    b"HTTP/1.1 304 Not Modified\r\nConnection: close\r\n\r\n".to_vec()
+                } else {
+                    self.bodies.fetch_add(1, Ordering::SeqCst);
+                    let mut out = format!(
+                        "HTTP/1.1 200 OK\r\nLast-Modified: {date}\r\nContent-Length: {}\r\n\
+                         Connection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    out.extend(body);
+                    out
+                }
+            }
             Some(Reply::Cut { len, sent }) | Some(Reply::Stall { len, sent }) => {
                 self.bodies.fetch_add(1, Ordering::SeqCst);
                 let mut out = format!(
@@ -760,5 +783,27 @@ async fn a_git_branch_is_fetched_again_and_follows_new_commits() {
     assert_eq!(
         std::fs::read_dir(cache.root().join("git")).unwrap().count(),
         1
+    );
+}
+
+#[tokio::test]
+async fn a_download_with_only_a_date_is_revalidated_by_it() {
+    let server = Server::start().await;
+    server.serve("/dated.tar.gz", Reply::Dated(tar_gz("d", "f", b"d")));
+    let dir = tempfile::tempdir().unwrap();
+    let cache = FetchCache::new(dir.path());
+    let url = server.url("/dated.tar.gz");
+    let requests = [image("d", Some(source("d", SourceKind::Url, &url)))];
+    let first = fetch(&requests, &cache).await;
+    let second = fetch(&requests, &cache).await;
+    assert_eq!(server.requests.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        server.bodies.load(Ordering::SeqCst),
+        1,
+        "If-Modified-Since: 304"
+    );
+    assert_eq!(
+        digest(&first, "d", "d-archive"),
+        digest(&second, "d", "d-archive")
     );
 }

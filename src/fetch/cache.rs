@@ -68,22 +68,34 @@ impl FetchCache {
         self.root.join("tmp")
     }
 
-    /// A new scratch file under `tmp/`, removed when dropped unless persisted.
-    pub fn scratch_file(&self) -> io::Result<tempfile::NamedTempFile> {
-        tempfile::NamedTempFile::new_in(self.tmp())
+    /// A new scratch file under `tmp/`, removed when dropped unless persisted (and by a second
+    /// Ctrl-C's immediate exit).
+    pub fn scratch_file(&self) -> io::Result<ScratchFile> {
+        let file = tempfile::NamedTempFile::new_in(self.tmp())?;
+        let tracked = crate::common::signals::track(file.path());
+        Ok(ScratchFile {
+            file,
+            _tracked: tracked,
+        })
     }
 
-    /// A new scratch folder under `tmp/`, removed when dropped.
-    pub fn scratch_dir(&self) -> io::Result<tempfile::TempDir> {
-        tempfile::TempDir::new_in(self.tmp())
+    /// A new scratch folder under `tmp/`, removed when dropped (and by a second Ctrl-C's
+    /// immediate exit).
+    pub fn scratch_dir(&self) -> io::Result<ScratchDir> {
+        let dir = tempfile::TempDir::new_in(self.tmp())?;
+        let tracked = crate::common::signals::track(dir.path());
+        Ok(ScratchDir {
+            dir,
+            _tracked: tracked,
+        })
     }
 
     /// Moves a whole, checked scratch file into the blob store under its digest. A blob already
     /// there has the same bytes (it has the same name), so it is kept.
-    pub fn store_blob(&self, file: tempfile::NamedTempFile, sha256: &str) -> io::Result<PathBuf> {
+    pub fn store_blob(&self, scratch: ScratchFile, sha256: &str) -> io::Result<PathBuf> {
         let path = self.blob(sha256);
         if !path.exists() {
-            file.persist(&path).map_err(|e| e.error)?;
+            scratch.file.persist(&path).map_err(|e| e.error)?;
         }
         Ok(path)
     }
@@ -128,10 +140,40 @@ impl FetchCache {
 
     fn write_atomically(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         use std::io::Write;
-        let mut file = self.scratch_file()?;
-        file.write_all(bytes)?;
-        file.persist(path).map_err(|e| e.error)?;
+        let mut scratch = self.scratch_file()?;
+        scratch.file.write_all(bytes)?;
+        scratch.file.persist(path).map_err(|e| e.error)?;
         Ok(())
+    }
+}
+
+/// A scratch file of the cache.
+pub struct ScratchFile {
+    pub file: tempfile::NamedTempFile,
+    _tracked: crate::common::signals::Tracked,
+}
+
+impl ScratchFile {
+    /// Another handle on the file, to write it.
+    pub fn reopen(&self) -> io::Result<std::fs::File> {
+        self.file.reopen()
+    }
+}
+
+/// A scratch folder of the cache.
+pub struct ScratchDir {
+    dir: tempfile::TempDir,
+    _tracked: crate::common::signals::Tracked,
+}
+
+impl ScratchDir {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Keeps the folder (the caller renames it into place).
+    pub fn keep(self) -> PathBuf {
+        self.dir.keep()
     }
 }
 

@@ -536,7 +536,7 @@ fn assemble(
     if let Some(source) = request.source.as_ref().filter(|s| s.enabled) {
         let blob = blob_of(source)?;
         // The engine unpacks it (`ADD x-archive /x-source`): refuse what would escape.
-        check_if_tar(&blob.path, false).map_err(|p| fail(source, p))?;
+        check_if_tar(cache, &blob, false).map_err(|p| fail(source, p))?;
         add_archive(&mut files, format!("{}-archive", source.section), &blob);
     }
     for (top, sources) in [
@@ -546,7 +546,7 @@ fn assemble(
         let mut items = Vec::new();
         for source in sources.iter().filter(|s| s.enabled) {
             let blob = blob_of(source)?;
-            let format = check_if_tar(&blob.path, true).map_err(|p| fail(source, p))?;
+            let format = check_if_tar(cache, &blob, true).map_err(|p| fail(source, p))?;
             add_archive(&mut files, format!("{}-archive", source.section), &blob);
             items.push((blob, format));
         }
@@ -569,8 +569,10 @@ fn assemble(
     Ok(files)
 }
 
-/// Checks a tar or tar.gz archive's members; `required`: anything else is an error.
-fn check_if_tar(path: &Path, required: bool) -> Result<ArchiveFormat, Problem> {
+/// Checks a tar or tar.gz archive's members (once per archive: the verdict is kept in the
+/// cache); `required`: anything else is an error.
+fn check_if_tar(cache: &FetchCache, blob: &Blob, required: bool) -> Result<ArchiveFormat, Problem> {
+    let path = &blob.path;
     let format = archive::format_of(path).map_err(|e| Problem::Unpack(e.to_string()))?;
     match format {
         ArchiveFormat::Tar | ArchiveFormat::TarGz => {}
@@ -582,10 +584,16 @@ fn check_if_tar(path: &Path, required: bool) -> Result<ArchiveFormat, Problem> {
         }
         _ => return Ok(format),
     }
+    let verdict = format!("safe\n{}", blob.sha256);
+    if cache.indexed(&verdict).as_deref() == Some(blob.sha256.as_str()) {
+        return Ok(format);
+    }
     archive::check_members(path, format).map_err(|e| match e {
         Unsafe::Member { member, reason } => Problem::Unsafe { member, reason },
         Unsafe::Unreadable(e) => Problem::Unpack(e),
     })?;
+    // Only a speed-up: without it the archive is checked again next time.
+    let _ = cache.put_indexed(&verdict, &blob.sha256);
     Ok(format)
 }
 
