@@ -807,3 +807,58 @@ async fn a_download_with_only_a_date_is_revalidated_by_it() {
         digest(&second, "d", "d-archive")
     );
 }
+
+#[tokio::test]
+async fn a_source_shared_by_images_is_fetched_once() {
+    let server = Server::start().await;
+    server.serve("/req.tar.gz", Reply::File(tar_gz("req", "u", b"c")));
+    let dir = tempfile::tempdir().unwrap();
+    let cache = FetchCache::new(dir.path());
+    let url = server.url("/req.tar.gz");
+    let fetched = fetch(
+        &[
+            image("a", Some(source("a", SourceKind::Url, &url))),
+            image("b", Some(source("b", SourceKind::Url, &url))),
+        ],
+        &cache,
+    )
+    .await;
+    assert_eq!(server.requests.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        digest(&fetched, "a", "a-archive"),
+        digest(&fetched, "b", "b-archive")
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_stops_sending_times_out() {
+    let server = Server::start().await;
+    server.serve(
+        "/slow.tar.gz",
+        Reply::Stall {
+            len: 10_000,
+            sent: vec![1; 10],
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cache = FetchCache::new(dir.path());
+    let url = server.url("/slow.tar.gz");
+    let mut opts = options();
+    opts.timeout = Duration::from_millis(300);
+    let started = std::time::Instant::now();
+    let fetched = fetch_sources(
+        &[image("a", Some(source("a", SourceKind::Url, &url)))],
+        &cache,
+        &opts,
+        &Notes::default(),
+    )
+    .await
+    .unwrap();
+    let (_, message) = failure(&fetched, "a");
+    assert!(
+        message.contains("no answer within the timeout"),
+        "{message}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(cache_counts(&cache), (0, 0, 0));
+}
