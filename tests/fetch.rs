@@ -401,8 +401,13 @@ async fn a_wrong_sum_is_refused_and_nothing_is_kept() {
     // The right sum is accepted.
     let right = sha256_hex(&tar_gz("etcd", "etcd", b"bin"));
     etcd.sha256.insert("amd64".into(), right.clone());
-    let fetched = fetch(&[image("etcd", Some(etcd))], &cache).await;
+    let fetched = fetch(&[image("etcd", Some(etcd.clone()))], &cache).await;
     assert_eq!(digest(&fetched, "etcd", "etcd-archive"), right);
+    assert_eq!(server.requests.load(Ordering::SeqCst), 2);
+    // Pinned and in the store: not even revalidated.
+    let again = fetch(&[image("etcd", Some(etcd))], &cache).await;
+    assert_eq!(digest(&again, "etcd", "etcd-archive"), right);
+    assert_eq!(server.requests.load(Ordering::SeqCst), 2);
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

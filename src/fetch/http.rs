@@ -1,7 +1,8 @@
 //! `url` sources: a GET (following redirects, as kolla's `requests.get` does), revalidated
 //! against the cache with `If-None-Match` / `If-Modified-Since`, the body streamed to a scratch
 //! file and hashed on the way, checked against the configured sha256, then moved into the blob
-//! store. A 304 downloads nothing.
+//! store. A 304 downloads nothing; a download pinned by its sha256 that the store already has is
+//! not even asked for.
 
 use std::time::Duration;
 
@@ -114,6 +115,19 @@ impl HttpClient {
         url: &str,
         expected: Option<&str>,
     ) -> Result<Downloaded, UrlFailure> {
+        // A pinned sum names the content: a blob with that name is that download, unchanged.
+        if let Some(expected) =
+            expected.filter(|e| e.len() == 64 && e.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            let blob = cache.blob(&expected.to_ascii_lowercase());
+            if let Ok(meta) = std::fs::metadata(&blob) {
+                return Ok(Downloaded {
+                    sha256: expected.to_ascii_lowercase(),
+                    bytes: meta.len(),
+                    transferred: false,
+                });
+            }
+        }
         let cached = cache.url_entry(url);
         // A cached blob that does not match the configured sum is never revalidated: fetch again.
         let cached = cached.filter(|c| expected.is_none_or(|e| e.eq_ignore_ascii_case(&c.sha256)));
