@@ -699,6 +699,29 @@ async fn a_local_directory_plugin_lands_in_plugins_and_its_archive() {
             .iter()
             .all(|e| e.1 == 0 && e.2 == 0 && e.3 == "root")
     );
+    // The files fit today's build context as they are.
+    let spec = kolla_build::prepare::context::ContextSpec::new(
+        "FROM base\n".into(),
+        files.context_files(),
+    );
+    let context = spec.write_tar(Vec::new()).unwrap();
+    let mut context = tar::Archive::new(context.as_slice());
+    let in_context: Vec<String> = context
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert_eq!(
+        in_context,
+        [
+            "Dockerfile",
+            "additions-archive",
+            "horizon-plugin-blazar-dashboard-archive",
+            "plugins-archive",
+            "plugins/blazar-dashboard/pkg/__init__.py",
+            "plugins/blazar-dashboard/setup.py",
+        ]
+    );
     // Every archive is in the input hash's list.
     let archived: Vec<&str> = files.archives.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(

@@ -23,9 +23,17 @@
 //! it, nothing half-written ever becomes a cache entry, and a failure is one error naming the
 //! image, the section and the location, for that image alone (its siblings go on).
 //!
-//! Use: [`fetch_sources`] with the requests of [`crate::compat::sources::resolve`]; each
-//! image's [`ImageFiles::context_files`] go beside its own files in
-//! [`crate::prepare::context::ContextSpec`], and its [`ImageFiles::archives`] into its input hash.
+//! Use (from build/, after `prepare()` and before `plan()`):
+//! 1. requests: [`crate::compat::sources::resolve`] over the selected images, with
+//!    [`crate::compat::sources::defaults_for`] and the raw INI sections; its `errors` fail their
+//!    images like a failed fetch;
+//! 2. `fetch_sources(&requests, &FetchCache::new(cache_dir), &opts, reporter).await`;
+//! 3. per image, `Ok(files)`: `files.context_files()` extend that image's entry of
+//!    [`crate::prepare::context::ExtraFiles`], so `plan()` puts them in the context and its
+//!    digest (the input hash) covers them; `files.archives` name each archive's sha256 for
+//!    anything that wants them by name (provenance); `files.directories()` are the empty
+//!    directories kolla's context has (`plugins/` without plugins), which `ContextSpec` does not
+//!    write yet. `Err(e)`: the image and its descendants fail with `e`, siblings build.
 
 pub mod archive;
 pub mod cache;
