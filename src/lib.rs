@@ -12,6 +12,7 @@ pub mod common;
 pub mod compat;
 pub mod config;
 pub mod engine;
+pub mod fetch;
 pub mod graph;
 pub mod prepare;
 pub mod publish;

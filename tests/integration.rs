@@ -5,6 +5,7 @@ mod caches;
 mod cli;
 mod e2e;
 mod engine;
+mod fetch;
 mod kolla_ansible;
 mod kolla_compat;
 mod kolla_peer;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// The stages in the order data flows; `app` (the top) may use all of them.
 const STAGES: &[&str] = &[
     "common", "report", "tree", "config", "compat", "settings", "render", "graph", "prepare",
-    "engine", "publish", "build", "app",
+    "fetch", "engine", "publish", "build", "app",
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

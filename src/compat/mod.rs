@@ -13,6 +13,7 @@ pub mod labels;
 pub mod layers;
 pub mod oslo;
 pub mod repos20;
+pub mod sources;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -87,6 +88,10 @@ pub struct Release {
     /// Whether kolla's build adds the source/revision labels.
     #[serde(default)]
     pub scm_labels: bool,
+    /// How kolla tars its sources (see [`sources::SourceTar`]).
+    pub source_tar: sources::SourceTar,
+    /// The file of kolla/common/ that holds the default SOURCES table.
+    pub sources_defaults: String,
 }
 
 #[derive(Deserialize)]
