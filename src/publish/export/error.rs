@@ -1,8 +1,9 @@
-//! Why an export was not written.
+//! Why an export was not written, and how that becomes the crate's [`Error`].
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use crate::common::error::Error;
 use crate::engine::EngineError;
 
 /// Why an export was not written. Nothing is left at the target (nor beside it) on any of them.
@@ -47,4 +48,57 @@ pub enum ExportError {
     /// A worker thread of the export panicked or was cancelled.
     #[error("{0}")]
     Task(String),
+}
+
+impl ExportError {
+    /// The crate's error for an export to `target` that failed this way: [`Error::Export`],
+    /// which names the target, or [`Error::Interrupted`] when a signal stopped it.
+    pub fn into_error(self, target: &Path) -> Error {
+        match self {
+            ExportError::Interrupted { signal } => Error::Interrupted { signal },
+            other => Error::Export {
+                path: target.to_path_buf(),
+                source: Box::new(other),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_export_error_becomes_the_crate_error_naming_the_target() {
+        let failed = ExportError::NotSaved {
+            reference: "kolla/x:1".into(),
+        };
+        let error = failed.into_error(Path::new("out/registry.tar.gz"));
+        // The text the run's notice has always shown.
+        assert_eq!(
+            error.to_string(),
+            "exporting to `out/registry.tar.gz` failed: the engine did not return `kolla/x:1`"
+        );
+        assert_eq!(error.exit_code(), 1);
+        let Error::Export { source, .. } = &error else {
+            panic!("{error:?}");
+        };
+        assert!(
+            matches!(
+                source.downcast_ref::<ExportError>(),
+                Some(ExportError::NotSaved { .. })
+            ),
+            "the export's own error is kept as the source"
+        );
+    }
+
+    #[test]
+    fn an_interrupted_export_is_an_interrupted_run() {
+        let error = ExportError::Interrupted { signal: 15 }.into_error(Path::new("x.tar.gz"));
+        assert!(
+            matches!(error, Error::Interrupted { signal: 15 }),
+            "{error:?}"
+        );
+        assert_eq!(error.exit_code(), 143);
+    }
 }
