@@ -123,6 +123,14 @@ pub enum Error {
     #[error("invalid value for `{key}`: {message}")]
     Setting { key: String, message: String },
 
+    /// The export (`--export`) was not written; a previous file at `path` is kept. `source` is
+    /// the export's own error (`publish::export::ExportError`, a later stage than this one).
+    #[error("exporting to `{}` failed: {source}", .path.display())]
+    Export {
+        path: PathBuf,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     /// A bug in kolla-build, not in the user's input (exit code 2).
     #[error(
         "internal error: {0}\nhint: this is a bug in kolla-build; please report it with the command line"

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 
 /// The compression every exported layer gets: part of the cache key, so that a change of level
 /// or of deflate implementation never serves blobs made with the old settings. Bump the version
-/// when `export::compress` changes its output.
+/// when `export::layers::compress` changes its output.
 pub const COMPRESSION: &str = "gzip-zlibrs-level6-mtime0-v1";
 
 /// Entries not used for this long are removed after an export.

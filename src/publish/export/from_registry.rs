@@ -19,9 +19,11 @@ use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
 use tokio_util::io::SyncIoBridge;
 
-use super::{HashingWriter, ImageParts, Layer, Stored, compress};
 use crate::engine::{ImageFacts, split_reference};
 use crate::publish::blob_cache::BlobCache;
+use crate::publish::export::image::{ImageParts, Layer};
+use crate::publish::export::layers::{Stored, compress};
+use crate::publish::export::streams::HashingWriter;
 use crate::publish::registry::{Descriptor, Registry};
 
 /// The config and compressed layers of the image `reference` (whose engine facts are `facts`),
@@ -60,13 +62,7 @@ pub(super) fn parts(
     let mut layers = Vec::with_capacity(facts.diff_ids.len());
     for (diff_id, descriptor) in facts.diff_ids.iter().zip(&manifest.layers) {
         if let Some(hit) = cache.layer(diff_id) {
-            layers.push((
-                Layer {
-                    digest: hit.digest,
-                    size: hit.size,
-                },
-                hit.path,
-            ));
+            layers.push(Layer::cached(hit));
             continue;
         }
         // Named by content: a compressed file is hard-linked into the cache, so no later
