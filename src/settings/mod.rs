@@ -14,10 +14,12 @@ use crate::report::event::Notice;
 use crate::tree::releases::{ReleaseFacts, ReleaseTable};
 
 // The defaults, from the table of options.
+use crate::config::cli::{engine_url_of, is_engine_name};
 use crate::config::options::{
     DEFAULT_BASE, DEFAULT_CLEAN_PACKAGE_CACHE, DEFAULT_DOCKER_HEALTHCHECKS, DEFAULT_INSTALL_TYPE,
-    DEFAULT_NETWORK_MODE, DEFAULT_PULL, DEFAULT_PUSH_THREADS, DEFAULT_RETRIES, DEFAULT_THREADS,
-    DEFAULT_TIMEOUT, DEFAULT_USE_DUMB_INIT, ENGINE_URL_ENV,
+    DEFAULT_LOCALS_BASE, DEFAULT_NETWORK_MODE, DEFAULT_PODMAN_BASE_URL, DEFAULT_PULL,
+    DEFAULT_PUSH_THREADS, DEFAULT_RETRIES, DEFAULT_TARBALLS_BASE, DEFAULT_THREADS, DEFAULT_TIMEOUT,
+    DEFAULT_USE_DUMB_INIT, ENGINE_URL_ENV,
 };
 pub use crate::config::options::{
     DEFAULT_MAINTAINER, DEFAULT_NAMESPACE, DEFAULT_OPENSTACK_CODENAME, DEFAULT_OPENSTACK_RELEASE,
@@ -52,6 +54,8 @@ pub struct Settings {
     pub rpm_setup: Vec<String>,
     /// `ARG` lines inserted after the first `FROM` (kolla's `pip_index_url` and friends).
     pub pip_args: Vec<String>,
+    /// kolla's source options, for the source stage (given, or kolla's defaults).
+    pub sources: KollaSources,
     pub clean_package_cache: bool,
     pub use_dumb_init: bool,
     pub docker_healthchecks: bool,
@@ -63,6 +67,20 @@ pub struct Settings {
     pub debug: bool,
     /// The process environment, handed to templates as `env`.
     pub env: BTreeMap<String, String>,
+}
+
+/// kolla's options about image sources (`--tarballs-base`, `--locals-base`, `--patches-path`,
+/// `--openstack-branch`...), carried to the source stage.
+#[derive(Debug, Clone, Default)]
+pub struct KollaSources {
+    /// Overrides of the branch kolla derives from the release (`stable-<release>`).
+    pub openstack_branch: Option<String>,
+    pub openstack_branch_slashed: Option<String>,
+    /// Which sha256 of a `version` source applies (else from `base_arch`).
+    pub debian_arch: Option<String>,
+    pub patches_path: Option<PathBuf>,
+    pub tarballs_base: String,
+    pub locals_base: PathBuf,
 }
 
 /// Base, install type and the parts of an image reference.
@@ -352,6 +370,8 @@ impl Settings {
         env: BTreeMap<String, String>,
         cwd: &Path,
     ) -> Result<Settings> {
+        let mut file = file;
+        file.take_cli_switches(&cli);
         let base = cli.base.or(file.base).unwrap_or(DEFAULT_BASE);
         let install_type = cli
             .install_type
@@ -471,7 +491,8 @@ impl Settings {
                     .or_else(|| env.get("HOME").map(|h| Path::new(h).join(".cache")))
                     .map(|d| d.join("kolla-build"))
             });
-        if !cli.engine.is_empty() && cli.engine_url.is_some() {
+        let engine_urls_given = cli.engine.iter().any(|e| !is_engine_name(e));
+        if engine_urls_given && cli.engine_url.is_some() {
             return Err(Error::Setting {
                 key: "engine".into(),
                 message: "give the engines with `--engine` (repeatable) or the one engine with \
@@ -484,9 +505,19 @@ impl Settings {
             .or(file.engine_url)
             .or_else(|| env.get(ENGINE_URL_ENV).cloned())
             .unwrap_or_else(|| DEFAULT_ENGINE_URL.to_string());
+        // kolla's `--engine docker|podman` name an engine URL
+        let podman_url = file
+            .podman_base_url
+            .clone()
+            .unwrap_or_else(|| DEFAULT_PODMAN_BASE_URL.to_string());
+        let given_engines: Vec<String> = cli
+            .engine
+            .iter()
+            .map(|e| engine_url_of(e, &engine_url, &podman_url))
+            .collect();
         let mut notices = Vec::new();
         let engines = resolve_engines(
-            &cli.engine,
+            &given_engines,
             file.engine,
             &engine_url,
             threads,
@@ -597,6 +628,20 @@ impl Settings {
             .filter(|(_, v)| v.as_deref().is_some_and(|v| !v.is_empty()))
             .map(|(k, _)| format!("ARG {k}"))
             .collect(),
+            sources: KollaSources {
+                openstack_branch: file.openstack_branch,
+                openstack_branch_slashed: file.openstack_branch_slashed,
+                debian_arch: file.debian_arch,
+                patches_path: file.patches_path.map(|p| cwd.join(p)),
+                tarballs_base: file
+                    .tarballs_base
+                    .unwrap_or_else(|| DEFAULT_TARBALLS_BASE.to_string()),
+                locals_base: cwd.join(
+                    file.locals_base
+                        .as_deref()
+                        .unwrap_or(Path::new(DEFAULT_LOCALS_BASE)),
+                ),
+            },
             clean_package_cache: file
                 .clean_package_cache
                 .unwrap_or(DEFAULT_CLEAN_PACKAGE_CACHE),
