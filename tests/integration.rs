@@ -6,6 +6,7 @@ mod cli;
 mod e2e;
 mod engine;
 mod kolla_ansible;
+mod kolla_cli;
 mod kolla_compat;
 mod kolla_peer;
 mod layering;

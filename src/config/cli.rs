@@ -32,7 +32,9 @@ use crate::common::types::{BaseDistro, InstallType, SummaryFormat, UndefinedMode
         128+N  stopped by signal N (130 for Ctrl-C, 143 for SIGTERM); finished images are kept",
     mut_args = options::with_help,
     // argparse (kolla's parser) takes any unambiguous prefix of a flag (`--network`)
-    infer_long_args = true
+    infer_long_args = true,
+    // and a single-valued flag given twice takes the last value
+    args_override_self = true
 )]
 pub struct Cli {
     #[arg(value_name = "REGEX")]
@@ -511,6 +513,10 @@ mod tests {
         assert_eq!(cli.base_arch.as_deref(), Some("aarch64"));
         let cli = parse(&["--podman_base_url", "unix:///b.sock"]).unwrap();
         assert_eq!(cli.podman_base_url.as_deref(), Some("unix:///b.sock"));
+        // argparse: a repeated single value takes the last; repeatable flags add up
+        let cli = parse(&["--tag", "a", "--tag", "b", "-p", "x", "-p", "y"]).unwrap();
+        assert_eq!(cli.tag.as_deref(), Some("b"));
+        assert_eq!(cli.profile, ["x", "y"]);
     }
 
     #[test]
