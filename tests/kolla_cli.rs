@@ -279,3 +279,53 @@ fn flags_of_help_reads_argparse_option_lines() {
         ]
     );
 }
+
+/// kolla's engine names pick an engine URL: `docker` DOCKER_HOST's (as docker.from_env does),
+/// `podman` `--podman-base-url`'s (either spelling); checked where an unreachable engine is
+/// named, before any work.
+#[test]
+fn engine_names_pick_the_docker_and_the_podman_url() {
+    let test = Test::small_tree();
+    for (args, docker_host, url) in [
+        (
+            &["--engine", "docker"][..],
+            "unix:///nonexistent/docker.sock",
+            "unix:///nonexistent/docker.sock",
+        ),
+        (
+            &[
+                "--engine",
+                "podman",
+                "--podman_base_url",
+                "unix:///nonexistent/podman.sock",
+            ][..],
+            "unix:///nonexistent/docker.sock",
+            "unix:///nonexistent/podman.sock",
+        ),
+        (
+            &[
+                "--engine=podman",
+                "--podman-base-url",
+                "unix:///nonexistent/p2.sock",
+            ][..],
+            "unix:///nonexistent/docker.sock",
+            "unix:///nonexistent/p2.sock",
+        ),
+    ] {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("cron")
+            .current_dir(test.path())
+            .env("DOCKER_HOST", docker_host)
+            .output()
+            .expect("run kolla-build");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!(
+                "error: cannot reach the container engine at {url}"
+            )),
+            "{args:?}: {stderr}"
+        );
+    }
+}
