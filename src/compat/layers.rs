@@ -266,6 +266,17 @@ pub fn drop_flag(cli: &mut Cli, key: &str) -> bool {
         "openstack_branch" => take(&mut cli.openstack_branch),
         "openstack_branch_slashed" => take(&mut cli.openstack_branch_slashed),
         "debian_arch" => take(&mut cli.debian_arch),
+        // kolla's engine names only (URLs of a pool are this tool's)
+        "engine"
+            if cli
+                .engine
+                .iter()
+                .all(|e| crate::config::cli::is_engine_name(e)) =>
+        {
+            let given = !cli.engine.is_empty();
+            cli.engine.clear();
+            given
+        }
         // a switch and its inverse
         "skip_parents" => off(&mut cli.skip_parents, &mut cli.noskip_parents),
         "skip_existing" => off(&mut cli.skip_existing, &mut cli.noskip_existing),

@@ -458,6 +458,9 @@ mod tests {
             &[],
         );
         assert_eq!(engine_urls(&s), ["unix:///f.sock"]);
+        // kolla-build.conf's `engine = podman` reads as a table of that name
+        let s = settings(&[], "[[engine]]\nurl = \"podman\"\n", &[]);
+        assert_eq!(engine_urls(&s), ["unix:///run/podman/podman.sock"]);
         // a URL keeps naming an engine of a pool
         let s = settings(&["--engine", "ssh://a"], "", &[]);
         assert_eq!(engine_urls(&s), ["ssh://a"]);

@@ -315,6 +315,18 @@ impl FileConfig {
             "tarballs_base" => self.tarballs_base = text(),
             "locals_base" => self.locals_base = path(),
             "podman_base_url" => self.podman_base_url = text(),
+            // kolla's engine name: the one engine of the run (see `cli::engine_url_of`)
+            "engine" => {
+                if !cli::is_engine_name(value) {
+                    return Err(format!("`{value}` is not an engine (docker or podman)").into());
+                }
+                self.engine = Some(vec![EngineEntry {
+                    url: value.to_string(),
+                    threads: None,
+                    arch: None,
+                    tls_dir: None,
+                }]);
+            }
             "kolla_version" => self.kolla_version = text(),
             "supported_distro_name" => self.supported_distro_name = text(),
             other if KOLLA_ONLY_OPTIONS.contains(&other) => warnings.push(format!(
@@ -425,7 +437,6 @@ impl FileConfig {
 
 /// kolla options an INI file may hold that this tool does not use: a warning, not an error.
 const KOLLA_ONLY_OPTIONS: &[&str] = &[
-    "engine",
     "buildkit",
     "buildkit_builder",
     "platform",
@@ -604,7 +615,13 @@ reference = stable/2024.1
         let users = config.users.unwrap();
         assert_eq!(users["valkey"].uid, 42494);
         assert_eq!(users["hacluster"].group.as_deref(), Some("haclient"));
-        assert_mentions(&warnings, &["`engine`", "`buildkit`", "[keystone-base]"]);
+        assert_mentions(&warnings, &["`buildkit`", "[keystone-base]"]);
+        assert_eq!(config.engine.unwrap()[0].url, "docker");
+        let err = FileConfig::parse_ini("[DEFAULT]\nengine = rkt\n").unwrap_err();
+        assert!(
+            err.contains("engine") && err.contains("docker or podman"),
+            "{err}"
+        );
     }
 
     #[test]

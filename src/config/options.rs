@@ -383,6 +383,7 @@ pub const OPTIONS: &[Opt] = &[
         ),
     Opt::long("engine")
         .toml("engine")
+        .ini("engine")
         .default(Default::Described("the one engine of --engine-url"))
         .help(
             "kolla's engine names: `docker` (the engine of --engine-url, else DOCKER_HOST, else \

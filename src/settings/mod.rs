@@ -14,6 +14,7 @@ use crate::report::event::Notice;
 use crate::tree::releases::{ReleaseFacts, ReleaseTable};
 
 // The defaults, from the table of options.
+use crate::config::EngineEntry;
 use crate::config::cli::{engine_url_of, is_engine_name};
 use crate::config::options::{
     DEFAULT_BASE, DEFAULT_CLEAN_PACKAGE_CACHE, DEFAULT_DOCKER_HEALTHCHECKS, DEFAULT_INSTALL_TYPE,
@@ -518,7 +519,14 @@ impl Settings {
         let mut notices = Vec::new();
         let engines = resolve_engines(
             &given_engines,
-            file.engine,
+            file.engine.map(|entries| {
+                (entries.into_iter())
+                    .map(|e| EngineEntry {
+                        url: engine_url_of(&e.url, &engine_url, &podman_url),
+                        ..e
+                    })
+                    .collect()
+            }),
             &engine_url,
             threads,
             &naming.base_arch,
