@@ -259,13 +259,13 @@ pub const OPTIONS: &[Opt] = &[
         ))
         .help(
             "The branch of source images, with a dash (kolla's internal option; set \
-             --openstack-release instead): what templates see as `openstack_branch`, and where \
-             the source stage looks",
+             --openstack-release instead), for the source stage; templates' `openstack_branch` \
+             still follows --openstack-release",
         ),
     Opt::shared("openstack-branch-slashed")
         .ini("openstack_branch_slashed")
         .default(Default::Described("--openstack-branch with `/` for `-`"))
-        .help("The same branch with a slash: what templates see as `openstack_branch_slashed`"),
+        .help("The same branch with a slash, for the source stage"),
     Opt::shared("maintainer")
         .ini("maintainer")
         .default(Default::Str(DEFAULT_MAINTAINER))
@@ -358,8 +358,8 @@ pub const OPTIONS: &[Opt] = &[
     Opt::shared("patches-path")
         .ini("patches_path")
         .help(
-            "A folder of patches per image (`<image>/series` and the files it lists), applied to \
-             its sources by the source stage (kolla's --patches-path)",
+            "A folder of patches per image (`<image>/series` and the files it lists), for the \
+             source stage (kolla's --patches-path)",
         ),
     Opt::shared("tarballs-base")
         .ini("tarballs_base")
