@@ -7,6 +7,7 @@ mod e2e;
 mod engine;
 mod fetch;
 mod kolla_ansible;
+mod kolla_cli;
 mod kolla_compat;
 mod kolla_peer;
 mod layering;

@@ -20,7 +20,7 @@ use crate::support::BIN;
 
 /// The kolla releases compared against (the newest patch release of each maintained major
 /// release on PyPI); `KOLLA_PEER_SPECS` (comma-separated pip requirements) overrides them.
-const PEER_SPECS: [&str; 4] = [
+pub(crate) const PEER_SPECS: [&str; 4] = [
     "kolla==20.6.0",
     "kolla==21.3.0",
     "kolla==22.2.0",
@@ -226,16 +226,16 @@ fn kolla_tree_renders_byte_identical_to_the_python_kolla_build() {
 }
 
 /// The peer kolla-build in a virtualenv.
-struct Peer {
-    bin: PathBuf,
+pub(crate) struct Peer {
+    pub(crate) bin: PathBuf,
     tree: PathBuf,
-    version: String,
+    pub(crate) version: String,
     distros: Vec<String>,
 }
 
 impl Peer {
     /// Installs `spec` (a pip requirement) into `<target tmp>/<spec's name>` unless already there.
-    fn install(spec: &str) -> Peer {
+    pub(crate) fn install(spec: &str) -> Peer {
         let dir = spec.replace("==", "-").replace(
             |c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '.',
             "_",

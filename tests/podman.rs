@@ -154,3 +154,89 @@ fn podman_builds_the_keystone_chain_and_exports_it_then_is_fresh() {
     }
     drop(served);
 }
+
+/// kolla's `--engine podman --podman-base-url URL` builds through podman's socket: a one-image
+/// tree FROM a tiny image imported into podman lands in podman's storage, not in dockerd's.
+#[test]
+fn kolla_s_engine_podman_builds_through_the_podman_base_url() {
+    podman_up();
+    let ns = Namespace::new("podman-engine-name");
+    let _images = PodmanImages(ns.0.clone());
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    // The base: one file, imported (no registry needed).
+    std::fs::create_dir_all(dir.join("rootfs")).unwrap();
+    std::fs::write(dir.join("rootfs/hello"), "hi\n").unwrap();
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(dir.join("rootfs"))
+        .arg("-cf")
+        .arg(dir.join("tiny.tar"))
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let tiny = format!("localhost/{}/tiny", ns.0);
+    podman(&[
+        "import",
+        dir.join("tiny.tar").to_str().unwrap(),
+        &format!("{tiny}:1"),
+    ]);
+    for (rel, text) in [
+        ("tree/build.toml", "base = \"debian\"\n"),
+        (
+            "tree/base/Dockerfile.j2",
+            "FROM {{ base_image }}:{{ base_distro_tag }}\nCOPY start.sh /start.sh\n",
+        ),
+        ("tree/base/start.sh", "#!/bin/sh\n"),
+        ("tree/images/README", "no image but base\n"),
+    ] {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let args: Vec<String> = [
+        "--engine",
+        "podman",
+        "--podman-base-url",
+        &format!("unix://{SOCKET}"),
+        "--base-image",
+        &tiny,
+        "--base-tag",
+        "1",
+        "-n",
+        &ns.0,
+        "--format",
+        "none",
+        "base",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let build = kolla_build(&dir.join("tree"), &args);
+    assert_eq!(build.code, Some(0), "{}", build.stderr);
+    assert_eq!(
+        names(&build.summary, "built", |e| e["fresh"] == false),
+        set(&["base"]),
+        "{}",
+        build.summary
+    );
+    let image = format!("docker.io/{}/debian-binary-base:2025.1", ns.0);
+    let exists = Command::new("podman")
+        .args(["image", "exists", &image])
+        .status()
+        .unwrap();
+    assert!(exists.success(), "{image} is not in podman's storage");
+    let in_docker = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            &format!("{}/debian-binary-base:2025.1", ns.0),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !in_docker.status.success(),
+        "the image was built by dockerd"
+    );
+}

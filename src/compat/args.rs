@@ -34,6 +34,11 @@ where
     }
     let mut cli = Cli::from_arg_matches_mut(&mut matches)?;
     cli.positions = positions;
+    // a kolla flag this tool does not honour stops the run here, as a usage error naming it
+    if let Some(refused) = cli.refused() {
+        return Err(Cli::command().error(clap::error::ErrorKind::ArgumentConflict, refused));
+    }
+    cli.apply_nosummary();
     Ok(cli)
 }
 

@@ -217,11 +217,13 @@ pub fn keys_set(text: &str) -> Vec<String> {
 
 /// The last command-line position of a flag (by its option id), `None` if not given.
 /// Without recorded positions a given flag counts as after every file (the flag wins).
+/// A switch counts where its last spelling stands, `--X` or its inverse (`--noX`, `--no-X`).
 pub fn flag_position(cli: &Cli, id: &str) -> Option<usize> {
-    match cli.positions.get(id) {
-        Some(p) => p.last().copied(),
-        None => Some(usize::MAX),
-    }
+    let ids = [id.to_string(), format!("no{id}"), format!("no_{id}")];
+    ids.iter()
+        .filter_map(|id| cli.positions.get(id)?.last().copied())
+        .max()
+        .or(Some(usize::MAX))
 }
 
 /// kolla's single-valued command-line options that a file read after the flag overrides: the
@@ -230,6 +232,11 @@ pub fn flag_position(cli: &Cli, id: &str) -> Option<usize> {
 pub fn drop_flag(cli: &mut Cli, key: &str) -> bool {
     fn take<T>(slot: &mut Option<T>) -> bool {
         slot.take().is_some()
+    }
+    fn off(on: &mut bool, inverse: &mut bool) -> bool {
+        let given = *on || *inverse;
+        (*on, *inverse) = (false, false);
+        given
     }
     match key {
         "base" => take(&mut cli.base),
@@ -246,6 +253,40 @@ pub fn drop_flag(cli: &mut Cli, key: &str) -> bool {
         "logs_dir" => take(&mut cli.logs_dir),
         "repos_yaml" => take(&mut cli.repos_yaml),
         "summary_json_file" => take(&mut cli.summary_json_file),
+        "network_mode" => take(&mut cli.network_mode),
+        "format" => take(&mut cli.format),
+        "threads" => take(&mut cli.threads),
+        "push_threads" => take(&mut cli.push_threads),
+        "retries" => take(&mut cli.retries),
+        "timeout" => take(&mut cli.timeout),
+        "podman_base_url" => take(&mut cli.podman_base_url),
+        "tarballs_base" => take(&mut cli.tarballs_base),
+        "locals_base" => take(&mut cli.locals_base),
+        "patches_path" => take(&mut cli.patches_path),
+        "openstack_branch" => take(&mut cli.openstack_branch),
+        "openstack_branch_slashed" => take(&mut cli.openstack_branch_slashed),
+        "debian_arch" => take(&mut cli.debian_arch),
+        // kolla's engine names only (URLs of a pool are this tool's)
+        "engine"
+            if cli
+                .engine
+                .iter()
+                .all(|e| crate::config::cli::is_engine_name(e)) =>
+        {
+            let given = !cli.engine.is_empty();
+            cli.engine.clear();
+            given
+        }
+        // a switch and its inverse
+        "skip_parents" => off(&mut cli.skip_parents, &mut cli.noskip_parents),
+        "skip_existing" => off(&mut cli.skip_existing, &mut cli.noskip_existing),
+        "enable_unbuildable" => off(&mut cli.enable_unbuildable, &mut cli.noenable_unbuildable),
+        "keep" => off(&mut cli.keep, &mut cli.nokeep),
+        "push" => off(&mut cli.push, &mut cli.nopush),
+        "pull" => off(&mut cli.pull, &mut cli.no_pull),
+        "cache" => off(&mut cli.cache, &mut cli.no_cache),
+        "use_dumb_init" => off(&mut cli.use_dumb_init, &mut cli.nouse_dumb_init),
+        "docker_healthchecks" => off(&mut cli.docker_healthchecks, &mut cli.nodocker_healthchecks),
         _ => false,
     }
 }
@@ -253,6 +294,33 @@ pub fn drop_flag(cli: &mut Cli, key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_after_a_flag_or_its_inverse_overrides_it() {
+        let mut cli = crate::compat::args::parse_from([
+            "kolla-build",
+            "--threads",
+            "3",
+            "--noskip-parents",
+            "--config-file",
+            "a.conf",
+            "--pull",
+        ])
+        .unwrap();
+        let file = cli.positions["config_file"][0];
+        for key in ["threads", "skip_parents"] {
+            assert!(
+                flag_position(&cli, key).is_some_and(|at| at < file),
+                "{key}"
+            );
+            assert!(drop_flag(&mut cli, key), "{key}");
+        }
+        assert_eq!(cli.threads, None);
+        assert!(!cli.skip_parents && !cli.noskip_parents);
+        // the flag after the file stays
+        assert!(flag_position(&cli, "pull").is_some_and(|at| at > file));
+        assert!(cli.pull);
+    }
 
     #[test]
     fn later_files_win_and_multi_options_add_up() {

@@ -90,6 +90,15 @@ pub struct FileConfig {
     pub pip_index_url: Option<String>,
     pub pip_trusted_host: Option<String>,
     pub pip_extra_index_url: Option<String>,
+    /// kolla's source options, carried to the source stage.
+    pub openstack_branch: Option<String>,
+    pub openstack_branch_slashed: Option<String>,
+    pub debian_arch: Option<String>,
+    pub patches_path: Option<PathBuf>,
+    pub tarballs_base: Option<String>,
+    pub locals_base: Option<PathBuf>,
+    /// The podman service `--engine podman` names.
+    pub podman_base_url: Option<String>,
 }
 
 /// One `[[engine]]` table of `build.toml`.
@@ -263,6 +272,13 @@ impl FileConfig {
             "pip_index_url" => self.pip_index_url = text(),
             "pip_trusted_host" => self.pip_trusted_host = text(),
             "pip_extra_index_url" => self.pip_extra_index_url = text(),
+            "openstack_branch" => self.openstack_branch = text(),
+            "openstack_branch_slashed" => self.openstack_branch_slashed = text(),
+            "debian_arch" => self.debian_arch = text(),
+            "patches_path" => self.patches_path = path(),
+            "tarballs_base" => self.tarballs_base = text(),
+            "locals_base" => self.locals_base = path(),
+            "podman_base_url" => self.podman_base_url = text(),
             "kolla_version" => self.kolla_version = text(),
             "supported_distro_name" => self.supported_distro_name = text(),
             _ => return false,
@@ -306,9 +322,79 @@ impl FileConfig {
                 }
                 self.build_args = Some(args);
             }
+            // kolla's engine name: the one engine of the run (see `cli::engine_url_of`)
+            "engine" => {
+                if !cli::is_engine_name(value) {
+                    return Err(format!("`{value}` is not an engine (docker or podman)").into());
+                }
+                self.engine = Some(vec![EngineEntry {
+                    url: value.to_string(),
+                    threads: None,
+                    arch: None,
+                    tls_dir: None,
+                }]);
+            }
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// Puts the command line's kolla switches and source options over the file's values: a
+    /// switch turned off (`--noskip-parents`, `--cache`) must beat the file, which a CLI `bool`
+    /// alone cannot; the source options reach the settings through the file's fields.
+    pub fn take_cli_switches(&mut self, cli: &cli::Cli) {
+        let set = |field: &mut Option<bool>, on: bool, off: bool| {
+            if on || off {
+                *field = Some(on);
+            }
+        };
+        set(&mut self.skip_parents, cli.skip_parents, cli.noskip_parents);
+        set(
+            &mut self.skip_existing,
+            cli.skip_existing,
+            cli.noskip_existing,
+        );
+        set(
+            &mut self.enable_unbuildable,
+            cli.enable_unbuildable,
+            cli.noenable_unbuildable,
+        );
+        set(&mut self.keep, cli.keep, cli.nokeep);
+        set(&mut self.push, cli.push, cli.nopush);
+        set(&mut self.no_cache, cli.no_cache, cli.cache);
+        set(
+            &mut self.use_dumb_init,
+            cli.use_dumb_init,
+            cli.nouse_dumb_init,
+        );
+        set(
+            &mut self.docker_healthchecks,
+            cli.docker_healthchecks,
+            cli.nodocker_healthchecks,
+        );
+        if cli.nosummary {
+            self.format = Some(SummaryFormat::None);
+            self.summary_json_file = None;
+        }
+        let text = |field: &mut Option<String>, given: &Option<String>| {
+            if given.is_some() {
+                field.clone_from(given);
+            }
+        };
+        text(&mut self.openstack_branch, &cli.openstack_branch);
+        text(
+            &mut self.openstack_branch_slashed,
+            &cli.openstack_branch_slashed,
+        );
+        text(&mut self.debian_arch, &cli.debian_arch);
+        text(&mut self.tarballs_base, &cli.tarballs_base);
+        text(&mut self.podman_base_url, &cli.podman_base_url);
+        if cli.patches_path.is_some() {
+            self.patches_path.clone_from(&cli.patches_path);
+        }
+        if cli.locals_base.is_some() {
+            self.locals_base.clone_from(&cli.locals_base);
+        }
     }
 
     pub fn parse(text: &str) -> std::result::Result<FileConfig, ConfigError> {
@@ -329,6 +415,8 @@ impl FileConfig {
         self.export.iter_mut().for_each(resolve);
         self.summary_json_file.iter_mut().for_each(resolve);
         self.durations_from.iter_mut().for_each(resolve);
+        self.patches_path.iter_mut().for_each(resolve);
+        self.locals_base.iter_mut().for_each(resolve);
         self.ca_certificates.iter_mut().flatten().for_each(resolve);
         self.docker_dir.iter_mut().flatten().for_each(resolve);
         self.template_override
@@ -362,21 +450,13 @@ fn unknown_ini_key(key: &str, warnings: &mut Vec<String>) -> std::result::Result
 
 /// kolla options an INI file may hold that this tool does not use: a warning, not an error.
 const KOLLA_ONLY_OPTIONS: &[&str] = &[
-    "engine",
-    "podman_base_url",
     "buildkit",
     "buildkit_builder",
     "platform",
     "squash",
     "squash_cleanup",
     "squash_tmp_dir",
-    "tarballs_base",
-    "locals_base",
-    "patches_path",
     "summary",
-    "openstack_branch",
-    "openstack_branch_slashed",
-    "debian_arch",
     "distro_package_manager",
     "base_package_type",
     "apt_sources_list",
@@ -555,7 +635,13 @@ reference = stable/2024.1
         let users = config.users.unwrap();
         assert_eq!(users["valkey"].uid, 42494);
         assert_eq!(users["hacluster"].group.as_deref(), Some("haclient"));
-        assert_mentions(&warnings, &["`engine`", "`buildkit`", "[keystone-base]"]);
+        assert_mentions(&warnings, &["`buildkit`", "[keystone-base]"]);
+        assert_eq!(config.engine.unwrap()[0].url, "docker");
+        let err = FileConfig::parse_ini("[DEFAULT]\nengine = rkt\n").unwrap_err();
+        assert!(
+            err.contains("engine") && err.contains("docker or podman"),
+            "{err}"
+        );
     }
 
     #[test]

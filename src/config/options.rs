@@ -34,6 +34,11 @@ pub const DEFAULT_PULL: bool = true;
 pub const DEFAULT_CLEAN_PACKAGE_CACHE: bool = true;
 pub const DEFAULT_USE_DUMB_INIT: bool = true;
 pub const DEFAULT_DOCKER_HEALTHCHECKS: bool = true;
+/// kolla's `podman_base_url`: the engine `--engine podman` names.
+pub const DEFAULT_PODMAN_BASE_URL: &str = "unix:///run/podman/podman.sock";
+/// kolla's `tarballs_base` and `locals_base` (for the source stage).
+pub const DEFAULT_TARBALLS_BASE: &str = "https://tarballs.opendev.org";
+pub const DEFAULT_LOCALS_BASE: &str = "./";
 
 /// How an option is given on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +175,9 @@ impl Opt {
     }
 }
 
+/// The help of a kolla flag this tool refuses; the reason is in the error.
+const REFUSED_HELP: &str = "kolla's flag, refused with the reason (not supported here)";
+
 /// Every option, in the order `--help` lists the flags; options only a file holds come last.
 pub const OPTIONS: &[Opt] = &[
     Opt::positional("REGEX").help(
@@ -244,6 +252,20 @@ pub const OPTIONS: &[Opt] = &[
         .ini("openstack_release_codename")
         .default(Default::Described("the release's row, e.g. epoxy"))
         .help("The OpenStack release's codename"),
+    Opt::shared("openstack-branch")
+        .ini("openstack_branch")
+        .default(Default::Described(
+            "stable-<openstack-release>, master for master",
+        ))
+        .help(
+            "The branch of source images, with a dash (kolla's internal option; set \
+             --openstack-release instead), for the source stage; templates' `openstack_branch` \
+             still follows --openstack-release",
+        ),
+    Opt::shared("openstack-branch-slashed")
+        .ini("openstack_branch_slashed")
+        .default(Default::Described("--openstack-branch with `/` for `-`"))
+        .help("The same branch with a slash, for the source stage"),
     Opt::shared("maintainer")
         .ini("maintainer")
         .default(Default::Str(DEFAULT_MAINTAINER))
@@ -318,6 +340,35 @@ pub const OPTIONS: &[Opt] = &[
             "What an undefined template variable does: `strict` fails with its location, \
              `lenient` renders it empty as Jinja2 does",
         ),
+    Opt::shared("use-dumb-init")
+        .ini("use_dumb_init")
+        .default(Default::Bool(DEFAULT_USE_DUMB_INIT))
+        .help("dumb-init as PID 1 (ENTRYPOINT) in every image (the default; --nouse-dumb-init: none)"),
+    Opt::shared("docker-healthchecks")
+        .ini("docker_healthchecks")
+        .default(Default::Bool(DEFAULT_DOCKER_HEALTHCHECKS))
+        .help("Healthcheck scripts in every image (the default; --nodocker-healthchecks: none)"),
+    Opt::shared("debian-arch")
+        .ini("debian_arch")
+        .default(Default::Described("amd64 for x86_64, arm64 for aarch64 (from --base-arch)"))
+        .help(
+            "`amd64` or `arm64`: which checksum of a `version` source the source stage checks \
+             (kolla's meaning; templates get `debian_arch` from --base-arch, as in kolla)",
+        ),
+    Opt::shared("patches-path")
+        .ini("patches_path")
+        .help(
+            "A folder of patches per image (`<image>/series` and the files it lists), for the \
+             source stage (kolla's --patches-path)",
+        ),
+    Opt::shared("tarballs-base")
+        .ini("tarballs_base")
+        .default(Default::Str(DEFAULT_TARBALLS_BASE))
+        .help("The base URL of OpenStack tarballs, for the source stage (kolla's `$tarballs_base`)"),
+    Opt::shared("locals-base")
+        .ini("locals_base")
+        .default(Default::Str(DEFAULT_LOCALS_BASE))
+        .help("The folder `local` sources are found under, for the source stage"),
     // Build
     Opt::shared("threads")
         .ini("threads")
@@ -332,9 +383,12 @@ pub const OPTIONS: &[Opt] = &[
         ),
     Opt::long("engine")
         .toml("engine")
+        .ini("engine")
         .default(Default::Described("the one engine of --engine-url"))
         .help(
-            "An engine of a pool (repeatable): with several, one run spreads its builds over \
+            "kolla's engine names: `docker` (the engine of --engine-url, else DOCKER_HOST, else \
+             the default socket) or `podman` (--podman-base-url); or an engine URL, an engine \
+             of a pool (repeatable): with several, one run spreads its builds over \
              them and hands parents over through --registry, which they then need. Given, the \
              engines replace --engine-url; in build.toml, `[[engine]]` tables with `url`, \
              `threads` (builds at once there, default --threads), `arch` (an engine whose \
@@ -345,7 +399,11 @@ pub const OPTIONS: &[Opt] = &[
         .ini("pull")
         .default(Default::Bool(DEFAULT_PULL))
         .help("Pull the base image when it is missing (the default)"),
-    Opt::long("no-pull").help("Never pull: a missing base image is an error"),
+    Opt::long("no-pull").help("Never pull: a missing base image is an error (kolla's --nopull)"),
+    Opt::shared("podman-base-url")
+        .ini("podman_base_url")
+        .default(Default::Str(DEFAULT_PODMAN_BASE_URL))
+        .help("The podman service's API socket that `--engine podman` builds on"),
     Opt::shared("bootstrap-base")
         .default(Default::Bool(false))
         .help(
@@ -368,7 +426,11 @@ pub const OPTIONS: &[Opt] = &[
     Opt::shared("no-cache")
         .ini("cache")
         .default(Default::Bool(false))
-        .help("Rebuild every selected image without the engine's layer cache (no image is fresh)"),
+        .help(
+            "Rebuild every selected image without the engine's layer cache (no image is fresh; \
+             kolla's --nocache)",
+        ),
+    Opt::long("cache").help("Use the engine's layer cache (the default; undoes --no-cache)"),
     Opt::shared("keep")
         .ini("keep")
         .default(Default::Bool(false))
@@ -456,23 +518,25 @@ pub const OPTIONS: &[Opt] = &[
         .ini("format")
         .default(Default::Str("json"))
         .help("The summary on stdout: `json` (one line, as kolla) or `none`"),
+    Opt::long("summary").help(
+        "Print the summary at the end (the default); kolla's --nosummary prints none, on \
+         stdout or in --summary-json-file",
+    ),
     Opt::long("quiet").help("Print errors only"),
     Opt::long("debug").help(
         "Print every build's output as it runs, each line prefixed with its image (kept per image with --logs-dir too)",
     ),
+    // kolla flags refused (`cli::REFUSED` says why)
+    Opt::long("squash").help(REFUSED_HELP),
+    Opt::long("buildkit").help(REFUSED_HELP),
+    Opt::long("buildkit-builder").help(REFUSED_HELP),
+    Opt::long("platform").help(REFUSED_HELP),
+    Opt::long("shell-completion").help(REFUSED_HELP),
     // Only in a configuration file
     Opt::file("clean-package-cache")
         .ini("clean_package_cache")
         .default(Default::Bool(DEFAULT_CLEAN_PACKAGE_CACHE))
         .help("Remove package manager caches in the same layer that installs packages"),
-    Opt::file("use-dumb-init")
-        .ini("use_dumb_init")
-        .default(Default::Bool(DEFAULT_USE_DUMB_INIT))
-        .help("dumb-init as PID 1 (ENTRYPOINT) in every image"),
-    Opt::file("docker-healthchecks")
-        .ini("docker_healthchecks")
-        .default(Default::Bool(DEFAULT_DOCKER_HEALTHCHECKS))
-        .help("Healthcheck scripts in every image"),
     Opt::file("profiles")
         .ini_in("profiles", "<name>")
         .help("Named selections on top of profiles/: name = [regexes]"),
@@ -515,9 +579,37 @@ pub fn arg_name(arg: &clap::Arg) -> String {
 
 /// Gives a clap argument its help from the table (`#[command(mut_args = …)]` on `Cli`).
 pub fn with_help(arg: clap::Arg) -> clap::Arg {
-    match by_flag(&arg_name(&arg)) {
+    let name = arg_name(&arg);
+    let arg = match by_flag(&name) {
         Some(opt) => arg.help(opt.cli_help()),
-        None => arg,
+        None => match inverse_of(&name) {
+            Some(flag) => arg.help(format!("The inverse of --{flag}")),
+            None => arg,
+        },
+    };
+    // oslo spells some flags with `_` (`--network_mode`, `--podman_base_url`): both spellings
+    // of every flag are taken
+    let underscored = name.replace('-', "_");
+    if arg.get_long().is_some()
+        && underscored != name
+        && !arg
+            .get_all_aliases()
+            .is_some_and(|a| a.contains(&underscored.as_str()))
+    {
+        // clap takes `&'static str` names (without its `string` feature): one short string per
+        // flag, for the life of the process
+        arg.alias(underscored.leak() as &'static str)
+    } else {
+        arg
+    }
+}
+
+/// The flag a hidden `--no<flag>` argument inverts (oslo.config's inverse of a boolean option).
+pub fn inverse_of(name: &str) -> Option<&'static str> {
+    let flag = name.strip_prefix("no")?;
+    match by_flag(flag)?.flag {
+        Flag::Long(flag) => Some(flag),
+        Flag::None | Flag::Positional(_) => None,
     }
 }
 
@@ -581,6 +673,16 @@ mod tests {
             let (kind, name) = arg_kind_and_name(arg);
             seen.insert(name.clone());
             match by_flag(&name) {
+                // oslo's `--no<flag>`: hidden, its help generated
+                None if inverse_of(&name).is_some() => {
+                    let flag = inverse_of(&name).unwrap_or_default();
+                    let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                    if !arg.is_hide_set() || help != format!("The inverse of --{flag}") {
+                        problems.push(format!(
+                            "`{name}` should be hidden with the help `The inverse of --{flag}`"
+                        ));
+                    }
+                }
                 None => problems.push(format!("the CLI's `{name}` is not in OPTIONS")),
                 Some(opt) if !same_kind(opt.flag, kind) => problems.push(format!(
                     "`{name}` is {kind:?} in the CLI but {:?} in OPTIONS",
@@ -805,7 +907,8 @@ mod tests {
         }
         for (first, _) in &rows {
             for m in long.find_iter(first) {
-                if by_flag(&m.as_str()[2..]).is_none() {
+                let name = &m.as_str()[2..];
+                if by_flag(name).is_none() && inverse_of(name).is_none() {
                     problems.push(format!(
                         "README lists `{}`, which OPTIONS lacks",
                         m.as_str()

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::common::error::{Error, Result};
 use crate::common::types::DEFAULT_ENGINE_URL;
-use crate::config::cli::Cli;
-use crate::config::options::{DEFAULT_THREADS, ENGINE_URL_ENV};
+use crate::config::cli::{Cli, engine_url_of, is_engine_name};
+use crate::config::options::{DEFAULT_PODMAN_BASE_URL, DEFAULT_THREADS, ENGINE_URL_ENV};
 use crate::config::{EngineEntry, FileConfig};
 use crate::report::event::Notice;
 
@@ -75,7 +75,8 @@ pub(super) fn resolve(
             message: "must be at least 1".into(),
         });
     }
-    if !cli.engine.is_empty() && cli.engine_url.is_some() {
+    let engine_urls_given = cli.engine.iter().any(|e| !is_engine_name(e));
+    if engine_urls_given && cli.engine_url.is_some() {
         return Err(engine_error(
             "give the engines with `--engine` (repeatable) or the one engine with \
              `--engine-url`, not both"
@@ -83,14 +84,28 @@ pub(super) fn resolve(
         ));
     }
     let tls = TlsDefaults::from_env(env);
-    let entries = entries(&cli.engine, file.engine.clone().unwrap_or_default());
+    let url = cli
+        .engine_url
+        .clone()
+        .or(file.engine_url.clone())
+        .or_else(|| env.get(ENGINE_URL_ENV).cloned())
+        .unwrap_or_else(|| DEFAULT_ENGINE_URL.to_string());
+    // kolla's `--engine docker|podman` (and `engine =` in its file) name an engine's URL.
+    let podman_url = file
+        .podman_base_url
+        .clone()
+        .unwrap_or_else(|| DEFAULT_PODMAN_BASE_URL.to_string());
+    let given: Vec<String> = (cli.engine.iter())
+        .map(|e| engine_url_of(e, &url, &podman_url))
+        .collect();
+    let from_file: Vec<EngineEntry> = (file.engine.clone().unwrap_or_default().into_iter())
+        .map(|e| EngineEntry {
+            url: engine_url_of(&e.url, &url, &podman_url),
+            ..e
+        })
+        .collect();
+    let entries = entries(&given, from_file);
     if entries.is_empty() {
-        let url = cli
-            .engine_url
-            .clone()
-            .or(file.engine_url.clone())
-            .or_else(|| env.get(ENGINE_URL_ENV).cloned())
-            .unwrap_or_else(|| DEFAULT_ENGINE_URL.to_string());
         return Ok(vec![EngineSpec {
             // DOCKER_TLS_VERIFY applies to the one engine of DOCKER_HOST, as in the docker CLI.
             tls_dir: tls.for_url(&url, None, tls.verify),

@@ -20,7 +20,8 @@ use crate::compat::{Kolla, KollaTree};
 use crate::config::FileConfig;
 use crate::config::cli::Cli;
 use crate::config::options::{
-    DEFAULT_CLEAN_PACKAGE_CACHE, DEFAULT_DOCKER_HEALTHCHECKS, DEFAULT_USE_DUMB_INIT,
+    DEFAULT_CLEAN_PACKAGE_CACHE, DEFAULT_DOCKER_HEALTHCHECKS, DEFAULT_LOCALS_BASE,
+    DEFAULT_TARBALLS_BASE, DEFAULT_USE_DUMB_INIT,
 };
 use crate::report::event::Notice;
 use crate::tree::releases::ReleaseFacts;
@@ -63,6 +64,8 @@ pub struct Settings {
     pub rpm_setup: Vec<String>,
     /// `ARG` lines inserted after the first `FROM` (kolla's `pip_index_url` and friends).
     pub pip_args: Vec<String>,
+    /// kolla's source options, for the source stage (given, or kolla's defaults).
+    pub sources: KollaSources,
     pub clean_package_cache: bool,
     pub use_dumb_init: bool,
     pub docker_healthchecks: bool,
@@ -73,6 +76,34 @@ pub struct Settings {
     pub debug: bool,
     /// The process environment, handed to templates as `env`.
     pub env: BTreeMap<String, String>,
+}
+
+/// kolla's options about image sources (`--tarballs-base`, `--locals-base`, `--patches-path`,
+/// `--openstack-branch`...), carried to the source stage.
+#[derive(Debug, Clone, Default)]
+pub struct KollaSources {
+    /// Overrides of the branch kolla derives from the release (`stable-<release>`).
+    pub openstack_branch: Option<String>,
+    pub openstack_branch_slashed: Option<String>,
+    /// Which sha256 of a `version` source applies (else from `base_arch`).
+    pub debian_arch: Option<String>,
+    pub patches_path: Option<PathBuf>,
+    pub tarballs_base: String,
+    pub locals_base: PathBuf,
+}
+
+/// kolla's source options: given, else kolla's defaults; paths relative to `cwd`.
+fn kolla_sources(file: &FileConfig, cwd: &Path) -> KollaSources {
+    KollaSources {
+        openstack_branch: file.openstack_branch.clone(),
+        openstack_branch_slashed: file.openstack_branch_slashed.clone(),
+        debian_arch: file.debian_arch.clone(),
+        patches_path: file.patches_path.as_ref().map(|p| cwd.join(p)),
+        tarballs_base: (file.tarballs_base.clone())
+            .unwrap_or_else(|| DEFAULT_TARBALLS_BASE.to_string()),
+        locals_base: cwd
+            .join((file.locals_base.as_deref()).unwrap_or(Path::new(DEFAULT_LOCALS_BASE))),
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -202,15 +233,18 @@ impl Settings {
     ) -> Result<Settings> {
         let Sources {
             cli,
-            file,
+            mut file,
             data_dir,
             env,
         } = sources;
+        // The command line's kolla switches (`--noX`) and source options over the file's.
+        file.take_cli_switches(&cli);
         let (naming, release) = naming::resolve(&cli, &file, &images_dir)?;
         let mut notices = Vec::new();
         let engines = engines::resolve(&cli, &file, &env, &naming.base_arch, &mut notices)?;
         let build = build::resolve(&cli, &file, &env, cwd, engines, naming.registry.as_deref())?;
         let (docker_dirs, template_overrides) = tree_layers(&cli, &file, cwd);
+        let kolla_sources = kolla_sources(&file, cwd);
         let settings = Settings {
             notices,
             data_dir,
@@ -234,6 +268,7 @@ impl Settings {
                 ("PIP_TRUSTED_HOST", &file.pip_trusted_host),
                 ("PIP_EXTRA_INDEX_URL", &file.pip_extra_index_url),
             ]),
+            sources: kolla_sources,
             clean_package_cache: file
                 .clean_package_cache
                 .unwrap_or(DEFAULT_CLEAN_PACKAGE_CACHE),
