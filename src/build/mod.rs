@@ -30,20 +30,19 @@ use crate::prepare::plan::{INPUT_HASH_LABEL, Job, plan};
 use crate::publish::export::{ExportImage, export_cached};
 use crate::publish::registry::Registry;
 use crate::report::event::{Notice, Outcome, PushOutcome, Reporter};
-use crate::report::progress::Progress;
 use crate::report::summary::{Entry, PushSummary, Row, Summary};
 use crate::settings::Settings;
 
 pub fn build(
     settings: &Settings,
     prepared: &Prepared,
-    progress: &mut Progress,
+    reporter: &mut dyn Reporter,
 ) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(build_async(settings, prepared, progress))
+    runtime.block_on(build_async(settings, prepared, reporter))
 }
 
 /// The build times of the earlier run `--durations-from` names.
@@ -61,19 +60,15 @@ fn read_durations(path: &Path) -> Result<BTreeMap<String, f64>> {
     })
 }
 
-fn engine_error(e: impl std::fmt::Display) -> Error {
-    Error::Engine(e.to_string())
-}
-
 async fn build_async(
     settings: &Settings,
     prepared: &Prepared,
-    progress: &mut Progress,
+    reporter: &mut dyn Reporter,
 ) -> Result<ExitCode> {
     let started = Instant::now();
     let mut summary = Summary::default();
     record_selection(&mut summary, prepared);
-    let mut result = stages(settings, prepared, progress, &mut summary).await;
+    let mut result = stages(settings, prepared, reporter, &mut summary).await;
     // Whatever failed after a signal failed because of it.
     if let (Err(_), Some(signal)) = (&result, crate::common::signals::interrupted()) {
         result = Err(Error::Interrupted { signal });
@@ -96,7 +91,7 @@ async fn build_async(
             .iter()
             .any(|e| e.status.as_deref() != Some("not_built"));
     if tried {
-        progress.notice(&Notice::Summary(
+        reporter.notice(&Notice::Summary(
             summary.table(started.elapsed().as_secs_f64()),
         ));
     }
@@ -115,7 +110,7 @@ pub fn write_error_summary(
     settings: &Settings,
     prepared: Option<&Prepared>,
     err: &Error,
-    progress: &Progress,
+    reporter: &dyn Reporter,
 ) {
     let mut summary = Summary::default();
     let mut names = Vec::new();
@@ -129,7 +124,7 @@ pub fn write_error_summary(
     }
     summary.stop(err, &names);
     if let Err(e) = write_summary(settings, &summary) {
-        progress.notice(&Notice::Error(e.to_string()));
+        reporter.notice(&Notice::Error(e.to_string()));
     }
 }
 
@@ -138,12 +133,12 @@ pub fn write_summary_to(
     path: Option<&std::path::Path>,
     json_on_stdout: bool,
     err: &Error,
-    progress: &Progress,
+    reporter: &dyn Reporter,
 ) {
     let mut summary = Summary::default();
     summary.stop(err, &[]);
     if let Err(e) = summary.write(path, json_on_stdout) {
-        progress.notice(&Notice::Error(e.to_string()));
+        reporter.notice(&Notice::Error(e.to_string()));
     }
 }
 
@@ -156,7 +151,7 @@ fn interrupted(signal: i32) -> Error {
 async fn stages(
     settings: &Settings,
     prepared: &Prepared,
-    progress: &mut Progress,
+    reporter: &mut dyn Reporter,
     summary: &mut Summary,
 ) -> Result<()> {
     if settings.build.push && settings.naming.registry.is_none() {
@@ -194,13 +189,13 @@ async fn stages(
     let engines: Vec<Arc<DockerEngine>> = crate::common::signals::or_interrupt(connect)
         .await
         .map_err(interrupted)?
-        .map_err(engine_error)?
+        .map_err(Error::Engine)?
         .into_iter()
         .map(|e| Arc::new(e.with_credentials(settings.build.credentials.clone())))
         .collect();
     let engine = engines[0].clone();
-    let say = |progress: &Progress, verb: &'static str, text: &str| {
-        progress.notice(&Notice::Status {
+    let say = |reporter: &dyn Reporter, verb: &'static str, text: &str| {
+        reporter.notice(&Notice::Status {
             verb,
             text: text.to_string(),
         })
@@ -219,7 +214,7 @@ async fn stages(
         if let Some(external) = &graph.node(id).external {
             if !externals.contains_key(external) {
                 let image_id = ensure_external(&*engine, settings, external, &|verb, text| {
-                    say(progress, verb, text)
+                    say(reporter, verb, text)
                 })
                 .await?;
                 externals.insert(external.clone(), image_id);
@@ -230,7 +225,7 @@ async fn stages(
     let mut in_registry: BTreeMap<String, Source> = BTreeMap::new();
     if let Some(registry) = &registry {
         for (external, id) in &externals {
-            let tell = |verb: &'static str, text: &str| say(progress, verb, text);
+            let tell = |verb: &'static str, text: &str| say(reporter, verb, text);
             let source = share_external(&*engine, registry, settings, external, id, &tell);
             let source = crate::common::signals::or_interrupt(source)
                 .await
@@ -295,7 +290,7 @@ async fn stages(
             let _ = cancel_tx.send(true);
         }
     });
-    progress.begin(tasks.len(), settings.build.logs_dir.clone());
+    reporter.begin(tasks.len(), settings.build.logs_dir.clone());
     let options = Options {
         threads: settings.threads,
         retries: settings.build.retries,
@@ -323,13 +318,13 @@ async fn stages(
         in_registry: in_registry.clone(),
         ..PoolOptions::one(&options)
     };
-    let ran = pool::run(&members, &tasks, &pool_options, progress, cancel_rx).await;
+    let ran = pool::run(&members, &tasks, &pool_options, reporter, cancel_rx).await;
     let mut results = ran.results;
-    progress.finish();
+    reporter.finish();
     watcher.abort();
     let lost_engines: Vec<String> = ran.lost.iter().map(|&e| specs[e].url.clone()).collect();
     for url in &lost_engines {
-        progress.notice(&Notice::Warning(format!(
+        reporter.notice(&Notice::Warning(format!(
             "the engine at {url} stopped answering during the run; its work was moved to the others"
         )));
     }
@@ -372,7 +367,7 @@ async fn stages(
                 .map(|(i, t)| (i, t.request.reference.clone()))
                 .collect();
             say(
-                progress,
+                reporter,
                 "Tagging",
                 &format!("{} images in the registry", references.len()),
             );
@@ -441,10 +436,10 @@ async fn stages(
             .filter(|(_, o)| !o.is_ok())
             .map(|(t, _)| t.name.clone())
             .collect();
-        return Err(Error::Engine(format!(
-            "{message}; lost (not built): {}\nhint: restart the engine and run again: finished images are fresh",
-            summary.lost.join(", ")
-        )));
+        return Err(Error::EngineLost {
+            message,
+            lost: summary.lost.clone(),
+        });
     }
     if let Some(signal) = crate::common::signals::interrupted() {
         return Err(interrupted(signal));
@@ -465,7 +460,7 @@ async fn stages(
                 tasks.len(),
                 missing.join(", ")
             );
-            progress.notice(&Notice::Error(error.clone()));
+            reporter.notice(&Notice::Error(error.clone()));
             summary.withhold_export(error, missing);
             return Ok(());
         }
@@ -518,7 +513,7 @@ async fn stages(
         }
         let began = Instant::now();
         say(
-            progress,
+            reporter,
             "Exporting",
             &format!("{} images to {}", images.len(), path.display()),
         );
@@ -544,7 +539,7 @@ async fn stages(
         }
         match &result {
             Ok(report) => say(
-                progress,
+                reporter,
                 "Exported",
                 &format!(
                     "{} ({} blobs, {:.1} MB) in {:.1}s",
@@ -554,7 +549,7 @@ async fn stages(
                     began.elapsed().as_secs_f64()
                 ),
             ),
-            Err(e) => progress.notice(&Notice::Error(format!(
+            Err(e) => reporter.notice(&Notice::Error(format!(
                 "exporting to `{}` failed: {e}",
                 path.display()
             ))),
@@ -591,7 +586,7 @@ async fn ensure_external<E: Engine>(
     reference: &str,
     say: &impl Fn(&'static str, &str),
 ) -> Result<String> {
-    if let Some(facts) = engine.inspect(reference).await.map_err(engine_error)? {
+    if let Some(facts) = engine.inspect(reference).await.map_err(Error::Engine)? {
         return Ok(facts.id);
     }
     if let Some(signal) = crate::common::signals::interrupted() {
@@ -616,7 +611,7 @@ async fn ensure_external<E: Engine>(
         let began = Instant::now();
         let id = bootstrap(engine, &spec, |line| say("Bootstrap", line))
             .await
-            .map_err(|e| Error::Engine(e.to_string()))?;
+            .map_err(|e| Error::Bootstrap(Box::new(e)))?;
         say(
             "Bootstrapped",
             &format!("{reference} in {:.0}s", began.elapsed().as_secs_f64()),
@@ -624,19 +619,21 @@ async fn ensure_external<E: Engine>(
         return Ok(id);
     }
     if !settings.build.pull {
-        return Err(Error::Engine(format!(
-            "the base image `{reference}` is not in the engine and --no-pull forbids pulling it\n\
-             hint: load it (`docker load`), or pass `--bootstrap-base` to make it with debootstrap"
-        )));
+        return Err(Error::NoPull {
+            reference: reference.to_string(),
+        });
     }
     say("Pulling", reference);
     let pull = async {
-        engine.pull(reference).await.map_err(|e| {
-            Error::Engine(format!(
-                "cannot pull the base image `{reference}`: {e}\n\
-                 hint: where no registry is reachable, pass `--bootstrap-base` to make it with debootstrap"
-            ))
-        })
+        engine
+            .pull(reference)
+            .await
+            .map_err(|source| Error::EngineStep {
+                doing: format!("cannot pull the base image `{reference}`"),
+                source,
+                hint: "\nhint: where no registry is reachable, pass `--bootstrap-base` to make it \
+                       with debootstrap",
+            })
     };
     // Dropping the pull's request stops it in the engine.
     crate::common::signals::or_interrupt(pull)
@@ -645,9 +642,11 @@ async fn ensure_external<E: Engine>(
     engine
         .inspect(reference)
         .await
-        .map_err(engine_error)?
+        .map_err(Error::Engine)?
         .map(|facts| facts.id)
-        .ok_or_else(|| Error::Engine(format!("`{reference}` is missing after its pull")))
+        .ok_or_else(|| Error::MissingAfterPull {
+            reference: reference.to_string(),
+        })
 }
 
 /// Puts an external image of the first engine into the registry (once: not when the registry
@@ -682,11 +681,13 @@ async fn share_external<E: Engine>(
             engine.tag(external, repo, tag).await?;
             engine.push(&pull_as, log).await
         };
-        pushed.await.map_err(|e| {
-            Error::Engine(format!(
+        pushed.await.map_err(|source| Error::EngineStep {
+            doing: format!(
                 "cannot push the base image `{external}` to the registry as `{pull_as}` for the \
-                 other engines: {e}"
-            ))
+                 other engines"
+            ),
+            source,
+            hint: "",
         })?
     };
     Ok(Source {
@@ -703,17 +704,19 @@ async fn gather<E: Engine>(engine: &E, wanted: &[(String, String, Option<String>
         let have = engine
             .inspect(reference)
             .await
-            .map_err(engine_error)?
+            .map_err(Error::Engine)?
             .map(|f| f.id);
         if have.is_some() && (id.is_none() || have == *id) {
             continue;
         }
         let fetched = crate::engine::fetch(engine, from, reference, id.as_deref());
-        fetched.await.map_err(|e| {
-            Error::Engine(format!(
-                "cannot fetch `{reference}` (as `{from}`) into {} for the export: {e}",
+        fetched.await.map_err(|source| Error::EngineStep {
+            doing: format!(
+                "cannot fetch `{reference}` (as `{from}`) into {} for the export",
                 engine.url()
-            ))
+            ),
+            source,
+            hint: "",
         })?;
     }
     Ok(())
@@ -778,7 +781,7 @@ async fn decide_with<E: Engine>(
         let id = engine
             .inspect(reference)
             .await
-            .map_err(engine_error)?
+            .map_err(Error::Engine)?
             .map(|f| f.id);
         parent_ids.insert(reference.clone(), id);
     }
@@ -796,7 +799,7 @@ async fn decide_with<E: Engine>(
         .zip(parents)
         .enumerate()
     {
-        let facts = facts.map_err(engine_error)?;
+        let facts = facts.map_err(Error::Engine)?;
         // Fresh only on the very parent image it was built on: a parent rebuilt (or retagged
         // outside the tool) since, or being rebuilt now, makes it stale.
         let fresh_by = |labels: &BTreeMap<String, String>| {
