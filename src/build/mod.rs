@@ -35,7 +35,8 @@ use crate::report::event::{Notice, Reporter};
 use crate::report::summary::Summary;
 use crate::settings::Settings;
 
-pub use summary::{write_error_summary, write_summary_to};
+pub use crate::report::summary::write_summary_to;
+pub use summary::write_error_summary;
 
 pub fn build(
     settings: &Settings,

@@ -23,19 +23,13 @@ pub async fn run<E: Engine>(
     reporter: &mut dyn Reporter,
     cancel: watch::Receiver<bool>,
 ) -> Results {
-    let members = [PoolEngine {
+    let pool = [PoolEngine {
         engine,
         threads: options.threads,
     }];
-    coordinator::run(
-        &members,
-        tasks,
-        &PoolOptions::one(options),
-        reporter,
-        cancel,
-    )
-    .await
-    .results
+    coordinator::run(&pool, tasks, &PoolOptions::one(options), reporter, cancel)
+        .await
+        .results
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! it: [`Summary::write`], [`Summary::table`]), recorded as the steps go, so that an error or a
 //! signal at any point still leaves a summary with what is known.
 
-use std::path::Path;
 use std::time::Instant;
 
 use crate::build::engines::Engines;
@@ -146,21 +145,6 @@ pub fn write_error_summary(
         names = matched(prepared);
     }
     summary.stop(err, &names);
-    if let Err(e) = write(settings, &summary) {
-        reporter.notice(&Notice::Error(e.to_string()));
-    }
-}
-
-/// Writes an error summary where only the summary's place is known (the settings did not resolve).
-pub fn write_summary_to(
-    path: Option<&Path>,
-    json_on_stdout: bool,
-    err: &Error,
-    reporter: &dyn Reporter,
-) {
-    let mut summary = Summary::default();
-    summary.stop(err, &[]);
-    if let Err(e) = summary.write(path, json_on_stdout) {
-        reporter.notice(&Notice::Error(e.to_string()));
-    }
+    let path = settings.build.summary_json_file.as_deref();
+    summary.write_or_report(path, settings.build.format == SummaryFormat::Json, reporter);
 }
