@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kolla_build::build::pool::{Member, PoolOptions, run};
+use kolla_build::build::coordinator::{PoolEngine, PoolOptions, run};
 use kolla_build::build::schedule::{Options, Task};
 use kolla_build::engine::BuildRequest;
 use kolla_build::engine::fake::FakeEngine;
@@ -139,7 +139,7 @@ fn tasks(images: &[Image]) -> Vec<Task> {
                 pull: false,
                 parent: image.parent.map(|p| reference(&images[p].name)),
             },
-            done: None,
+            decided: None,
             push: true,
         })
         .collect()
@@ -169,7 +169,7 @@ fn critical_path(images: &[Image]) -> u64 {
 
 async fn simulate(images: &[Image], engines: usize, pull: Duration) -> (Duration, usize) {
     let registry = FakeEngine::new();
-    let members: Vec<Member<FakeEngine>> = (0..engines)
+    let members: Vec<PoolEngine<FakeEngine>> = (0..engines)
         .map(|e| {
             let engine = images.iter().fold(
                 FakeEngine::new()
@@ -180,7 +180,7 @@ async fn simulate(images: &[Image], engines: usize, pull: Duration) -> (Duration
                     engine.with_build_delay(&image.name, Duration::from_secs(image.seconds))
                 },
             );
-            Member {
+            PoolEngine {
                 engine: Arc::new(engine),
                 threads: 1,
             }

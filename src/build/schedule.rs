@@ -1,6 +1,6 @@
 //! The scheduler of a run on one engine: a ready-first DAG walk over the jobs, the job
 //! unblocking the most work first, at most `threads` builds at once. It is the pool's coordinator
-//! ([`pool::run`]) over a pool of one engine: one coordinator owns all state and the reporter,
+//! ([`coordinator::run`]) over a pool of one engine: one coordinator owns all state and the reporter,
 //! workers only send events. A failure marks the job's descendants `parent_error` while
 //! independent jobs go on; cancellation stops new work and aborts running builds.
 
@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::build::pool::{self, Member, PoolOptions};
+use crate::build::coordinator::{self, PoolEngine, PoolOptions};
 use crate::engine::Engine;
 use crate::report::event::Reporter;
 
@@ -23,19 +23,13 @@ pub async fn run<E: Engine>(
     reporter: &mut dyn Reporter,
     cancel: watch::Receiver<bool>,
 ) -> Results {
-    let members = [Member {
+    let pool = [PoolEngine {
         engine,
         threads: options.threads,
     }];
-    pool::run(
-        &members,
-        tasks,
-        &PoolOptions::one(options),
-        reporter,
-        cancel,
-    )
-    .await
-    .results
+    coordinator::run(&pool, tasks, &PoolOptions::one(options), reporter, cancel)
+        .await
+        .results
 }
 
 #[cfg(test)]
@@ -53,7 +47,7 @@ mod tests {
             deps: deps.to_vec(),
             priority,
             request: crate::build::work::test_request(name, format!("k/{name}:1"), None),
-            done: None,
+            decided: None,
             push: false,
         }
     }
@@ -215,8 +209,8 @@ mod tests {
     #[tokio::test]
     async fn decided_tasks_are_not_built_and_unblock_children() {
         let mut tasks = tree();
-        tasks[0].done = Some(Outcome::Fresh);
-        tasks[1].done = Some(Outcome::Fresh);
+        tasks[0].decided = Some(Outcome::Fresh);
+        tasks[1].decided = Some(Outcome::Fresh);
         let (outcomes, engine, _) = run_with(FakeEngine::new(), &tasks, options(2, 0)).await;
         assert_eq!(outcomes[0], Outcome::Fresh);
         assert!(outcomes.iter().all(Outcome::is_ok));
@@ -229,7 +223,7 @@ mod tests {
         for t in &mut tasks {
             t.push = true;
         }
-        tasks[0].done = Some(Outcome::Fresh);
+        tasks[0].decided = Some(Outcome::Fresh);
         let engine = FakeEngine::new().with_failing_push("k/nova:1");
         // The fresh image is in the engine already.
         engine.add_image("k/base:1", BTreeMap::new(), Vec::new());

@@ -1,6 +1,6 @@
 //! What the scheduler runs: the tasks, the run's options and results, and the workers (one
 //! build or one push, with retries, backoff and a per-attempt timeout). Workers never report:
-//! they send [`Message`]s to the coordinator ([`pool::run`](super::pool::run)).
+//! they send [`Message`]s to the coordinator ([`coordinator::run`](super::coordinator::run)).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -24,7 +24,7 @@ pub struct Task {
     pub priority: usize,
     pub request: BuildRequest,
     /// Decided before scheduling (freshness / skip-existing); such tasks finish at once.
-    pub done: Option<Outcome>,
+    pub decided: Option<Outcome>,
     /// Push the image once it is built (or found fresh).
     pub push: bool,
 }
@@ -82,10 +82,11 @@ pub(crate) fn children_of(tasks: &[Task]) -> Vec<Vec<usize>> {
     children
 }
 
-/// One job of the coordinator's: task `i` on one engine, telling the coordinator through `tx`.
+/// One job of the coordinator's: task `task` on one engine, telling the coordinator through `tx`.
 pub(super) struct Worker<E> {
     pub(super) engine: Arc<E>,
-    pub(super) i: usize,
+    /// The task's index (what the coordinator's messages name it by).
+    pub(super) task: usize,
     pub(super) options: Options,
     pub(super) tx: mpsc::UnboundedSender<Message>,
 }
@@ -94,7 +95,7 @@ impl<E: Engine> Worker<E> {
     /// The image's push (as `options.push_mode` says), with retries and backoff: registries
     /// drop connections under load.
     pub(super) async fn push(self, reference: String) {
-        let (engine, i, options, tx) = (self.engine, self.i, self.options, self.tx);
+        let (engine, i, options, tx) = (self.engine, self.task, self.options, self.tx);
         let started = Instant::now();
         let _ = tx.send(Message::PushStarted(i));
         let (result, attempts) = with_retries(i, &options, &tx, |_| async {
@@ -123,7 +124,7 @@ impl<E: Engine> Worker<E> {
 
     /// The task's build attempts, with retries, backoff and a per-attempt timeout.
     pub(super) async fn build(self, request: BuildRequest) {
-        let (engine, i, options, tx) = (self.engine, self.i, self.options, self.tx);
+        let (engine, i, options, tx) = (self.engine, self.task, self.options, self.tx);
         let started = Instant::now();
         let tail: Mutex<VecDeque<String>> = Mutex::new(VecDeque::with_capacity(LOG_TAIL));
         let (result, attempts) = with_retries(i, &options, &tx, |attempt| {

@@ -40,6 +40,33 @@ macro_rules! message_error {
 }
 pub(crate) use message_error;
 
+/// Why a call to a container engine failed (`engine::Engine`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error(
+        "cannot reach the container engine at {url}: {message}\n\
+         hint: start it (`scripts/setup-engine.sh` on a bare Debian machine, or `systemctl start docker`), \
+         or point `--engine-url`/DOCKER_HOST at a running engine"
+    )]
+    Unreachable { url: String, message: String },
+    /// The engine's address cannot be used as given (an unknown scheme, TLS files missing).
+    #[error("the container engine at {url} cannot be used: {message}")]
+    Address { url: String, message: String },
+    /// The build ran and failed (a RUN step exited non-zero, a COPY source is missing...).
+    #[error("{0}")]
+    Build(String),
+    #[error("engine error: {0}")]
+    Api(String),
+    #[error("push failed: {0}")]
+    Push(String),
+    /// A pull the engine could not do, in the engine's words; the caller names the image.
+    #[error("{0}")]
+    Pull(String),
+    /// The image archive stream broke, in the engine's words; the caller says what it was saving.
+    #[error("{0}")]
+    Save(String),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read `{path}`: {source}")]
@@ -118,7 +145,39 @@ pub enum Error {
 
     /// The engine is unreachable or refused something outside a single image's build.
     #[error("{0}")]
-    Engine(String),
+    Engine(#[from] EngineError),
+
+    /// Something a run asked of an engine, outside a single image's build, failed: `doing` says
+    /// what, `hint` (empty or `\nhint: ...`) what to do.
+    #[error("{doing}: {source}{hint}")]
+    EngineStep {
+        doing: String,
+        source: EngineError,
+        hint: &'static str,
+    },
+
+    /// The engine (or every engine of a pool) stopped answering during the run.
+    #[error(
+        "{message}; lost (not built): {}\nhint: restart the engine and run again: finished images are fresh",
+        .lost.join(", ")
+    )]
+    EngineLost { message: String, lost: Vec<String> },
+
+    /// An external base image is missing and `--no-pull` forbids pulling it.
+    #[error(
+        "the base image `{reference}` is not in the engine and --no-pull forbids pulling it\n\
+         hint: load it (`docker load`), or pass `--bootstrap-base` to make it with debootstrap"
+    )]
+    NoPull { reference: String },
+
+    /// The engine said it pulled an image it then does not hold.
+    #[error("`{reference}` is missing after its pull")]
+    MissingAfterPull { reference: String },
+
+    /// `--bootstrap-base` could not make the base image (the bootstrap's own error, which names
+    /// the step and says what to do).
+    #[error(transparent)]
+    Bootstrap(Box<dyn std::error::Error + Send + Sync>),
 
     #[error("invalid value for `{key}`: {message}")]
     Setting { key: String, message: String },

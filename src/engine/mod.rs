@@ -49,31 +49,8 @@ pub struct BuildRequest {
 /// The label carrying the image ID of the parent an image was built on.
 pub const PARENT_ID_LABEL: &str = "org.opendev.kolla-build.parent-id";
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EngineError {
-    #[error(
-        "cannot reach the container engine at {url}: {message}\n\
-         hint: start it (`scripts/setup-engine.sh` on a bare Debian machine, or `systemctl start docker`), \
-         or point `--engine-url`/DOCKER_HOST at a running engine"
-    )]
-    Unreachable { url: String, message: String },
-    /// The engine's address cannot be used as given (an unknown scheme, TLS files missing).
-    #[error("the container engine at {url} cannot be used: {message}")]
-    Address { url: String, message: String },
-    /// The build ran and failed (a RUN step exited non-zero, a COPY source is missing...).
-    #[error("{0}")]
-    Build(String),
-    #[error("engine error: {0}")]
-    Api(String),
-    #[error("push failed: {0}")]
-    Push(String),
-    /// A pull the engine could not do, in the engine's words; the caller names the image.
-    #[error("{0}")]
-    Pull(String),
-    /// The image archive stream broke, in the engine's words; the caller says what it was saving.
-    #[error("{0}")]
-    Save(String),
-}
+/// Defined beside the crate `Error` (which carries it) so that `common/` needs no later stage.
+pub use crate::common::error::EngineError;
 
 /// A line of build output.
 pub type LogSink = mpsc::UnboundedSender<String>;

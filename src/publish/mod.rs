@@ -8,16 +8,11 @@
 pub mod blob_cache;
 pub mod export;
 pub mod registry;
+pub mod tags;
 
-use std::time::Instant;
-
-use futures_util::StreamExt;
-
-use crate::common::retry::retrying;
 use crate::common::types::PushMode;
 use crate::engine::split_reference;
 use crate::engine::{Engine, EngineError, LogSink};
-use crate::report::event::PushOutcome;
 
 /// The staging tag an image is pushed under in the atomic mode; fixed per final tag, so runs
 /// overwrite it instead of piling up tags in the registry.
@@ -27,9 +22,19 @@ pub fn staging_tag(tag: &str) -> String {
     format!("{}{SUFFIX}", &tag[..keep])
 }
 
+/// The reference an image is pushed under in the atomic mode (its staging tag).
 pub fn staging_reference(reference: &str) -> String {
     let (name, tag) = split_reference(reference);
     format!("{name}:{}", staging_tag(tag))
+}
+
+/// The reference a push in `mode` reaches the registry under: the staging reference in the
+/// atomic mode, the image's own in the immediate one.
+pub fn pushed_as(mode: PushMode) -> fn(&str) -> String {
+    match mode {
+        PushMode::Atomic => staging_reference,
+        PushMode::Immediate => str::to_string,
+    }
 }
 
 /// Pushes one image as the mode says: `Immediate` under its own reference; `Atomic` under its
@@ -53,104 +58,19 @@ pub async fn push<E: Engine>(
     }
 }
 
-/// Where final tags are moved.
-pub enum Via<'a, E> {
-    /// The engine pushes each reference again (a manifest; the layers are there).
-    Engine(&'a E),
-    /// The registry itself: the staging tag's manifest put under the final tag, for a run over
-    /// several engines where no one engine holds every image.
-    Registry(&'a registry::Registry),
-}
-
-/// Why a final tag did not move: the engine's push, or the registry's manifest copy, failed.
-#[derive(Debug, thiserror::Error)]
-pub enum TagMoveError {
-    #[error(transparent)]
-    Engine(#[from] EngineError),
-    #[error(transparent)]
-    Registry(#[from] registry::RegistryError),
-}
-
-/// Moves the final tags, with the run's retries and at most `threads` at once.
-pub async fn move_tags<E: Engine>(
-    via: Via<'_, E>,
-    references: Vec<(usize, String)>,
-    threads: usize,
-    retries: u32,
-    backoff: std::time::Duration,
-) -> Vec<(usize, PushOutcome)> {
-    let via = &via;
-    move_tags_with(
-        references,
-        threads,
-        retries,
-        backoff,
-        |reference| async move {
-            match via {
-                Via::Engine(engine) => {
-                    let (log, _rx) = tokio::sync::mpsc::unbounded_channel();
-                    engine
-                        .push(&reference, log)
-                        .await
-                        .map(|_| ())
-                        .map_err(TagMoveError::from)
-                }
-                Via::Registry(registry) => registry
-                    .copy_tag(&staging_reference(&reference), &reference)
-                    .await
-                    .map_err(TagMoveError::from),
-            }
-        },
-    )
-    .await
-}
-
-/// Runs `move_one` on each reference, retrying with backoff, at most `threads` at once.
-async fn move_tags_with<F, Fut>(
-    references: Vec<(usize, String)>,
-    threads: usize,
-    retries: u32,
-    backoff: std::time::Duration,
-    move_one: F,
-) -> Vec<(usize, PushOutcome)>
-where
-    F: Fn(String) -> Fut,
-    Fut: Future<Output = Result<(), TagMoveError>>,
-{
-    let move_one = &move_one;
-    futures_util::stream::iter(references.into_iter().map(|(i, reference)| async move {
-        let started = Instant::now();
-        let (result, attempts) =
-            retrying(retries, backoff, |_, _| {}, |_| move_one(reference.clone())).await;
-        let outcome = match result {
-            Ok(()) => PushOutcome::Pushed {
-                seconds: started.elapsed().as_secs_f64(),
-                attempts,
-                digest: None,
-            },
-            Err(error) => PushOutcome::Failed {
-                error: format!("moving the tag: {error}"),
-                attempts,
-            },
-        };
-        (i, outcome)
-    }))
-    .buffer_unordered(threads.max(1))
-    .collect()
-    .await
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::engine::fake::{FakeEngine, layer};
+    use crate::publish::tags::TagMover;
+    use crate::report::event::PushOutcome;
     use std::collections::BTreeMap;
     use std::time::Duration;
 
-    const REFERENCE: &str = "127.0.0.1:4000/kolla/keystone:1";
+    pub(super) const REFERENCE: &str = "127.0.0.1:4000/kolla/keystone:1";
     const STAGING: &str = "127.0.0.1:4000/kolla/keystone:1.kolla-staging";
 
-    fn engine_with_image() -> FakeEngine {
+    pub(super) fn engine_with_image() -> FakeEngine {
         let engine = FakeEngine::new();
         engine.add_image(REFERENCE, BTreeMap::new(), vec![layer("a", b"1")]);
         engine
@@ -180,8 +100,8 @@ mod tests {
             [REFERENCE],
             "the local staging tag is gone"
         );
-        let moved = move_tags(
-            Via::Engine(engine),
+        let moved = tags::move_tags(
+            TagMover::Engine(engine),
             vec![(0, REFERENCE.to_string())],
             2,
             0,
@@ -211,25 +131,6 @@ mod tests {
         assert_eq!(err.to_string(), "push failed: connection refused");
         assert!(engine.remote_references().is_empty());
         assert_eq!(engine.local_references(), [REFERENCE]);
-    }
-
-    #[tokio::test]
-    async fn a_failed_tag_move_is_reported_after_its_retries() {
-        let engine = engine_with_image().with_failing_push(REFERENCE);
-        let moved = move_tags(
-            Via::Engine(&engine),
-            vec![(3, REFERENCE.to_string())],
-            1,
-            1,
-            Duration::from_millis(1),
-        )
-        .await;
-        let [(3, PushOutcome::Failed { error, attempts })] = &moved[..] else {
-            panic!("{moved:?}")
-        };
-        assert_eq!(*attempts, 2);
-        assert_eq!(error, "moving the tag: push failed: connection refused");
-        assert!(engine.remote_references().is_empty());
     }
 
     #[tokio::test]

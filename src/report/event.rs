@@ -121,6 +121,13 @@ pub enum Notice {
 pub trait Reporter {
     fn event(&mut self, subjects: &[Subject], event: &Event);
     fn notice(&self, notice: &Notice);
+    /// The coordinator starts on `total` images; build logs go to `logs_dir`. Nothing by default
+    /// (a reporter that draws no bars and keeps no logs).
+    fn begin(&mut self, total: usize, logs_dir: Option<std::path::PathBuf>) {
+        let _ = (total, logs_dir);
+    }
+    /// The coordinator is done: whatever `begin` drew is cleared.
+    fn finish(&mut self) {}
 }
 
 /// What an export wrote.

@@ -46,7 +46,7 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// The reporter of a whole run; the bars appear once [`Progress::begin`] says how many
+    /// The reporter of a whole run; the bars appear once [`Reporter::begin`] says how many
     /// images are built.
     pub fn new(display: Display) -> Progress {
         let multi = MultiProgress::with_draw_target(match display {
@@ -72,18 +72,6 @@ impl Progress {
 
     pub fn display(&self) -> Display {
         self.display
-    }
-
-    /// The scheduler starts: an overall bar for `total` images; build logs go to `logs_dir`.
-    pub fn begin(&mut self, total: usize, logs_dir: Option<PathBuf>) {
-        self.overall = self.multi.add(ProgressBar::new(total as u64));
-        self.overall.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} images  {msg}",
-            )
-            .expect("valid template"),
-        );
-        self.logs_dir = logs_dir;
     }
 
     /// A status line in cargo's style (`   Building keystone`), above the bars.
@@ -137,14 +125,26 @@ impl Progress {
             ));
         }
     }
-
-    pub fn finish(&self) {
-        self.overall.finish_and_clear();
-        let _ = self.multi.clear();
-    }
 }
 
 impl Reporter for Progress {
+    /// The scheduler starts: an overall bar for `total` images; build logs go to `logs_dir`.
+    fn begin(&mut self, total: usize, logs_dir: Option<PathBuf>) {
+        self.overall = self.multi.add(ProgressBar::new(total as u64));
+        self.overall.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} images  {msg}",
+            )
+            .expect("valid template"),
+        );
+        self.logs_dir = logs_dir;
+    }
+
+    fn finish(&mut self) {
+        self.overall.finish_and_clear();
+        let _ = self.multi.clear();
+    }
+
     fn notice(&self, notice: &Notice) {
         match notice {
             Notice::Status { verb, text } => self.status(verb, text),
@@ -162,35 +162,9 @@ impl Reporter for Progress {
     fn event(&mut self, subjects: &[Subject], event: &Event) {
         match event {
             Event::Started { task, attempt } => {
-                let name = &subjects[*task].name;
-                if *attempt == 1 {
-                    self.status("Building", name);
-                }
-                if self.display == Display::Bars && !self.running.contains_key(task) {
-                    let bar = self
-                        .multi
-                        .insert_before(&self.overall, ProgressBar::new_spinner());
-                    bar.set_style(
-                        ProgressStyle::with_template("  {spinner} {msg}").expect("valid template"),
-                    );
-                    bar.set_message(format!("{name}: starting"));
-                    bar.enable_steady_tick(Duration::from_millis(250));
-                    self.running.insert(*task, bar);
-                }
+                self.started(*task, &subjects[*task].name, *attempt)
             }
-            Event::Log { task, line } => {
-                let name = subjects[*task].name.clone();
-                self.log(*task, &name, line);
-                if self.debug {
-                    self.line(&format!("{name} | {line}"));
-                }
-                if line.starts_with("Step ") {
-                    if let Some(bar) = self.running.get(task) {
-                        let step: String = line.chars().take(100).collect();
-                        bar.set_message(format!("{name}: {step}"));
-                    }
-                }
-            }
+            Event::Log { task, line } => self.logged(*task, &subjects[*task].name, line),
             Event::Retrying {
                 task,
                 attempt,
@@ -203,56 +177,10 @@ impl Reporter for Progress {
                 );
             }
             Event::Finished { task, outcome } => {
-                if let Some(bar) = self.running.remove(task) {
-                    bar.finish_and_clear();
-                    self.multi.remove(&bar);
-                }
-                self.overall.inc(1);
-                let name = &subjects[*task].name;
-                match outcome {
-                    Outcome::Built { seconds, .. } => {
-                        self.status("Built", &format!("{name} in {seconds:.1}s"))
-                    }
-                    Outcome::Fresh => self.status("Fresh", name),
-                    Outcome::Existing => self.status("Skipped", &format!("{name} (exists)")),
-                    Outcome::Cancelled => self.status("Cancelled", name),
-                    Outcome::ParentFailed { parent } => {
-                        self.status("Skipped", &format!("{name} (parent `{parent}` failed)"))
-                    }
-                    Outcome::Failed {
-                        error, log_tail, ..
-                    } => {
-                        let mut text = format!("error: building `{name}` failed: {error}");
-                        if !log_tail.is_empty() {
-                            text.push_str(&format!(
-                                "\n--- last {} lines of the build log ---",
-                                log_tail.len()
-                            ));
-                            for line in log_tail {
-                                text.push_str(&format!("\n  {line}"));
-                            }
-                        }
-                        self.error(&text);
-                        if let Some(dir) = &self.logs_dir {
-                            link_failed_log(dir, name);
-                        }
-                    }
-                }
+                self.finished(*task, &subjects[*task].name, outcome)
             }
             Event::PushStarted { task } => self.status("Pushing", &subjects[*task].reference),
-            Event::Pushed { task, outcome } => match outcome {
-                PushOutcome::Pushed { seconds, .. } => self.status(
-                    "Pushed",
-                    &format!("{} in {seconds:.1}s", subjects[*task].reference),
-                ),
-                PushOutcome::Failed { error, .. } => self.error(&format!(
-                    "error: pushing `{}` failed: {error}",
-                    subjects[*task].reference
-                )),
-                PushOutcome::Cancelled => {
-                    self.status("Cancelled", &format!("push of {}", subjects[*task].name))
-                }
-            },
+            Event::Pushed { task, outcome } => self.pushed(&subjects[*task], outcome),
             Event::Tick => {
                 let active: Vec<&str> = self
                     .running
@@ -260,6 +188,91 @@ impl Reporter for Progress {
                     .map(|i| subjects[*i].name.as_str())
                     .collect();
                 self.overall.set_message(active.join(", "));
+            }
+        }
+    }
+}
+
+/// One method per event: what the reporter draws or writes for it.
+impl Progress {
+    fn started(&mut self, task: usize, name: &str, attempt: u32) {
+        if attempt == 1 {
+            self.status("Building", name);
+        }
+        if self.display == Display::Bars && !self.running.contains_key(&task) {
+            let bar = self
+                .multi
+                .insert_before(&self.overall, ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("  {spinner} {msg}").expect("valid template"),
+            );
+            bar.set_message(format!("{name}: starting"));
+            bar.enable_steady_tick(Duration::from_millis(250));
+            self.running.insert(task, bar);
+        }
+    }
+
+    fn logged(&mut self, task: usize, name: &str, line: &str) {
+        self.log(task, name, line);
+        if self.debug {
+            self.line(&format!("{name} | {line}"));
+        }
+        if line.starts_with("Step ") {
+            if let Some(bar) = self.running.get(&task) {
+                let step: String = line.chars().take(100).collect();
+                bar.set_message(format!("{name}: {step}"));
+            }
+        }
+    }
+
+    fn finished(&mut self, task: usize, name: &str, outcome: &Outcome) {
+        if let Some(bar) = self.running.remove(&task) {
+            bar.finish_and_clear();
+            self.multi.remove(&bar);
+        }
+        self.overall.inc(1);
+        match outcome {
+            Outcome::Built { seconds, .. } => {
+                self.status("Built", &format!("{name} in {seconds:.1}s"))
+            }
+            Outcome::Fresh => self.status("Fresh", name),
+            Outcome::Existing => self.status("Skipped", &format!("{name} (exists)")),
+            Outcome::Cancelled => self.status("Cancelled", name),
+            Outcome::ParentFailed { parent } => {
+                self.status("Skipped", &format!("{name} (parent `{parent}` failed)"))
+            }
+            Outcome::Failed {
+                error, log_tail, ..
+            } => {
+                let mut text = format!("error: building `{name}` failed: {error}");
+                if !log_tail.is_empty() {
+                    text.push_str(&format!(
+                        "\n--- last {} lines of the build log ---",
+                        log_tail.len()
+                    ));
+                    for line in log_tail {
+                        text.push_str(&format!("\n  {line}"));
+                    }
+                }
+                self.error(&text);
+                if let Some(dir) = &self.logs_dir {
+                    link_failed_log(dir, name);
+                }
+            }
+        }
+    }
+
+    fn pushed(&self, subject: &Subject, outcome: &PushOutcome) {
+        match outcome {
+            PushOutcome::Pushed { seconds, .. } => {
+                self.status("Pushed", &format!("{} in {seconds:.1}s", subject.reference))
+            }
+            PushOutcome::Failed { error, .. } => self.error(&format!(
+                "error: pushing `{}` failed: {error}",
+                subject.reference
+            )),
+            PushOutcome::Cancelled => {
+                self.status("Cancelled", &format!("push of {}", subject.name))
             }
         }
     }

@@ -373,6 +373,32 @@ impl Summary {
         }
         Ok(())
     }
+
+    /// [`Summary::write`], for a run that failed already: a failure to write is reported, not
+    /// returned (the run's own error is the one to exit with).
+    pub fn write_or_report(
+        &self,
+        path: Option<&std::path::Path>,
+        json_on_stdout: bool,
+        reporter: &dyn crate::report::event::Reporter,
+    ) {
+        if let Err(e) = self.write(path, json_on_stdout) {
+            reporter.notice(&crate::report::event::Notice::Error(e.to_string()));
+        }
+    }
+}
+
+/// Writes an error summary where only the summary's place is known (the settings did not
+/// resolve): the error, and nothing built.
+pub fn write_summary_to(
+    path: Option<&std::path::Path>,
+    json_on_stdout: bool,
+    err: &crate::common::error::Error,
+    reporter: &dyn crate::report::event::Reporter,
+) {
+    let mut summary = Summary::default();
+    summary.stop(err, &[]);
+    summary.write_or_report(path, json_on_stdout, reporter);
 }
 
 /// The build times of an earlier run, from its JSON summary (`--durations-from`): image name →
