@@ -3,7 +3,6 @@
 
 mod caches;
 mod cli;
-mod e2e;
 mod engine;
 mod kolla_ansible;
 mod kolla_compat;
@@ -13,4 +12,5 @@ mod podman;
 mod real_tree;
 mod reliability;
 mod scaleout;
+mod set_configs;
 mod support;
