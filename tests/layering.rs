@@ -5,9 +5,10 @@
 //! more than 800 lines of non-test code.
 //!
 //! Every file under `src/` is read whole, `main.rs` and `lib.rs` included; only its test
-//! modules (`#[cfg(test)] mod tests { ... }`, found by counting braces) and its comments are
-//! left out. Each check is a function over one file's text, with a test of its own below that
-//! feeds it a small sample and sees it fire.
+//! modules (`#[cfg(test)] mod tests { ... }`, found by counting braces, or `#[cfg(test)] mod
+//! tests;` in a file of its own), comments and literals are left out. Each check is a function
+//! over one file's text, with a test of its own below that feeds it a small sample and sees it
+//! fire.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -71,7 +72,7 @@ fn sources() -> Vec<Source> {
     let mut files = Vec::new();
     rust_files(&src, &mut files);
     files.sort();
-    files
+    let all: Vec<Source> = files
         .iter()
         .map(|file| Source {
             rel: file
@@ -81,7 +82,38 @@ fn sources() -> Vec<Source> {
                 .into_owned(),
             code: non_test(&std::fs::read_to_string(file).unwrap()),
         })
+        .collect();
+    let test_files: Vec<String> = all
+        .iter()
+        .flat_map(|s| test_module_files(&s.rel, &s.code.text))
+        .collect();
+    all.into_iter()
+        .filter(|s| !test_files.iter().any(|t| in_test_file(&s.rel, t)))
         .collect()
+}
+
+/// The test modules a file declares as files of their own (`#[cfg(test)] mod tests;`), as
+/// paths below `src/` without `.rs`: `publish/export.rs` declaring `tests` gives
+/// `publish/export/tests` (that file, or that folder's `mod.rs` and all under it).
+fn test_module_files(rel: &str, code: &str) -> Vec<String> {
+    let declared = Regex::new(
+        r"#\[cfg\(test\)\]\s*(?:#\[[^\]]*\]\s*)*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;",
+    )
+    .unwrap();
+    let path = Path::new(rel);
+    let dir = match path.file_name().and_then(|n| n.to_str()) {
+        Some("mod.rs" | "lib.rs" | "main.rs") => path.parent().unwrap().to_path_buf(),
+        _ => path.with_extension(""),
+    };
+    declared
+        .captures_iter(code)
+        .map(|c| dir.join(&c[1]).to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Whether `rel` is the test module file `test` (see `test_module_files`) or lies under it.
+fn in_test_file(rel: &str, test: &str) -> bool {
+    rel == format!("{test}.rs") || rel.starts_with(&format!("{test}/"))
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -612,6 +644,20 @@ fn after() { println!("hi"); }
     );
     assert!(lines[12].contains("fn after() { println!"));
     assert_eq!(code.lines, 13 - 4, "13 lines, 4 of them the test module");
+}
+
+#[test]
+fn a_test_module_in_a_file_of_its_own_is_left_out() {
+    let tests = test_module_files("publish/export.rs", "mod blob;\n#[cfg(test)]\nmod tests;\n");
+    assert_eq!(tests, ["publish/export/tests"]);
+    assert!(in_test_file("publish/export/tests.rs", &tests[0]));
+    assert!(in_test_file("publish/export/tests/mod.rs", &tests[0]));
+    assert!(!in_test_file("publish/export/blob.rs", &tests[0]));
+    assert_eq!(
+        test_module_files("build/mod.rs", "#[cfg(test)]\nmod fake;"),
+        ["build/fake"]
+    );
+    assert!(test_module_files("lib.rs", "pub mod app;").is_empty());
 }
 
 #[test]
