@@ -3,7 +3,6 @@
 
 mod caches;
 mod cli;
-mod e2e;
 mod engine;
 mod fetch;
 mod kolla_ansible;
@@ -15,4 +14,5 @@ mod podman;
 mod real_tree;
 mod reliability;
 mod scaleout;
+mod set_configs;
 mod support;

@@ -333,72 +333,11 @@ impl Engine for DockerEngine {
     }
 
     async fn build(&self, request: BuildRequest, log: LogSink) -> Result<String, EngineError> {
-        // The context is written by a blocking thread into a bounded channel and streamed: it is
-        // never held whole in memory.
-        let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(16);
-        let spec = request.context.clone();
-        let writer = tokio::task::spawn_blocking(move || {
-            let out = ChannelWriter::new(tx.clone());
-            match spec.write_tar(out).and_then(ChannelWriter::finish) {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
-                    Err(e)
-                }
-            }
-        });
-        let mut labels = request.labels.clone();
-        if let Some(parent) = &request.parent {
-            if let Some(facts) = self.inspect(parent).await? {
-                labels.insert(PARENT_ID_LABEL.to_string(), facts.id);
-            }
-        }
-        let labels: HashMap<&str, &str> = labels
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let args: HashMap<&str, &str> = request
-            .build_args
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let options = BuildImageOptionsBuilder::default()
-            .dockerfile("Dockerfile")
-            .t(&request.reference)
-            .rm(!request.keep)
-            .forcerm(!request.keep)
-            .nocache(request.no_cache)
-            .pull(if request.pull { "true" } else { "" })
-            .networkmode(&request.network_mode)
-            .labels(&labels)
-            .buildargs(&args)
-            .build();
-        let body = bollard::body_try_stream(tokio_stream_from(rx));
-        let mut stream = self.docker.build_image(options, None, Some(body));
-        let mut image_id = None;
-        let mut failure = None;
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(info) => {
-                    if let Some(text) = info.stream {
-                        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                            let _ = log.send(line.to_string());
-                        }
-                    }
-                    if let Some(id) = info.aux.and_then(|aux| aux.id) {
-                        image_id = Some(id);
-                    }
-                }
-                Err(bollard::errors::Error::DockerStreamError { error }) => {
-                    let _ = log.send(error.clone());
-                    failure = Some(EngineError::Build(error));
-                }
-                Err(e) => {
-                    failure = Some(EngineError::Api(e.to_string()));
-                    break;
-                }
-            }
-        }
+        let (writer, context) = stream_context(request.context.clone());
+        let options = build_options(&request, &self.labels_of(&request).await?);
+        let body = bollard::body_try_stream(tokio_stream_from(context));
+        let stream = self.docker.build_image(options, None, Some(body));
+        let (image_id, failure) = follow_build(stream, &log).await;
         let context_result = writer.await;
         if let Some(failure) = failure {
             return Err(failure);
@@ -424,7 +363,106 @@ impl Engine for DockerEngine {
     }
 }
 
+/// The build context, written by a blocking thread into a bounded channel and streamed: it is
+/// never held whole in memory. The thread's result says whether the whole context was written.
+fn stream_context(
+    spec: crate::prepare::context::ContextSpec,
+) -> (
+    tokio::task::JoinHandle<io::Result<()>>,
+    mpsc::Receiver<io::Result<Bytes>>,
+) {
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(16);
+    let writer = tokio::task::spawn_blocking(move || {
+        let out = ChannelWriter::new(tx.clone());
+        match spec.write_tar(out).and_then(ChannelWriter::finish) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
+                Err(e)
+            }
+        }
+    });
+    (writer, rx)
+}
+
+/// The build's query: tag, cache and pull choices, network, labels and build arguments.
+fn build_options(
+    request: &BuildRequest,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> bollard::query_parameters::BuildImageOptions {
+    let labels: HashMap<&str, &str> = labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let args: HashMap<&str, &str> = request
+        .build_args
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    BuildImageOptionsBuilder::default()
+        .dockerfile("Dockerfile")
+        .t(&request.reference)
+        .rm(!request.keep)
+        .forcerm(!request.keep)
+        .nocache(request.no_cache)
+        .pull(if request.pull { "true" } else { "" })
+        .networkmode(&request.network_mode)
+        .labels(&labels)
+        .buildargs(&args)
+        .build()
+}
+
+/// Reads a build's messages to the end: its output lines go to `log`; gives the image ID the
+/// engine announced, and the failure (a step's error, or the API's, which ends the stream).
+async fn follow_build(
+    mut stream: impl futures_util::Stream<
+        Item = Result<bollard::models::BuildInfo, bollard::errors::Error>,
+    > + Unpin,
+    log: &LogSink,
+) -> (Option<String>, Option<EngineError>) {
+    let mut image_id = None;
+    let mut failure = None;
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(info) => {
+                if let Some(text) = info.stream {
+                    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                        let _ = log.send(line.to_string());
+                    }
+                }
+                if let Some(id) = info.aux.and_then(|aux| aux.id) {
+                    image_id = Some(id);
+                }
+            }
+            Err(bollard::errors::Error::DockerStreamError { error }) => {
+                let _ = log.send(error.clone());
+                failure = Some(EngineError::Build(error));
+            }
+            Err(e) => {
+                failure = Some(EngineError::Api(e.to_string()));
+                break;
+            }
+        }
+    }
+    (image_id, failure)
+}
+
 impl DockerEngine {
+    /// The request's labels, and the parent's image ID when the parent is there (freshness
+    /// compares it: a rebuilt parent makes its children stale).
+    async fn labels_of(
+        &self,
+        request: &BuildRequest,
+    ) -> Result<std::collections::BTreeMap<String, String>, EngineError> {
+        let mut labels = request.labels.clone();
+        if let Some(parent) = &request.parent {
+            if let Some(facts) = self.inspect(parent).await? {
+                labels.insert(PARENT_ID_LABEL.to_string(), facts.id);
+            }
+        }
+        Ok(labels)
+    }
+
     async fn push_once(
         &self,
         reference: &str,

@@ -401,14 +401,23 @@ pub fn write_summary_to(
     summary.write_or_report(path, json_on_stdout, reporter);
 }
 
+/// Why a file is not the JSON summary `--durations-from` takes.
+#[derive(Debug, thiserror::Error)]
+pub enum DurationsError {
+    #[error("{0}")]
+    NotJson(#[from] serde_json::Error),
+    #[error("no `built` list: not a kolla-build summary")]
+    NoBuiltList,
+}
+
 /// The build times of an earlier run, from its JSON summary (`--durations-from`): image name →
 /// seconds, for the images it built (fresh ones took no time and say nothing of a build).
-pub fn durations_of(text: &str) -> Result<BTreeMap<String, f64>, String> {
-    let summary: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+pub fn durations_of(text: &str) -> Result<BTreeMap<String, f64>, DurationsError> {
+    let summary: serde_json::Value = serde_json::from_str(text)?;
     let built = summary
         .get("built")
         .and_then(|b| b.as_array())
-        .ok_or("no `built` list: not a kolla-build summary")?;
+        .ok_or(DurationsError::NoBuiltList)?;
     Ok(built
         .iter()
         .filter(|e| e.get("fresh").and_then(|f| f.as_bool()) != Some(true))
@@ -581,11 +590,13 @@ mod tests {
             durations,
             BTreeMap::from([("base".to_string(), 17.2), ("nova-api".to_string(), 88.0)])
         );
-        assert!(
-            durations_of("{\"images\": []}")
-                .unwrap_err()
-                .contains("built")
-        );
-        assert!(durations_of("not json").is_err());
+        assert!(matches!(
+            durations_of("{\"images\": []}"),
+            Err(DurationsError::NoBuiltList)
+        ));
+        assert!(matches!(
+            durations_of("not json"),
+            Err(DurationsError::NotJson(_))
+        ));
     }
 }

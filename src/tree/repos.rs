@@ -153,174 +153,30 @@ impl Repos {
         if let Some(handle) = self.dialect {
             return handle(&self.data, target, names, mode);
         }
-        let repo_list = Self::repo_list(&self.data, target, self.kolla_before_23);
-        let default_list = Self::repo_list(&self.defaults, target, self.kolla_before_23);
-        let find = |list: &[(String, Entry)], name: &str| {
-            list.iter().find(|(n, _)| n == name).map(|(_, e)| e.clone())
+        let mut line = RunLine {
+            kolla_before_23: self.kolla_before_23,
+            target,
+            repo_list: Self::repo_list(&self.data, target, self.kolla_before_23),
+            default_list: Self::repo_list(&self.defaults, target, self.kolla_before_23),
+            backed_up: BTreeSet::new(),
+            commands: String::new(),
         };
-        let rpm = target.package_type == "rpm";
-        if rpm && self.overridden && !self.kolla_before_23 {
-            self.check_file_groups(&repo_list, &default_list)?;
+        if target.package_type == "rpm" && self.overridden && !self.kolla_before_23 {
+            self.check_file_groups(&line.repo_list, &line.default_list)?;
         }
-        let mut commands = String::new();
-        let mut backed_up: BTreeSet<String> = BTreeSet::new();
         for (index, repo) in names.iter().enumerate() {
-            let last = index + 1 == names.len();
-            let entry = find(&repo_list, repo).ok_or_else(|| {
+            let entry = find(&line.repo_list, repo).cloned().ok_or_else(|| {
                 format!(
                     "repository `{repo}` is not defined for {} in repos.yaml",
                     target.distro
                 )
             })?;
-            let required = |key: &str| {
-                entry.get(key).ok_or_else(|| {
-                    format!("repository `{repo}` in repos.yaml has no `{key}` (KeyError: '{key}')")
-                })
-            };
-            let flag = |key: &str| entry.get(key).is_some_and(truthy);
-            if rpm {
-                if mode == Mode::Enable {
-                    if !flag("distro") {
-                        let name = py_str(required("name")?);
-                        if flag("build_only") && !self.kolla_before_23 {
-                            let default_entry = find(&default_list, repo);
-                            let file = [
-                                entry.get("file_group"),
-                                default_entry.as_ref().and_then(|d| d.get("file_group")),
-                            ]
-                            .into_iter()
-                            .flatten()
-                            .find(|v| truthy(v))
-                            .map(py_str)
-                            .unwrap_or_else(|| format!("{repo}.repo"));
-                            if backed_up.insert(file.clone()) {
-                                commands.push_str(&format!(
-                                    "mkdir -p {BACKUP_DIR} && cp /etc/yum.repos.d/{file} \
-                                     {BACKUP_DIR}/{file} 2>/dev/null || true && touch \
-                                     {BACKUP_DIR}/{file}.enabled && "
-                                ));
-                            }
-                        }
-                        let file = format!("/etc/yum.repos.d/{repo}.repo");
-                        if !self.kolla_before_23 {
-                            commands.push_str(&format!(
-                                "grep -rlF '[{name}]' /etc/yum.repos.d/ 2>/dev/null | \
-                                 xargs -r rm -f && "
-                            ));
-                        }
-                        commands.push_str(&format!(
-                            "echo '[{name}]' >{file} && echo 'name={name}' >>{file} && \
-                             echo 'enabled=1' >>{file}"
-                        ));
-                        if flag("gpgcheck") {
-                            let value = py_str(&entry["gpgcheck"]);
-                            commands.push_str(&format!(" && echo 'gpgcheck={value}' >>{file}"));
-                        }
-                        if flag("repo_gpgcheck") {
-                            let value = py_str(&entry["repo_gpgcheck"]);
-                            commands
-                                .push_str(&format!(" && echo 'repo_gpgcheck={value}' >>{file}"));
-                        }
-                        if !self.kolla_before_23
-                            && !["baseurl", "metalink", "mirrorlist"]
-                                .iter()
-                                .any(|k| entry.contains_key(*k))
-                        {
-                            return Err(format!(
-                                "Repository '{repo}' has no baseurl, metalink, or mirrorlist"
-                            )
-                            .into());
-                        }
-                        let gpgkey = entry
-                            .get("gpgkey")
-                            .ok_or_else(|| format!("Repository '{repo}' has no gpgkey"))?;
-                        for (i, key) in py_splitlines(&text(gpgkey, repo, "gpgkey")?)
-                            .iter()
-                            .enumerate()
-                        {
-                            if i == 0 {
-                                commands.push_str(&format!(" && echo 'gpgkey={key}' >>{file}"));
-                            } else {
-                                commands.push_str(&format!(" && echo '       {key}' >>{file}"));
-                            }
-                        }
-                        if let Some(baseurl) = entry.get("baseurl") {
-                            for url in py_splitlines(&text(baseurl, repo, "baseurl")?) {
-                                commands.push_str(&format!(" && echo 'baseurl={url}' >>{file}"));
-                            }
-                        } else if let Some(metalink) = entry.get("metalink") {
-                            let metalink = py_str(metalink);
-                            commands.push_str(&format!(" && echo 'metalink={metalink}' >>{file}"));
-                        } else if let Some(mirrorlist) = entry.get("mirrorlist") {
-                            let mirrorlist = py_str(mirrorlist);
-                            commands
-                                .push_str(&format!(" && echo 'mirrorlist={mirrorlist}' >>{file}"));
-                        }
-                    } else {
-                        let name = py_str(required("name")?);
-                        commands.push_str(&format!("dnf config-manager --enable {name} || true"));
-                    }
-                    if !last {
-                        commands.push_str(" && ");
-                    }
-                } else if mode == Mode::Disable {
-                    // kolla only disables distro repositories (a repository it wrote stays
-                    // enabled); disabling one written by an earlier `enable` is this tool's
-                    // addition (kolla's tree never does it). kolla joins nothing between several
-                    // disabled repositories: kept, for identical output.
-                    let name = py_str(required("name")?);
-                    commands.push_str(&format!("dnf config-manager --disable {name} || true"));
-                }
-            } else if target.package_type == "deb"
-                && mode == Mode::Enable
-                && (self.kolla_before_23 || !flag("distro"))
-            {
-                // kolla 21 and 22 write every deb repository as given: no distro skip, key
-                // path, codename in the suite, `trusted` or build-only backups (kolla 23's).
-                let new = !self.kolla_before_23;
-                let file = format!("/etc/apt/sources.list.d/{repo}.sources");
-                if new && flag("build_only") && backed_up.insert(file.clone()) {
-                    commands.push_str(&format!(
-                        "mkdir -p {BACKUP_DIR} && cp {file} {BACKUP_DIR}/{repo}.sources \
-                         2>/dev/null || true && touch {BACKUP_DIR}/{repo}.enabled && "
-                    ));
-                }
-                let gpg_key = text(required("gpg_key")?, repo, "gpg_key")?;
-                let signed_by = if new && gpg_key.starts_with('/') {
-                    gpg_key
-                } else {
-                    format!("/etc/kolla/apt-keys/{gpg_key}")
-                };
-                let mut suite = text(required("suite")?, repo, "suite")?;
-                if new {
-                    suite = suite.replace(
-                        "{openstack_release_codename}",
-                        &target.release_codename.to_lowercase(),
-                    );
-                }
-                let component = py_str(required("component")?);
-                let url = py_str(required("url")?);
-                commands.push_str(&format!(
-                    "echo 'Uris: {url}' >{file} && echo 'Components: {component}' >>{file} && \
-                     echo 'Types: deb' >>{file} && echo 'Suites: {suite}' >>{file} && \
-                     echo 'Signed-By: {signed_by}' >>{file}"
-                ));
-                if new && flag("trusted") {
-                    commands.push_str(&format!(" && echo 'Trusted: yes' >>{file}"));
-                }
-                if let Some(arch) = entry.get("arch") {
-                    let arch = py_str(arch);
-                    commands.push_str(&format!(" && echo 'Architectures: {arch}' >>{file}"));
-                }
-                if !last {
-                    commands.push_str(" && ");
-                }
-            }
+            line.add(repo, &entry, mode, index + 1 == names.len())?;
         }
-        if commands.is_empty() {
-            Ok(commands)
+        if line.commands.is_empty() {
+            Ok(line.commands)
         } else {
-            Ok(format!("RUN {commands}"))
+            Ok(format!("RUN {}", line.commands))
         }
     }
 
@@ -479,6 +335,209 @@ pub fn load_for_tree(
             })?;
     }
     Ok(Some(repos))
+}
+
+/// The commands of one `handle_repos` call, as they are added repository by repository.
+struct RunLine<'a> {
+    kolla_before_23: bool,
+    target: Target<'a>,
+    /// The entries for the target, with any override, and the tree's own.
+    repo_list: Vec<(String, Entry)>,
+    default_list: Vec<(String, Entry)>,
+    /// The files already saved before a build-only repository replaces them.
+    backed_up: BTreeSet<String>,
+    commands: String,
+}
+
+impl RunLine<'_> {
+    /// The commands for one repository; `last` ends the line (no ` && ` after it).
+    fn add(&mut self, repo: &str, entry: &Entry, mode: Mode, last: bool) -> Result<(), ReposError> {
+        if self.target.package_type == "rpm" {
+            match mode {
+                Mode::Enable => {
+                    if flag(entry, "distro") {
+                        let name = py_str(required(repo, entry, "name")?);
+                        self.push(&format!("dnf config-manager --enable {name} || true"));
+                    } else {
+                        self.rpm_write(repo, entry)?;
+                    }
+                    if !last {
+                        self.push(" && ");
+                    }
+                }
+                Mode::Disable => {
+                    // kolla only disables distro repositories (a repository it wrote stays
+                    // enabled); disabling one written by an earlier `enable` is this tool's
+                    // addition (kolla's tree never does it). kolla joins nothing between several
+                    // disabled repositories: kept, for identical output.
+                    let name = py_str(required(repo, entry, "name")?);
+                    self.push(&format!("dnf config-manager --disable {name} || true"));
+                }
+            }
+        } else if self.target.package_type == "deb"
+            && mode == Mode::Enable
+            && (self.kolla_before_23 || !flag(entry, "distro"))
+        {
+            self.deb_write(repo, entry)?;
+            if !last {
+                self.push(" && ");
+            }
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, text: &str) {
+        self.commands.push_str(text);
+    }
+
+    /// Writes `/etc/yum.repos.d/<repo>.repo` for a repository the distro does not provide.
+    fn rpm_write(&mut self, repo: &str, entry: &Entry) -> Result<(), ReposError> {
+        let name = py_str(required(repo, entry, "name")?);
+        if flag(entry, "build_only") && !self.kolla_before_23 {
+            self.rpm_back_up(repo, entry);
+        }
+        let file = format!("/etc/yum.repos.d/{repo}.repo");
+        if !self.kolla_before_23 {
+            self.push(&format!(
+                "grep -rlF '[{name}]' /etc/yum.repos.d/ 2>/dev/null | xargs -r rm -f && "
+            ));
+        }
+        self.push(&format!(
+            "echo '[{name}]' >{file} && echo 'name={name}' >>{file} && \
+             echo 'enabled=1' >>{file}"
+        ));
+        for key in ["gpgcheck", "repo_gpgcheck"] {
+            if flag(entry, key) {
+                let value = py_str(&entry[key]);
+                self.push(&format!(" && echo '{key}={value}' >>{file}"));
+            }
+        }
+        if !self.kolla_before_23
+            && !["baseurl", "metalink", "mirrorlist"]
+                .iter()
+                .any(|k| entry.contains_key(*k))
+        {
+            return Err(
+                format!("Repository '{repo}' has no baseurl, metalink, or mirrorlist").into(),
+            );
+        }
+        self.rpm_keys_and_urls(repo, entry, &file)
+    }
+
+    /// Saves the `.repo` file a build-only repository replaces (its file group's, else its
+    /// own), once per file, for `cleanup_repos()` to put back.
+    fn rpm_back_up(&mut self, repo: &str, entry: &Entry) {
+        let default_entry = find(&self.default_list, repo);
+        let file = [
+            entry.get("file_group"),
+            default_entry.and_then(|d| d.get("file_group")),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|v| truthy(v))
+        .map(py_str)
+        .unwrap_or_else(|| format!("{repo}.repo"));
+        if self.backed_up.insert(file.clone()) {
+            self.push(&format!(
+                "mkdir -p {BACKUP_DIR} && cp /etc/yum.repos.d/{file} \
+                 {BACKUP_DIR}/{file} 2>/dev/null || true && touch \
+                 {BACKUP_DIR}/{file}.enabled && "
+            ));
+        }
+    }
+
+    /// The `gpgkey` lines, then the first of `baseurl` (one line each), `metalink`, `mirrorlist`.
+    fn rpm_keys_and_urls(
+        &mut self,
+        repo: &str,
+        entry: &Entry,
+        file: &str,
+    ) -> Result<(), ReposError> {
+        let gpgkey = entry
+            .get("gpgkey")
+            .ok_or_else(|| format!("Repository '{repo}' has no gpgkey"))?;
+        for (i, key) in py_splitlines(&text(gpgkey, repo, "gpgkey")?)
+            .iter()
+            .enumerate()
+        {
+            if i == 0 {
+                self.push(&format!(" && echo 'gpgkey={key}' >>{file}"));
+            } else {
+                self.push(&format!(" && echo '       {key}' >>{file}"));
+            }
+        }
+        if let Some(baseurl) = entry.get("baseurl") {
+            for url in py_splitlines(&text(baseurl, repo, "baseurl")?) {
+                self.push(&format!(" && echo 'baseurl={url}' >>{file}"));
+            }
+        } else if let Some(metalink) = entry.get("metalink") {
+            let metalink = py_str(metalink);
+            self.push(&format!(" && echo 'metalink={metalink}' >>{file}"));
+        } else if let Some(mirrorlist) = entry.get("mirrorlist") {
+            let mirrorlist = py_str(mirrorlist);
+            self.push(&format!(" && echo 'mirrorlist={mirrorlist}' >>{file}"));
+        }
+        Ok(())
+    }
+
+    /// Writes `/etc/apt/sources.list.d/<repo>.sources`. kolla 21 and 22 write every deb
+    /// repository as given: no distro skip, key path, codename in the suite, `trusted` or
+    /// build-only backups (kolla 23's).
+    fn deb_write(&mut self, repo: &str, entry: &Entry) -> Result<(), ReposError> {
+        let new = !self.kolla_before_23;
+        let file = format!("/etc/apt/sources.list.d/{repo}.sources");
+        if new && flag(entry, "build_only") && self.backed_up.insert(file.clone()) {
+            self.push(&format!(
+                "mkdir -p {BACKUP_DIR} && cp {file} {BACKUP_DIR}/{repo}.sources \
+                 2>/dev/null || true && touch {BACKUP_DIR}/{repo}.enabled && "
+            ));
+        }
+        let gpg_key = text(required(repo, entry, "gpg_key")?, repo, "gpg_key")?;
+        let signed_by = if new && gpg_key.starts_with('/') {
+            gpg_key
+        } else {
+            format!("/etc/kolla/apt-keys/{gpg_key}")
+        };
+        let mut suite = text(required(repo, entry, "suite")?, repo, "suite")?;
+        if new {
+            suite = suite.replace(
+                "{openstack_release_codename}",
+                &self.target.release_codename.to_lowercase(),
+            );
+        }
+        let component = py_str(required(repo, entry, "component")?);
+        let url = py_str(required(repo, entry, "url")?);
+        self.push(&format!(
+            "echo 'Uris: {url}' >{file} && echo 'Components: {component}' >>{file} && \
+             echo 'Types: deb' >>{file} && echo 'Suites: {suite}' >>{file} && \
+             echo 'Signed-By: {signed_by}' >>{file}"
+        ));
+        if new && flag(entry, "trusted") {
+            self.push(&format!(" && echo 'Trusted: yes' >>{file}"));
+        }
+        if let Some(arch) = entry.get("arch") {
+            let arch = py_str(arch);
+            self.push(&format!(" && echo 'Architectures: {arch}' >>{file}"));
+        }
+        Ok(())
+    }
+}
+
+/// The entry `name` of a list.
+fn find<'a>(list: &'a [(String, Entry)], name: &str) -> Option<&'a Entry> {
+    list.iter().find(|(n, _)| n == name).map(|(_, e)| e)
+}
+
+/// Whether `key` of an entry is set and true to Python.
+fn flag(entry: &Entry, key: &str) -> bool {
+    entry.get(key).is_some_and(truthy)
+}
+
+/// A key the repository must have, as kolla's `KeyError`.
+fn required<'e>(repo: &str, entry: &'e Entry, key: &str) -> Result<&'e Value, ReposError> {
+    entry.get(key).ok_or_else(|| {
+        format!("repository `{repo}` in repos.yaml has no `{key}` (KeyError: '{key}')").into()
+    })
 }
 
 /// The mapping under `key`, made (or made a mapping) if it is not one.

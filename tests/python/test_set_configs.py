@@ -1,5 +1,5 @@
 """Unit tests of base/set_configs.py (kolla_set_configs), run on the host with python3 by the
-Rust test `e2e::set_configs_unit_tests` (or directly: python3 -m unittest discover tests/python).
+Rust test `set_configs::python_unit_tests` (or directly: python3 -m unittest discover tests/python).
 
 They work in temporary directories with the current user as owner, so they need no root."""
 

@@ -2,7 +2,8 @@
 //!
 //! Images running end to end, the way the deployer runs them, are tested by
 //! tests/kolla_ansible.rs (kolla-ansible 20.x's own configuration, bootstrap containers, `docker
-//! exec` calls and healthchecks), which replaced the hand-written keystone stack once here.
+//! exec` calls and healthchecks), which replaced the hand-written keystone stack once in this
+//! file (then named tests/e2e.rs).
 
 use std::path::Path;
 use std::process::Command;
@@ -10,7 +11,7 @@ use std::process::Command;
 use crate::support::REPO;
 
 #[test]
-fn set_configs_unit_tests() {
+fn python_unit_tests() {
     let out = Command::new("python3")
         .args(["-m", "unittest", "discover", "-s"])
         .arg(Path::new(REPO).join("tests/python"))
