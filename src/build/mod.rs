@@ -100,7 +100,7 @@ async fn build_async(
             summary.table(started.elapsed().as_secs_f64()),
         ));
     }
-    write_summary(settings, &summary)?;
+    write_summary(settings, &summary, progress)?;
     result?;
     Ok(if summary.success() {
         ExitCode::SUCCESS
@@ -128,7 +128,7 @@ pub fn write_error_summary(
             .collect();
     }
     summary.stop(err, &names);
-    if let Err(e) = write_summary(settings, &summary) {
+    if let Err(e) = write_summary(settings, &summary, progress) {
         progress.notice(&Notice::Error(e.to_string()));
     }
 }
@@ -137,12 +137,20 @@ pub fn write_error_summary(
 pub fn write_summary_to(
     path: Option<&std::path::Path>,
     json_on_stdout: bool,
+    report: Option<&std::path::Path>,
     err: &Error,
     progress: &Progress,
 ) {
     let mut summary = Summary::default();
     summary.stop(err, &[]);
-    if let Err(e) = summary.write(path, json_on_stdout) {
+    progress.clock().stamp(&mut summary, Vec::new());
+    let written = summary
+        .write(path, json_on_stdout)
+        .and_then(|()| match report {
+            Some(report) => crate::report::timeline::write(report, &summary),
+            None => Ok(()),
+        });
+    if let Err(e) = written {
         progress.notice(&Notice::Error(e.to_string()));
     }
 }
@@ -905,6 +913,7 @@ fn summarize(summary: &mut Summary, tasks: &[Task], results: &Results) {
                 .map_or("", String::as_str),
             outcome,
             push: push.as_ref(),
+            parents: task.deps.iter().map(|&d| tasks[d].name.clone()).collect(),
         });
     }
 }
@@ -923,11 +932,23 @@ fn record_selection(summary: &mut Summary, prepared: &Prepared) {
     }
 }
 
-fn write_summary(settings: &Settings, summary: &Summary) -> Result<()> {
+/// The summary, with the run's times, and its picture (`--report`).
+fn write_summary(settings: &Settings, summary: &Summary, progress: &Progress) -> Result<()> {
+    let mut summary = summary.clone();
+    let engines = settings.build.engines.iter();
+    let engines = engines.map(|e| crate::report::summary::EngineSlots {
+        url: e.url.clone(),
+        threads: e.threads,
+    });
+    progress.clock().stamp(&mut summary, engines.collect());
     summary.write(
         settings.build.summary_json_file.as_deref(),
         settings.build.format == SummaryFormat::Json,
-    )
+    )?;
+    match &settings.build.report {
+        Some(path) => crate::report::timeline::write(path, &summary),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::report::event::{Event, Notice, Outcome, PushOutcome, Reporter, Subject};
+use crate::report::timing::RunClock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Display {
@@ -43,6 +44,8 @@ pub struct Progress {
     log_error_shown: bool,
     /// `--debug`: every build's output on stderr too, prefixed with its image.
     debug: bool,
+    /// The times of the run, for the summary and `--report`.
+    clock: RunClock,
 }
 
 impl Progress {
@@ -62,7 +65,13 @@ impl Progress {
             log_files: BTreeMap::new(),
             log_error_shown: false,
             debug: false,
+            clock: RunClock::start(),
         }
+    }
+
+    /// When what happened (the run started with this reporter).
+    pub fn clock(&self) -> &RunClock {
+        &self.clock
     }
 
     /// `--debug`: echo build output lines (`keystone | Step 3/9 : RUN ...`).
@@ -84,6 +93,7 @@ impl Progress {
             .expect("valid template"),
         );
         self.logs_dir = logs_dir;
+        self.clock.scheduling();
     }
 
     /// A status line in cargo's style (`   Building keystone`), above the bars.
@@ -146,6 +156,7 @@ impl Progress {
 
 impl Reporter for Progress {
     fn notice(&self, notice: &Notice) {
+        self.clock.notice(notice);
         match notice {
             Notice::Status { verb, text } => self.status(verb, text),
             Notice::Note(text) => self.line(text),
@@ -160,6 +171,7 @@ impl Reporter for Progress {
     }
 
     fn event(&mut self, subjects: &[Subject], event: &Event) {
+        self.clock.event(subjects, event);
         match event {
             Event::Started { task, attempt } => {
                 let name = &subjects[*task].name;
