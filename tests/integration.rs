@@ -14,3 +14,4 @@ mod real_tree;
 mod reliability;
 mod scaleout;
 mod support;
+mod timeline;

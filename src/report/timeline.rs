@@ -272,10 +272,12 @@ fn header(page: &mut String, summary: &Summary, images: &[Image], path: &Critica
             );
         }
     }
+    page.push_str("<span><i class=\"swatch critical-swatch\"></i>critical path</span>");
+    if images.iter().any(|i| i.entry.pushed_at.is_some()) {
+        page.push_str("<span><i class=\"swatch push\"></i>push</span>");
+    }
     page.push_str(
-        "<span><i class=\"swatch critical-swatch\"></i>critical path</span>\
-         <span><i class=\"swatch push\"></i>push</span></p>\n\
-         <p class=\"hint\">Hover a bar for its times; click it (or focus it and press Enter) to \
+        "</p>\n<p class=\"hint\">Hover a bar for its times; click it (or focus it and press Enter) to \
          mark the images it is built on, up to the root.</p>\n</header>\n",
     );
 }
@@ -655,12 +657,16 @@ svg text { font: 11px sans-serif; fill: #fff; pointer-events: none; }
 svg text.lane, svg text.tick, svg text.group { fill: #444; pointer-events: auto; }
 svg text.tick { text-anchor: middle; } svg text.group { font-weight: 600; }
 line.tick { stroke: #e4e4e4; }
-.built { fill: #2f8f57; background: #2f8f57; } .fresh { fill: #8ec3e6; background: #8ec3e6; }
-.failed { fill: #c9302c; background: #c9302c; } .push-failed { fill: #e0702a; background: #e0702a; }
-.skipped { fill: #a9a9a9; background: #a9a9a9; } .parent-failed { fill: #e8b04a; background: #e8b04a; }
-.cancelled { fill: #6e6e6e; background: #6e6e6e; } .not-built { fill: #4a4a4a; background: #4a4a4a; }
-.fresh text, .skipped text, .parent-failed text { fill: #1d1d1f; }
-rect.push, i.push { fill: #7a5fb5; background: #7a5fb5; } rect.tags { fill: #b59fe0; }
+g.built rect { fill: #2f8f57; } i.built { background: #2f8f57; }
+g.fresh rect { fill: #8ec3e6; } i.fresh { background: #8ec3e6; }
+g.failed rect { fill: #c9302c; } i.failed { background: #c9302c; }
+g.push-failed rect { fill: #e0702a; } i.push-failed { background: #e0702a; }
+g.skipped rect { fill: #a9a9a9; } i.skipped { background: #a9a9a9; }
+g.parent-failed rect { fill: #e8b04a; } i.parent-failed { background: #e8b04a; }
+g.cancelled rect { fill: #6e6e6e; } i.cancelled { background: #6e6e6e; }
+g.not-built rect { fill: #4a4a4a; } i.not-built { background: #4a4a4a; }
+g.fresh text, g.skipped text, g.parent-failed text { fill: #1d1d1f; }
+rect.push { fill: #7a5fb5; } i.push { background: #7a5fb5; } rect.tags { fill: #b59fe0; }
 g.bar { cursor: pointer; } g.bar:hover rect, g.bar:focus rect { stroke: #0060df; stroke-width: 2; }
 g.bar:focus { outline: none; }
 g.critical rect { stroke: #111; stroke-width: 2.5; }
