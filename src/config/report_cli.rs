@@ -35,7 +35,11 @@ pub struct ReportCli {
 /// The subcommand's arguments when `args` (the program name first) start with `report`, else
 /// `None` (a build, whose positionals are regexes).
 pub fn parse_if_report(args: &[OsString]) -> Option<Result<ReportCli, clap::Error>> {
-    (args.get(1)? == SUBCOMMAND).then(|| ReportCli::try_parse_from(&args[1..]))
+    // The usage line names the program as it is typed: `kolla-build report`.
+    let program = OsString::from(format!("kolla-build {SUBCOMMAND}"));
+    (args.get(1)? == SUBCOMMAND).then(|| {
+        ReportCli::try_parse_from(std::iter::once(program).chain(args[2..].iter().cloned()))
+    })
 }
 
 #[cfg(test)]
@@ -63,6 +67,8 @@ mod tests {
         assert!(parse_if_report(&args(&["--", "report"])).is_none());
         assert!(parse_if_report(&args(&[])).is_none());
         let missing = parse_if_report(&args(&["report", "s.json"])).unwrap();
-        assert!(missing.unwrap_err().to_string().contains("--output"));
+        let missing = missing.unwrap_err().to_string();
+        assert!(missing.contains("--output"), "{missing}");
+        assert!(missing.contains("Usage: kolla-build report"), "{missing}");
     }
 }

@@ -256,10 +256,7 @@ fn header(page: &mut String, summary: &Summary, images: &[Image], path: &Critica
     fact("images", counts.join(", "));
     let bytes: u64 = images.iter().filter_map(|i| i.entry.network_bytes).sum();
     if bytes > 0 {
-        fact(
-            "from the package caches",
-            format!("{:.1} MB", bytes as f64 / 1e6),
-        );
+        fact("from the package caches", size(bytes));
     }
     page.push_str("</dl>\n<p class=\"legend\">");
     for kind in Kind::ALL {
@@ -566,10 +563,7 @@ fn describe(image: &Image) -> String {
         lines.push(format!("final tag in place at {}", clock(at)));
     }
     if let Some(bytes) = entry.network_bytes {
-        lines.push(format!(
-            "{:.1} MB from the package caches",
-            bytes as f64 / 1e6
-        ));
+        lines.push(format!("{} from the package caches", size(bytes)));
     }
     lines.push(if entry.parents.is_empty() {
         "built on: nothing of this run".to_string()
@@ -604,6 +598,16 @@ fn duration(seconds: f64) -> String {
     } else {
         let m = (seconds / 60.0).round() as u64;
         format!("{} h {:02} min", m / 60, m % 60)
+    }
+}
+
+/// Bytes as people read them: `2.5 MB`, `7.6 GB`.
+fn size(bytes: u64) -> String {
+    let mb = bytes as f64 / 1e6;
+    if mb < 1000.0 {
+        format!("{mb:.1} MB")
+    } else {
+        format!("{:.1} GB", mb / 1000.0)
     }
 }
 
@@ -885,6 +889,8 @@ mod tests {
         assert_eq!(clock(150.0), "2:30");
         assert_eq!(clock(3720.0), "1:02:00");
         assert_eq!(clip("keystone-base", 5.0), "keys…");
+        assert_eq!(size(2_500_000), "2.5 MB");
+        assert_eq!(size(7_604_500_000), "7.6 GB");
         assert_eq!(escape("<a \"b\">&"), "&lt;a &quot;b&quot;&gt;&amp;");
     }
 }
