@@ -214,7 +214,10 @@ fn header(page: &mut String, summary: &Summary, images: &[Image], path: &Critica
                         format!("<strong id=\"ratio\">{:.2}x</strong>", wall / floor),
                     );
                 }
-                _ => fact("CPU floor", "not measured (no /proc/stat)".into()),
+                _ => fact(
+                    "CPU floor",
+                    "not measured (no /proc/stat here, or too short a run)".into(),
+                ),
             }
             let engines: Vec<String> = timing
                 .engines
