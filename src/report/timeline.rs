@@ -411,7 +411,7 @@ fn chart(page: &mut String, summary: &Summary, images: &[Image], end: f64) {
                 LANE - 10.0,
                 escape(names[n]),
                 escape(image.entry.push.as_deref().unwrap_or("?")),
-                duration(start),
+                moment(start),
             );
         }
         y += LANE;
@@ -429,8 +429,8 @@ fn chart(page: &mut String, summary: &Summary, images: &[Image], end: f64) {
             y + 4.0,
             (x(to) - x(from)).max(2.0),
             LANE - 8.0,
-            duration(from),
-            duration(to)
+            moment(from),
+            moment(to)
         );
     }
 
@@ -526,8 +526,8 @@ fn describe(image: &Image) -> String {
         lines.push(format!(
             "build {} from {} to {}{}",
             duration(build_seconds(entry)),
-            clock(start),
-            clock(end),
+            moment(start),
+            moment(end),
             match entry.attempts {
                 Some(n) if n > 1 => format!(" ({n} attempts)"),
                 _ => String::new(),
@@ -536,12 +536,12 @@ fn describe(image: &Image) -> String {
         if let Some(queued) = entry.queued_at {
             lines.push(format!(
                 "could start at {} (its parents done); waited {} for a slot",
-                clock(queued),
+                moment(queued),
                 duration((start - queued).max(0.0))
             ));
         }
     } else if let Some(end) = entry.finished_at {
-        lines.push(format!("decided at {}", clock(end)));
+        lines.push(format!("decided at {}", moment(end)));
     }
     if let Some(engine) = image.engine.filter(|_| image.span.is_some()) {
         lines.push(format!("on {engine}"));
@@ -557,13 +557,13 @@ fn describe(image: &Image) -> String {
     }
     if let Some(push) = &entry.push {
         let when = match (entry.push_started_at, entry.pushed_at) {
-            (Some(from), Some(to)) => format!(" from {} to {}", clock(from), clock(to)),
+            (Some(from), Some(to)) => format!(" from {} to {}", moment(from), moment(to)),
             _ => String::new(),
         };
         lines.push(format!("push: {push}{when}"));
     }
     if let Some(at) = entry.tag_moved_at {
-        lines.push(format!("final tag in place at {}", clock(at)));
+        lines.push(format!("final tag in place at {}", moment(at)));
     }
     if let Some(bytes) = entry.network_bytes {
         lines.push(format!("{} from the package caches", size(bytes)));
@@ -611,6 +611,15 @@ fn size(bytes: u64) -> String {
         format!("{mb:.1} MB")
     } else {
         format!("{:.1} GB", mb / 1000.0)
+    }
+}
+
+/// A point in the run in the details: tenths of seconds in the first ten minutes.
+fn moment(seconds: f64) -> String {
+    if seconds < 600.0 {
+        format!("{seconds:.1}s")
+    } else {
+        clock(seconds)
     }
 }
 
@@ -891,6 +900,8 @@ mod tests {
         assert_eq!(clock(45.0), "45s");
         assert_eq!(clock(150.0), "2:30");
         assert_eq!(clock(3720.0), "1:02:00");
+        assert_eq!(moment(2.54), "2.5s");
+        assert_eq!(moment(725.0), "12:05");
         assert_eq!(clip("keystone-base", 5.0), "keys…");
         assert_eq!(size(2_500_000), "2.5 MB");
         assert_eq!(size(7_604_500_000), "7.6 GB");
