@@ -34,5 +34,7 @@ echo "==> podman service (scripts/setup-podman.sh)"
 bash scripts/setup-podman.sh
 echo "==> package caches (scripts/setup-caches.sh)"
 bash scripts/setup-caches.sh
+echo "==> headless Chromium and Selenium for the report's test (scripts/setup-browser.sh)"
+bash scripts/setup-browser.sh
 echo "==> cargo test"
 cargo test --locked

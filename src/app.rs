@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use crate::common::error::{Error, Result};
 use crate::config::cli::Cli;
+use crate::config::report_cli::ReportCli;
 use crate::graph::listing;
 use crate::graph::selection::Status;
 use crate::prepare::workdir;
@@ -21,22 +22,27 @@ pub fn run(cli: Cli) -> ExitCode {
         || cli.list_images
         || cli.list_dependencies
         || cli.save_dependency.is_some());
-    let summary_file = cli.summary_json_file.as_ref().map(|f| {
+    let absolute = |f: &std::path::PathBuf| {
         std::env::current_dir()
             .map(|cwd| cwd.join(f))
             .unwrap_or_else(|_| f.clone())
-    });
+    };
+    let summary_file = cli.summary_json_file.as_ref().map(absolute);
+    let report_file = cli.report.as_ref().map(absolute);
     let quiet = cli.quiet;
     let json_on_stdout = cli.format == Some(crate::common::types::SummaryFormat::Json);
     let settings = match Settings::resolve(cli) {
         Ok(settings) => settings,
         Err(err) => {
             if builds {
+                let early = Progress::new(Display::detect(quiet));
                 crate::build::write_summary_to(
                     summary_file.as_deref(),
                     json_on_stdout,
+                    report_file.as_deref(),
                     &err,
-                    &Progress::new(Display::detect(quiet)),
+                    &early,
+                    &early.clock(),
                 );
             }
             return report(&err);
@@ -55,6 +61,14 @@ pub fn run(cli: Cli) -> ExitCode {
         {
             ExitCode::SUCCESS
         }
+        Err(err) => report(&err),
+    }
+}
+
+/// `kolla-build report SUMMARY.json -o FILE.html`: the picture of an earlier run.
+pub fn run_report(cli: ReportCli) -> ExitCode {
+    match crate::report::timeline::write_from_summary_file(&cli.summary, &cli.output) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(err) => report(&err),
     }
 }
@@ -86,7 +100,8 @@ fn execute(settings: &Settings, progress: &mut Progress) -> Result<ExitCode> {
     }
     print_listings(actions, &prepared)?;
     if actions.builds() {
-        return crate::build::build(settings, &prepared, progress);
+        let clock = progress.clock();
+        return crate::build::build(settings, &prepared, progress, &clock);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -102,7 +117,13 @@ fn prepare_or_summarize(settings: &Settings, progress: &Progress) -> Result<Prep
                 None => err,
             };
             if builds {
-                crate::build::write_error_summary(settings, None, &err, progress);
+                crate::build::write_error_summary(
+                    settings,
+                    None,
+                    &err,
+                    progress,
+                    &progress.clock(),
+                );
             }
             return Err(err);
         }
@@ -110,7 +131,13 @@ fn prepare_or_summarize(settings: &Settings, progress: &Progress) -> Result<Prep
     if let Some(signal) = crate::common::signals::interrupted() {
         let err = Error::Interrupted { signal };
         if builds {
-            crate::build::write_error_summary(settings, Some(&prepared), &err, progress);
+            crate::build::write_error_summary(
+                settings,
+                Some(&prepared),
+                &err,
+                progress,
+                &progress.clock(),
+            );
         }
         return Err(err);
     }

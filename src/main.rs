@@ -7,7 +7,19 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = kolla_build::compat::args::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `kolla-build report SUMMARY.json -o FILE.html` (config::report_cli says why only first).
+    let run: Box<dyn FnOnce() -> ExitCode + std::panic::UnwindSafe> =
+        match kolla_build::config::report_cli::parse_if_report(&args) {
+            Some(parsed) => {
+                let report = parsed.unwrap_or_else(|e| e.exit());
+                Box::new(move || kolla_build::app::run_report(report))
+            }
+            None => {
+                let cli = kolla_build::compat::args::parse_from(args).unwrap_or_else(|e| e.exit());
+                Box::new(move || kolla_build::app::run(cli))
+            }
+        };
     // A panic is a bug of ours: the standard hook prints where, and the exit code says
     // "internal" (2) rather than Rust's 101, as `--help` documents.
     let default_hook = std::panic::take_hook();
@@ -17,7 +29,7 @@ fn main() -> ExitCode {
             "error: internal error (a bug in kolla-build); please report it with the command line"
         );
     }));
-    match std::panic::catch_unwind(|| kolla_build::app::run(cli)) {
+    match std::panic::catch_unwind(run) {
         Ok(code) => code,
         Err(_) => ExitCode::from(kolla_build::common::error::INTERNAL_EXIT),
     }

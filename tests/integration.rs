@@ -16,3 +16,4 @@ mod reliability;
 mod scaleout;
 mod set_configs;
 mod support;
+mod timeline;

@@ -375,7 +375,7 @@ const BUSYBOX_TAG: &str = "1";
 const TAG: &str = "kbtest";
 
 /// A tiny base image (busybox-static, from scripts/setup-engine.sh), imported once.
-fn busybox_image() {
+pub(crate) fn busybox_image() {
     static MADE: Mutex<bool> = Mutex::new(false);
     let mut made = MADE.lock().unwrap_or_else(|p| p.into_inner());
     if !*made {
@@ -439,7 +439,7 @@ fn import_busybox(host: Option<&str>) {
 
 /// A tree whose `base` is FROM the busybox image, plus `images` (name, Dockerfile body after FROM
 /// base, extra files).
-fn busybox_tree(images: &[(&str, &str)]) -> Test {
+pub(crate) fn busybox_tree(images: &[(&str, &str)]) -> Test {
     let test = Test::new();
     test.write(
         "base/Dockerfile.j2",
@@ -455,7 +455,7 @@ fn busybox_tree(images: &[(&str, &str)]) -> Test {
     test
 }
 
-fn engine_args(ns: &str) -> Vec<String> {
+pub(crate) fn engine_args(ns: &str) -> Vec<String> {
     [
         "-n",
         ns,
@@ -475,14 +475,14 @@ fn engine_args(ns: &str) -> Vec<String> {
 }
 
 /// A running kolla-build whose stderr is read line by line.
-struct Running {
+pub(crate) struct Running {
     child: Child,
     lines: std::sync::mpsc::Receiver<String>,
     stderr: Arc<Mutex<String>>,
 }
 
 impl Running {
-    fn start(dir: &Path, args: &[String], env: &[(&str, &str)]) -> Running {
+    pub(crate) fn start(dir: &Path, args: &[String], env: &[(&str, &str)]) -> Running {
         let mut child = Command::new(BIN)
             .args(args)
             .current_dir(dir)
@@ -511,7 +511,7 @@ impl Running {
 
     /// Waits (at most `limit`) for a stderr line containing every needle.
     #[track_caller]
-    fn wait_for(&self, needles: &[&str], limit: Duration) {
+    pub(crate) fn wait_for(&self, needles: &[&str], limit: Duration) {
         let deadline = Instant::now() + limit;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.lines.recv_timeout(left) {
@@ -526,7 +526,7 @@ impl Running {
         );
     }
 
-    fn signal(&self, name: &str) {
+    pub(crate) fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .args(["-s", name, &self.child.id().to_string()])
             .status()
@@ -536,7 +536,7 @@ impl Running {
 
     /// The exit code, waiting at most `limit` (then the process is killed and the test fails).
     #[track_caller]
-    fn finish(mut self, limit: Duration) -> (Option<i32>, String) {
+    pub(crate) fn finish(mut self, limit: Duration) -> (Option<i32>, String) {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {

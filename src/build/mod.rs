@@ -33,27 +33,29 @@ use crate::prepare::Prepared;
 use crate::prepare::plan::plan;
 use crate::report::event::{Notice, Reporter};
 use crate::report::summary::Summary;
+use crate::report::timing::RunClock;
 use crate::settings::Settings;
 
-pub use crate::report::summary::write_summary_to;
-pub use summary::write_error_summary;
+pub use summary::{write_error_summary, write_summary_to};
 
 pub fn build(
     settings: &Settings,
     prepared: &Prepared,
     reporter: &mut dyn Reporter,
+    clock: &RunClock,
 ) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(build_async(settings, prepared, reporter))
+    runtime.block_on(build_async(settings, prepared, reporter, clock))
 }
 
 async fn build_async(
     settings: &Settings,
     prepared: &Prepared,
     reporter: &mut dyn Reporter,
+    clock: &RunClock,
 ) -> Result<ExitCode> {
     let started = Instant::now();
     let mut summary = Summary::default();
@@ -63,7 +65,15 @@ async fn build_async(
     if let (Err(_), Some(signal)) = (&result, crate::common::signals::interrupted()) {
         result = Err(Error::Interrupted { signal });
     }
-    summary::close(settings, prepared, &mut summary, &result, started, reporter)?;
+    summary::close(
+        settings,
+        prepared,
+        &mut summary,
+        &result,
+        started,
+        reporter,
+        clock,
+    )?;
     result?;
     Ok(if summary.success() {
         ExitCode::SUCCESS

@@ -13,7 +13,8 @@ use crate::graph::selection::Status;
 use crate::prepare::Prepared;
 use crate::prepare::plan::INPUT_HASH_LABEL;
 use crate::report::event::{Notice, Reporter};
-use crate::report::summary::{Entry, PushSummary, Row, Summary};
+use crate::report::summary::{EngineSlots, Entry, PushSummary, Row, Summary};
+use crate::report::timing::RunClock;
 use crate::settings::Settings;
 
 /// What the coordinator and the publishing step did.
@@ -43,6 +44,7 @@ pub(super) fn record_run(summary: &mut Summary, settings: &Settings, engines: &E
                 .map_or("", String::as_str),
             outcome,
             push: push.as_ref(),
+            parents: task.deps.iter().map(|&d| tasks[d].name.clone()).collect(),
         });
     }
     if engines.is_pool() {
@@ -82,6 +84,7 @@ pub(super) fn close(
     result: &Result<()>,
     started: Instant,
     reporter: &dyn Reporter,
+    clock: &RunClock,
 ) -> Result<()> {
     match result {
         Ok(()) => summary.finish(),
@@ -97,7 +100,7 @@ pub(super) fn close(
             summary.table(started.elapsed().as_secs_f64()),
         ));
     }
-    write(settings, summary)
+    write(settings, summary, clock)
 }
 
 /// The selected images' names.
@@ -123,11 +126,42 @@ pub(super) fn record_selection(summary: &mut Summary, prepared: &Prepared) {
     }
 }
 
-fn write(settings: &Settings, summary: &Summary) -> Result<()> {
+/// The summary, with the run's times, and its picture (`--report`).
+fn write(settings: &Settings, summary: &Summary, clock: &RunClock) -> Result<()> {
+    let mut summary = summary.clone();
+    let engines = (settings.build.engines.iter()).map(|e| EngineSlots {
+        url: e.url.clone(),
+        threads: e.threads,
+    });
+    clock.stamp(&mut summary, engines.collect());
     summary.write(
         settings.build.summary_json_file.as_deref(),
         settings.build.format == SummaryFormat::Json,
-    )
+    )?;
+    match &settings.build.report {
+        Some(path) => crate::report::timeline::write(path, &summary),
+        None => Ok(()),
+    }
+}
+
+/// Writes the summary (and `--report`) of a run whose settings were refused: the error alone.
+pub fn write_summary_to(
+    path: Option<&std::path::Path>,
+    json_on_stdout: bool,
+    report: Option<&std::path::Path>,
+    err: &Error,
+    reporter: &dyn Reporter,
+    clock: &RunClock,
+) {
+    let mut summary = Summary::default();
+    summary.stop(err, &[]);
+    clock.stamp(&mut summary, Vec::new());
+    summary.write_or_report(path, json_on_stdout, reporter);
+    if let Some(report) = report
+        && let Err(e) = crate::report::timeline::write(report, &summary)
+    {
+        reporter.notice(&Notice::Error(e.to_string()));
+    }
 }
 
 /// Writes the summary of a run that stopped before building (a plan error, bad settings): the
@@ -137,6 +171,7 @@ pub fn write_error_summary(
     prepared: Option<&Prepared>,
     err: &Error,
     reporter: &dyn Reporter,
+    clock: &RunClock,
 ) {
     let mut summary = Summary::default();
     let mut names = Vec::new();
@@ -145,6 +180,7 @@ pub fn write_error_summary(
         names = matched(prepared);
     }
     summary.stop(err, &names);
-    let path = settings.build.summary_json_file.as_deref();
-    summary.write_or_report(path, settings.build.format == SummaryFormat::Json, reporter);
+    if let Err(e) = write(settings, &summary, clock) {
+        reporter.notice(&Notice::Error(e.to_string()));
+    }
 }

@@ -221,6 +221,8 @@ pub struct Cli {
     pub logs_dir: Option<PathBuf>,
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub summary_json_file: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub report: Option<PathBuf>,
     #[arg(
         short = 'f',
         long,

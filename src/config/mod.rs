@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod options;
+pub mod report_cli;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -73,6 +74,8 @@ pub struct FileConfig {
     pub durations_from: Option<PathBuf>,
     pub logs_dir: Option<PathBuf>,
     pub summary_json_file: Option<PathBuf>,
+    /// `--report`: the run's timeline as one HTML file.
+    pub report: Option<PathBuf>,
     pub format: Option<SummaryFormat>,
     /// Extra named selections, as kolla's `[profiles]` section: name → regexes.
     pub profiles: Option<BTreeMap<String, Vec<String>>>,
@@ -414,6 +417,7 @@ impl FileConfig {
         self.logs_dir.iter_mut().for_each(resolve);
         self.export.iter_mut().for_each(resolve);
         self.summary_json_file.iter_mut().for_each(resolve);
+        self.report.iter_mut().for_each(resolve);
         self.durations_from.iter_mut().for_each(resolve);
         self.patches_path.iter_mut().for_each(resolve);
         self.locals_base.iter_mut().for_each(resolve);

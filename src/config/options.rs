@@ -513,6 +513,12 @@ pub const OPTIONS: &[Opt] = &[
     Opt::shared("summary-json-file")
         .ini("summary_json_file")
         .help("Write the JSON summary to FILE (indented) instead of stdout"),
+    Opt::shared("report").help(
+        "Write a picture of the run to FILE (HTML, self-contained, no network): a lane per \
+         engine and build slot, a bar per image coloured by outcome, the critical path marked, \
+         wall time against the CPU floor; written on failure and interruption too. \
+         `kolla-build report SUMMARY.json -o FILE` draws it for an earlier run",
+    ),
     // `SummaryFormat`'s `#[default]` (the tests check they agree).
     Opt::shared("format")
         .ini("format")

@@ -11,6 +11,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::report::event::{Event, Notice, Outcome, PushOutcome, Reporter, Subject};
+use crate::report::timing::RunClock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Display {
@@ -41,6 +42,8 @@ pub struct Progress {
     log_files: BTreeMap<usize, File>,
     /// Errors while writing logs are reported once, not per line.
     log_error_shown: bool,
+    /// The times of the run, for the summary and `--report` (shared with whoever writes them).
+    clock: std::sync::Arc<RunClock>,
     /// `--debug`: every build's output on stderr too, prefixed with its image.
     debug: bool,
 }
@@ -62,6 +65,7 @@ impl Progress {
             log_files: BTreeMap::new(),
             log_error_shown: false,
             debug: false,
+            clock: std::sync::Arc::new(RunClock::start()),
         }
     }
 
@@ -127,6 +131,13 @@ impl Progress {
     }
 }
 
+impl Progress {
+    /// When what happened: the clock this reporter feeds from the events and notices it sees.
+    pub fn clock(&self) -> std::sync::Arc<RunClock> {
+        self.clock.clone()
+    }
+}
+
 impl Reporter for Progress {
     /// The scheduler starts: an overall bar for `total` images; build logs go to `logs_dir`.
     fn begin(&mut self, total: usize, logs_dir: Option<PathBuf>) {
@@ -138,6 +149,7 @@ impl Reporter for Progress {
             .expect("valid template"),
         );
         self.logs_dir = logs_dir;
+        self.clock.scheduling();
     }
 
     fn finish(&mut self) {
@@ -146,6 +158,7 @@ impl Reporter for Progress {
     }
 
     fn notice(&self, notice: &Notice) {
+        self.clock.notice(notice);
         match notice {
             Notice::Status { verb, text } => self.status(verb, text),
             Notice::Note(text) => self.line(text),
@@ -160,6 +173,7 @@ impl Reporter for Progress {
     }
 
     fn event(&mut self, subjects: &[Subject], event: &Event) {
+        self.clock.event(subjects, event);
         match event {
             Event::Started { task, attempt } => {
                 self.started(*task, &subjects[*task].name, *attempt)

@@ -3,11 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::report::event::{Outcome, PushOutcome};
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+/// Serialized as the JSON summary; read back (`kolla-build report SUMMARY.json`) with every
+/// field optional, so a summary of an older version still reads.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct Summary {
     /// `success`, `failed` (some image did not build, push or export), `interrupted` (SIGINT or
     /// SIGTERM) or `error` (the run could not go on: engine down or lost, plan error...).
@@ -34,10 +37,50 @@ pub struct Summary {
     pub export: Option<ExportSummary>,
     #[serde(skip)]
     pub export_error: Option<String>,
+    /// When the run happened and what it cost the host (`report::timing`); the per-image times
+    /// are in the entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timing: Option<RunTiming>,
+}
+
+/// The run as a whole, for the timeline (`--report`). Times are seconds from `started`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct RunTiming {
+    /// When the run started (RFC 3339, UTC).
+    pub started: String,
+    /// From the start of the run to the summary.
+    pub wall_seconds: f64,
+    /// The CPU time the whole host spent meanwhile (every process, from `/proc/stat`), absent
+    /// where the host does not tell. With remote engines it says nothing of their builds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_seconds: Option<f64>,
+    /// The host's CPUs, to turn `cpu_seconds` into the CPU floor (the shortest wall time that
+    /// CPU work could have taken).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<usize>,
+    /// The engines of the run and their build slots (`--threads` each).
+    pub engines: Vec<EngineSlots>,
+    /// The atomic push's tag moves: from the first to the last (the final tags of every image
+    /// move together once everything is staged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags_moved_from: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags_moved_to: Option<f64>,
+}
+
+/// One engine of a run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct EngineSlots {
+    pub url: String,
+    /// How many builds it runs at once.
+    pub threads: usize,
 }
 
 /// How the pushes of the run were published.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct PushSummary {
     /// `atomic` or `immediate`.
     pub mode: String,
@@ -48,7 +91,8 @@ pub struct PushSummary {
     pub staging_tag: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct ExportSummary {
     /// Whether the target was written (replaced); false when images were missing and
     /// `--export-partial` was not given, or the export failed.
@@ -68,7 +112,8 @@ pub struct ExportSummary {
 
 /// Fields that are `None` are left out of the JSON.
 #[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct Entry {
     pub name: String,
     pub status: Option<String>,
@@ -93,6 +138,18 @@ pub struct Entry {
     pub network_bytes: Option<u64>,
     /// In a run over several engines: the engine (URL) that built the image.
     pub engine: Option<String>,
+    /// The images of this run it is built on (FROM), for the timeline's critical path.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<String>,
+    /// Seconds from the start of the run (`timing.started`): when its parents were all done
+    /// (it could start), when its build started (first attempt) and ended, when its push
+    /// started and ended, when its final tag was in place. Absent for what did not happen.
+    pub queued_at: Option<f64>,
+    pub started_at: Option<f64>,
+    pub finished_at: Option<f64>,
+    pub push_started_at: Option<f64>,
+    pub pushed_at: Option<f64>,
+    pub tag_moved_at: Option<f64>,
 }
 
 impl Entry {
@@ -111,6 +168,8 @@ pub struct Row<'a> {
     pub input_hash: &'a str,
     pub outcome: &'a Outcome,
     pub push: Option<&'a PushOutcome>,
+    /// The images of the run it is built on.
+    pub parents: Vec<String>,
 }
 
 impl Summary {
@@ -120,6 +179,7 @@ impl Summary {
             status: Some(row.outcome.status().to_string()),
             reference: Some(row.reference.to_string()),
             input_hash: Some(row.input_hash.to_string()),
+            parents: row.parents,
             ..Entry::default()
         };
         match row.push {
@@ -388,19 +448,6 @@ impl Summary {
     }
 }
 
-/// Writes an error summary where only the summary's place is known (the settings did not
-/// resolve): the error, and nothing built.
-pub fn write_summary_to(
-    path: Option<&std::path::Path>,
-    json_on_stdout: bool,
-    err: &crate::common::error::Error,
-    reporter: &dyn crate::report::event::Reporter,
-) {
-    let mut summary = Summary::default();
-    summary.stop(err, &[]);
-    summary.write_or_report(path, json_on_stdout, reporter);
-}
-
 /// Why a file is not the JSON summary `--durations-from` takes.
 #[derive(Debug, thiserror::Error)]
 pub enum DurationsError {
@@ -458,6 +505,7 @@ mod tests {
             input_hash: "aa",
             outcome: &Outcome::Fresh,
             push: None,
+            parents: vec![],
         });
         s.record(Row {
             name: "keystone-base",
@@ -465,6 +513,7 @@ mod tests {
             input_hash: "bb",
             outcome: &failed,
             push: None,
+            parents: vec![],
         });
         s.record(Row {
             name: "keystone",
@@ -472,6 +521,7 @@ mod tests {
             input_hash: "cc",
             outcome: &parent,
             push: None,
+            parents: vec![],
         });
         s.record(Row {
             name: "cron",
@@ -479,6 +529,7 @@ mod tests {
             input_hash: "dd",
             outcome: &built,
             push: None,
+            parents: vec![],
         });
         let pushed = PushOutcome::Pushed {
             seconds: 1.0,
@@ -495,6 +546,7 @@ mod tests {
             input_hash: "ee",
             outcome: &built,
             push: Some(&pushed),
+            parents: vec![],
         });
         s.record(Row {
             name: "rabbitmq",
@@ -502,6 +554,7 @@ mod tests {
             input_hash: "ff",
             outcome: &built,
             push: Some(&refused),
+            parents: vec![],
         });
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["built"][0]["fresh"], true);
@@ -534,6 +587,7 @@ mod tests {
             input_hash: "aa",
             outcome: &built,
             push: None,
+            parents: vec![],
         });
         s.record_engine("base", "unix:///b.sock");
         s.lost_engines.push("unix:///c.sock".into());
@@ -561,6 +615,7 @@ mod tests {
                 attempts: 1,
                 digest: None,
             }),
+            parents: vec![],
         });
         s.mark_staged();
         s.withhold_export("not written".into(), vec!["cron".into()]);

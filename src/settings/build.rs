@@ -47,6 +47,8 @@ pub struct BuildSettings {
     pub durations_from: Option<PathBuf>,
     pub logs_dir: Option<PathBuf>,
     pub summary_json_file: Option<PathBuf>,
+    /// `--report`: the timeline of the run, written beside the summary on every exit.
+    pub report: Option<PathBuf>,
     pub format: SummaryFormat,
 }
 
@@ -106,6 +108,7 @@ pub(super) fn resolve(
         durations_from: path(&cli.durations_from, &file.durations_from),
         logs_dir: path(&cli.logs_dir, &file.logs_dir),
         summary_json_file: path(&cli.summary_json_file, &file.summary_json_file),
+        report: path(&cli.report, &file.report),
         format: cli.format.or(file.format).unwrap_or_default(),
     };
     validate(&build)?;
