@@ -1,7 +1,8 @@
 //! The build command, a sequence of steps, each in a file of its own:
 //! 1. [`engines`]: connect to the engines (the run's one watchdog is there too);
 //! 2. [`base_images`]: make or share the external base images;
-//! 3. plan ([`crate::prepare::plan`]) and route builds to the package caches;
+//! 3. [`sources`]: kolla's sources fetched into the contexts (beside step 2), then plan
+//!    ([`crate::prepare::plan`]) and route builds to the package caches;
 //! 4. [`freshness`]: decide what needs no build;
 //! 5. [`coordinator`]: build and push over the engines (its [`work`]ers, [`placement`]);
 //! 6. [`publishing`]: the atomic push's final tags;
@@ -17,6 +18,7 @@ mod freshness;
 pub mod placement;
 mod publishing;
 pub mod schedule;
+mod sources;
 mod summary;
 pub mod work;
 
@@ -96,10 +98,17 @@ async fn run(
     };
     let engines = Engines::connect(settings).await?;
     create_logs_dir(settings)?;
-    let bases = base_images::ensure(&engines, settings, prepared, reporter).await?;
+    // kolla's sources download while the base images are made or found: neither needs the other.
+    let (bases, sourced) = futures_util::future::join(
+        base_images::ensure(&engines, settings, prepared, &*reporter),
+        sources::fetch(settings, prepared, &*reporter),
+    )
+    .await;
+    let (bases, sourced) = (bases?, sourced?);
+    stop_on_signal()?;
     let external = |reference: &str| bases.ids.get(reference).cloned();
     let build_args = &settings.build.build_args;
-    let mut jobs = plan(prepared, build_args, &prepared.extra_files, external)?;
+    let mut jobs = plan(prepared, build_args, &sourced.extra_files, external)?;
     crate::prepare::plan::weigh(&mut jobs, &durations);
     stop_on_signal()?;
     let (registry, graph) = (engines.registry.as_ref(), &prepared.graph);
@@ -107,6 +116,7 @@ async fn run(
     let (mut tasks, fresh_in_registry) = crate::common::signals::or_interrupt(deciding)
         .await
         .map_err(|signal| Error::Interrupted { signal })??;
+    sources::fail_tasks(&mut tasks, &sourced.failed);
     let mut in_registry = bases.in_registry;
     in_registry.extend(fresh_in_registry);
     if engines.is_pool() {

@@ -179,6 +179,11 @@ pub enum Error {
     #[error(transparent)]
     Bootstrap(Box<dyn std::error::Error + Send + Sync>),
 
+    /// The source stage as a whole cannot run (its cache cannot be written); a source that
+    /// cannot be had fails its image alone.
+    #[error(transparent)]
+    Sources(Box<dyn std::error::Error + Send + Sync>),
+
     #[error("invalid value for `{key}`: {message}")]
     Setting { key: String, message: String },
 

@@ -393,6 +393,12 @@ pub fn load_config(
             .into_iter()
             .map(|warning| format!("{shown}: {warning}")),
     );
+    config.source_sections = raw
+        .into_iter()
+        .filter(|(section, _)| {
+            !(section == "DEFAULT" || section == "profiles" || section.ends_with("-user"))
+        })
+        .collect();
     config.resolve_paths(cwd);
     Ok((config, files))
 }

@@ -25,6 +25,12 @@ pub struct FileConfig {
     /// with the file; reported by the caller.
     #[serde(skip)]
     pub warnings: Vec<String>,
+    /// kolla's sections other than `[DEFAULT]`, `[profiles]` and `[<name>-user]`: the source
+    /// sections of images, plugins and additions (`[keystone-base]`, `[nova-base-plugin-x]`),
+    /// as written (section → option → value, not interpolated: a section's own options, such
+    /// as `version`, interpolate first). The build's source stage reads them.
+    #[serde(skip)]
+    pub source_sections: BTreeMap<String, BTreeMap<String, String>>,
     pub base: Option<BaseDistro>,
     pub base_image: Option<String>,
     pub base_tag: Option<String>,
@@ -221,10 +227,9 @@ impl FileConfig {
                         crate::tree::users::UserEntry { uid, gid, group },
                     );
                 }
-                Some(other) => warnings.push(format!(
-                    "section [{other}] (kolla's source settings for an image, or unknown) is not \
-                     used by this tool and is ignored"
-                )),
+                // Sources of images, plugins and additions: kept raw by `compat::load_config`;
+                // one that names no image is reported by the build's source stage.
+                Some(_) => {}
             }
         }
         Ok((config, warnings))

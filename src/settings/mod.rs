@@ -90,6 +90,8 @@ pub struct KollaSources {
     pub patches_path: Option<PathBuf>,
     pub tarballs_base: String,
     pub locals_base: PathBuf,
+    /// kolla's source sections as written (`[keystone-base]`, `[<image>-plugin-*]`...).
+    pub sections: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// kolla's source options: given, else kolla's defaults; paths relative to `cwd`.
@@ -101,6 +103,7 @@ fn kolla_sources(file: &FileConfig, cwd: &Path) -> KollaSources {
         patches_path: file.patches_path.as_ref().map(|p| cwd.join(p)),
         tarballs_base: (file.tarballs_base.clone())
             .unwrap_or_else(|| DEFAULT_TARBALLS_BASE.to_string()),
+        sections: file.source_sections.clone(),
         locals_base: cwd
             .join((file.locals_base.as_deref()).unwrap_or(Path::new(DEFAULT_LOCALS_BASE))),
     }
