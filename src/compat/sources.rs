@@ -150,8 +150,9 @@ pub fn load_defaults_py(path: &Path) -> Result<SourceDefaults, crate::common::er
     let start = text
         .find("SOURCES = {")
         .ok_or_else(|| bad("no `SOURCES = {` in it".into()))?;
-    let tokens = py_literal::tokens(&text[start + "SOURCES = ".len()..]).map_err(bad)?;
-    let value = py_literal::parse(&tokens).map_err(bad)?;
+    let tokens =
+        py_literal::tokens(&text[start + "SOURCES = ".len()..]).map_err(|e| bad(e.to_string()))?;
+    let value = py_literal::parse(&tokens).map_err(|e| bad(e.to_string()))?;
     let json = serde_json::to_value(&value).map_err(|e| bad(e.to_string()))?;
     let raw: BTreeMap<String, serde_json::Value> =
         serde_json::from_value(json).map_err(|e| bad(e.to_string()))?;
@@ -183,8 +184,31 @@ mod py_literal {
         Dict(BTreeMap<String, Value>),
     }
 
+    /// Why the SOURCES literal cannot be read (the caller names the file).
+    #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+    pub(super) enum LiteralError {
+        #[error("a string at byte {at} never ends")]
+        UnendedString { at: usize },
+        #[error("`{0}` is not a literal kolla uses here")]
+        UnknownWord(String),
+        #[error("unexpected `{found}` at byte {at}")]
+        UnexpectedChar { found: char, at: usize },
+        #[error("the `{{` of SOURCES is never closed")]
+        UnclosedSources,
+        #[error("a dict key that is not a string")]
+        KeyNotString,
+        #[error("no `:` after `{0}`")]
+        NoColon(String),
+        #[error("unexpected {0:?} in a dict")]
+        UnexpectedInDict(Option<Token>),
+        #[error("a `(` without its `)`")]
+        UnclosedParen,
+        #[error("unexpected {0:?}")]
+        UnexpectedToken(Option<Token>),
+    }
+
     /// The tokens up to the end of the first balanced `{...}`.
-    pub(super) fn tokens(text: &str) -> Result<Vec<Token>, String> {
+    pub(super) fn tokens(text: &str) -> Result<Vec<Token>, LiteralError> {
         let mut out = Vec::new();
         let mut depth = 0usize;
         let mut chars = text.char_indices().peekable();
@@ -208,7 +232,7 @@ mod py_literal {
                             }
                             Some((_, q)) if q == c => break,
                             Some((_, ch)) => s.push(ch),
-                            None => return Err(format!("a string at byte {at} never ends")),
+                            None => return Err(LiteralError::UnendedString { at }),
                         }
                     }
                     out.push(Token::Str(s));
@@ -238,22 +262,22 @@ mod py_literal {
                     match word.as_str() {
                         "True" => out.push(Token::Bool(true)),
                         "False" => out.push(Token::Bool(false)),
-                        other => return Err(format!("`{other}` is not a literal kolla uses here")),
+                        other => return Err(LiteralError::UnknownWord(other.to_string())),
                     }
                 }
-                other => return Err(format!("unexpected `{other}` at byte {at}")),
+                other => return Err(LiteralError::UnexpectedChar { found: other, at }),
             }
         }
-        Err("the `{` of SOURCES is never closed".into())
+        Err(LiteralError::UnclosedSources)
     }
 
-    pub(super) fn parse(tokens: &[Token]) -> Result<Value, String> {
+    pub(super) fn parse(tokens: &[Token]) -> Result<Value, LiteralError> {
         let mut at = 0;
         let value = value(tokens, &mut at)?;
         Ok(value)
     }
 
-    fn value(tokens: &[Token], at: &mut usize) -> Result<Value, String> {
+    fn value(tokens: &[Token], at: &mut usize) -> Result<Value, LiteralError> {
         match tokens.get(*at) {
             Some(Token::Punct('{')) => {
                 *at += 1;
@@ -264,17 +288,17 @@ mod py_literal {
                         return Ok(Value::Dict(map));
                     }
                     let Value::Str(key) = value(tokens, at)? else {
-                        return Err("a dict key that is not a string".into());
+                        return Err(LiteralError::KeyNotString);
                     };
                     if tokens.get(*at) != Some(&Token::Punct(':')) {
-                        return Err(format!("no `:` after `{key}`"));
+                        return Err(LiteralError::NoColon(key));
                     }
                     *at += 1;
                     map.insert(key, value(tokens, at)?);
                     match tokens.get(*at) {
                         Some(Token::Punct(',')) => *at += 1,
                         Some(Token::Punct('}')) => {}
-                        other => return Err(format!("unexpected {other:?} in a dict")),
+                        other => return Err(LiteralError::UnexpectedInDict(other.cloned())),
                     }
                 }
             }
@@ -282,7 +306,7 @@ mod py_literal {
                 *at += 1;
                 let inner = value(tokens, at)?;
                 if tokens.get(*at) != Some(&Token::Punct(')')) {
-                    return Err("a `(` without its `)`".into());
+                    return Err(LiteralError::UnclosedParen);
                 }
                 *at += 1;
                 Ok(inner)
@@ -300,7 +324,7 @@ mod py_literal {
                 *at += 1;
                 Ok(Value::Bool(*b))
             }
-            other => Err(format!("unexpected {other:?}")),
+            other => Err(LiteralError::UnexpectedToken(other.cloned())),
         }
     }
 }
@@ -383,11 +407,11 @@ pub fn resolve(
         let mut section_source = |section: &str| -> Option<Source> {
             match resolve_section(section, defaults.get(section), user.get(section), lookup) {
                 Ok(source) => source,
-                Err(message) => {
+                Err(error) => {
                     resolved.errors.push(SourceConfigError {
                         image: image.clone(),
                         section: section.to_string(),
-                        message,
+                        message: error.to_string(),
                     });
                     failed = true;
                     None
@@ -411,13 +435,40 @@ pub fn resolve(
     resolved
 }
 
+/// Why one section cannot be resolved (the caller names the image and the section).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum SectionError {
+    #[error("`{name}`: {error}")]
+    Interpolation {
+        name: &'static str,
+        error: OsloError,
+    },
+    #[error("`type = {0}` is not a source type: write url, git or local")]
+    UnknownType(String),
+    #[error("`type = {}` needs a `location`", .0.as_str())]
+    NoLocation(SourceKind),
+    #[error("`type = git` needs a `reference` (a tag, branch or commit)")]
+    NoReference,
+    #[error("`enabled = {0}` is not a boolean: write true or false")]
+    NotABoolean(String),
+    #[error("`sha256`: {0}")]
+    Sha256(DictError),
+}
+
+/// A `DictOpt` item without its `:`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{pair}` is not `architecture:sum`")]
+struct DictError {
+    pair: String,
+}
+
 /// One section: the user's options over the defaults, interpolated. `Ok(None)`: no `type`.
 fn resolve_section(
     section: &str,
     default: Option<&SectionOptions>,
     user: Option<&BTreeMap<String, String>>,
     lookup: &mut dyn FnMut(&str) -> Result<String, OsloError>,
-) -> Result<Option<Source>, String> {
+) -> Result<Option<Source>, SectionError> {
     let raw = |name: &str| -> Option<String> {
         if let Some(value) = user.and_then(|u| u.get(name)) {
             return Some(value.clone());
@@ -440,9 +491,9 @@ fn resolve_section(
             _ => None,
         }
     };
-    let value = |name: &str, lookup: &mut dyn FnMut(&str) -> Result<String, OsloError>| {
+    let value = |name: &'static str, lookup: &mut dyn FnMut(&str) -> Result<String, OsloError>| {
         get(section, name, &raw, lookup, 0)
-            .map_err(|e| format!("`{name}`: {e}"))
+            .map_err(|error| SectionError::Interpolation { name, error })
             .map(|v| v.filter(|v| !v.is_empty()))
     };
     let Some(kind) = value("type", lookup)? else {
@@ -452,28 +503,20 @@ fn resolve_section(
         "url" => SourceKind::Url,
         "git" => SourceKind::Git,
         "local" => SourceKind::Local,
-        other => {
-            return Err(format!(
-                "`type = {other}` is not a source type: write url, git or local"
-            ));
-        }
+        _ => return Err(SectionError::UnknownType(kind)),
     };
-    let location = value("location", lookup)?
-        .ok_or_else(|| format!("`type = {}` needs a `location`", kind.as_str()))?;
+    let location = value("location", lookup)?.ok_or(SectionError::NoLocation(kind))?;
     let reference = match kind {
-        SourceKind::Git => Some(value("reference", lookup)?.ok_or_else(|| {
-            "`type = git` needs a `reference` (a tag, branch or commit)".to_string()
-        })?),
+        SourceKind::Git => Some(value("reference", lookup)?.ok_or(SectionError::NoReference)?),
         _ => None,
     };
     let enabled = match value("enabled", lookup)? {
         None => true,
-        Some(text) => parse_bool(&text)
-            .ok_or_else(|| format!("`enabled = {text}` is not a boolean: write true or false"))?,
+        Some(text) => parse_bool(&text).ok_or(SectionError::NotABoolean(text))?,
     };
     let sha256 = match value("sha256", lookup)? {
         None => BTreeMap::new(),
-        Some(text) => parse_dict(&text).map_err(|e| format!("`sha256`: {e}"))?,
+        Some(text) => parse_dict(&text).map_err(SectionError::Sha256)?,
     };
     Ok(Some(Source {
         section: section.to_string(),
@@ -525,12 +568,12 @@ fn parse_bool(text: &str) -> Option<bool> {
 }
 
 /// oslo's `DictOpt`: `key:value,key:value`.
-fn parse_dict(text: &str) -> Result<BTreeMap<String, String>, String> {
+fn parse_dict(text: &str) -> Result<BTreeMap<String, String>, DictError> {
     let mut map = BTreeMap::new();
     for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (k, v) = pair
-            .split_once(':')
-            .ok_or_else(|| format!("`{pair}` is not `architecture:sum`"))?;
+        let (k, v) = pair.split_once(':').ok_or_else(|| DictError {
+            pair: pair.to_string(),
+        })?;
         map.insert(k.trim().to_string(), v.trim().to_string());
     }
     Ok(map)
@@ -657,6 +700,63 @@ mod tests {
         // `f` has no section: no source, no error.
         assert_eq!(r.images.len(), 1);
         assert_eq!(r.images[0].image, "f");
+    }
+
+    #[test]
+    fn section_errors_name_the_option_and_say_what_to_write() {
+        let text = "[a]\ntype = svn\nlocation = x\n[b]\ntype = url\n[c]\ntype = git\n\
+                    location = /r\n[d]\ntype = url\nlocation = x\nenabled = maybe\n[e]\n\
+                    type = url\nlocation = x\nsha256 = amd64:aa, arm64\n";
+        let images: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).into();
+        let r = resolve(&images, &SourceDefaults::new(), &user(text), &mut lookup);
+        let messages: Vec<String> = r.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            messages,
+            [
+                "image `a`, section [a]: `type = svn` is not a source type: write url, git or local",
+                "image `b`, section [b]: `type = url` needs a `location`",
+                "image `c`, section [c]: `type = git` needs a `reference` (a tag, branch or commit)",
+                "image `d`, section [d]: `enabled = maybe` is not a boolean: write true or false",
+                "image `e`, section [e]: `sha256`: `arm64` is not `architecture:sum`",
+            ]
+        );
+        assert_eq!(r.images, []);
+    }
+
+    #[test]
+    fn a_defaults_literal_kolla_would_not_write_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            (
+                "SOURCES = {'a': {'type': 'url'}",
+                "the `{` of SOURCES is never closed",
+            ),
+            (
+                "SOURCES = {'a': None}",
+                "`None` is not a literal kolla uses here",
+            ),
+            ("SOURCES = {'a': 'b' ; }", "unexpected `;` at byte 10"),
+            ("SOURCES = {'a': 'b}", "a string at byte 6 never ends"),
+            ("SOURCES = {'a' 'b'}", "no `:` after `ab`"),
+            ("SOURCES = {True: 'b'}", "a dict key that is not a string"),
+            ("SOURCES = {'a': ('b' }", "a `(` without its `)`"),
+            (
+                "SOURCES = {'a': 'b' 'c': 'd'}",
+                "unexpected Some(Punct(':')) in a dict",
+            ),
+            ("SOURCES = {'a': }", "unexpected Some(Punct('}'))"),
+        ];
+        for (text, message) in cases {
+            let path = dir.path().join("sources.py");
+            std::fs::write(&path, text).unwrap();
+            let error = load_defaults(dir.path(), "sources.py")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains(message) && error.contains("sources.py"),
+                "{text}: {error}"
+            );
+        }
     }
 
     #[test]

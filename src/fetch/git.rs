@@ -71,39 +71,8 @@ pub fn archive(
     let lock = mirror_lock(url);
     let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
     let mirror = cache.git_mirror(url);
-    let mut contacted = false;
-    if !mirror.join("HEAD").is_file() {
-        let scratch = cache
-            .scratch_dir()
-            .map_err(|e| GitFailure::Cache(e.to_string()))?;
-        let into = scratch.path().join("mirror.git");
-        git(None, timeout)
-            .args(["clone", "--mirror", "--quiet", "--", url])
-            .arg(&into)
-            .run()
-            .map_err(remote)?;
-        contacted = true;
-        if let Err(e) = std::fs::rename(&into, &mirror)
-            && !mirror.join("HEAD").is_file()
-        {
-            return Err(GitFailure::Cache(format!("{}: {e}", mirror.display())));
-        }
-    }
-    let commit = match settled(&mirror, reference) {
-        Some(commit) => commit,
-        None => {
-            if !contacted {
-                git(Some(&mirror), timeout)
-                    .args(["fetch", "--quiet", "--prune", "origin"])
-                    .run()
-                    .map_err(remote)?;
-                contacted = true;
-            }
-            resolve(&mirror, reference).ok_or_else(|| GitFailure::Reference {
-                reference: reference.to_string(),
-            })?
-        }
-    };
+    let contacted = ensure_mirror(cache, url, &mirror, timeout)?;
+    let (commit, contacted) = commit_of(&mirror, reference, contacted, timeout)?;
     let key = format!("git\n{url}\n{commit}\n{top}\n{style:?}");
     if let Some(sha256) = cache.indexed(&key) {
         return Ok(GitArchive {
@@ -112,58 +81,11 @@ pub fn archive(
             contacted,
         });
     }
-    let scratch = cache
-        .scratch_dir()
-        .map_err(|e| GitFailure::Cache(e.to_string()))?;
+    let scratch = cache.scratch_dir().map_err(cache_failure)?;
     let checkout = scratch.path().join(top);
-    git(None, timeout)
-        .args(["clone", "--quiet", "--no-checkout", "--"])
-        .arg(&mirror)
-        .arg(&checkout)
-        .run()
-        .map_err(GitFailure::Checkout)?;
-    // The reference as kolla checks it out (a branch gets its local branch), then the commit
-    // resolved in the mirror must be what the checkout has.
-    git(Some(&checkout), timeout)
-        .args(["checkout", "--quiet", reference, "--"])
-        .run()
-        .map_err(GitFailure::Checkout)?;
-    let head = git(Some(&checkout), timeout)
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .map_err(GitFailure::Checkout)?;
-    if head != commit {
-        return Err(GitFailure::Checkout(format!(
-            "`{reference}` is {head} in the checkout but {commit} in the mirror"
-        )));
-    }
-    git(Some(&checkout), timeout)
-        .args(["remote", "remove", "origin"])
-        .run()
-        .map_err(GitFailure::Checkout)?;
-    let file = cache
-        .scratch_file()
-        .map_err(|e| GitFailure::Cache(e.to_string()))?;
-    let out = file
-        .reopen()
-        .map_err(|e| GitFailure::Cache(e.to_string()))?;
-    let writer = tar_directory(
-        &checkout,
-        top,
-        style,
-        HashingWriter::new(std::io::BufWriter::new(out)),
-    )
-    .map_err(|e| GitFailure::Checkout(format!("cannot tar the checkout: {e}")))?;
-    let (buffered, sha256, _) = writer.finish();
-    buffered
-        .into_inner()
-        .map_err(|e| GitFailure::Cache(e.to_string()))?;
-    cache
-        .store_blob(file, &sha256)
-        .map_err(|e| GitFailure::Cache(e.to_string()))?;
-    cache
-        .put_indexed(&key, &sha256)
-        .map_err(|e| GitFailure::Cache(e.to_string()))?;
+    check_out(&mirror, &checkout, reference, &commit, timeout)?;
+    let sha256 = tar_checkout(cache, &checkout, top, style)?;
+    cache.put_indexed(&key, &sha256).map_err(cache_failure)?;
     Ok(GitArchive {
         sha256,
         commit,
@@ -171,8 +93,122 @@ pub fn archive(
     })
 }
 
-fn remote(message: String) -> GitFailure {
-    GitFailure::Remote(message)
+/// Clones the mirror of `url` when the cache has none yet; true when it did.
+fn ensure_mirror(
+    cache: &FetchCache,
+    url: &str,
+    mirror: &Path,
+    timeout: Duration,
+) -> Result<bool, GitFailure> {
+    if mirror.join("HEAD").is_file() {
+        return Ok(false);
+    }
+    let scratch = cache.scratch_dir().map_err(cache_failure)?;
+    let into = scratch.path().join("mirror.git");
+    git(None, timeout)
+        .args(["clone", "--mirror", "--quiet", "--", url])
+        .arg(&into)
+        .run()
+        .map_err(remote)?;
+    if let Err(e) = std::fs::rename(&into, mirror)
+        && !mirror.join("HEAD").is_file()
+    {
+        return Err(GitFailure::Cache(format!("{}: {e}", mirror.display())));
+    }
+    Ok(true)
+}
+
+/// The commit `reference` names in the mirror, fetching the remote first unless the reference
+/// is settled or the mirror was just cloned; and whether the remote has been contacted.
+fn commit_of(
+    mirror: &Path,
+    reference: &str,
+    contacted: bool,
+    timeout: Duration,
+) -> Result<(String, bool), GitFailure> {
+    if let Some(commit) = settled(mirror, reference) {
+        return Ok((commit, contacted));
+    }
+    if !contacted {
+        git(Some(mirror), timeout)
+            .args(["fetch", "--quiet", "--prune", "origin"])
+            .run()
+            .map_err(remote)?;
+    }
+    let commit = resolve(mirror, reference).ok_or_else(|| GitFailure::Reference {
+        reference: reference.to_string(),
+    })?;
+    Ok((commit, true))
+}
+
+/// A clone of the mirror at `checkout`, checked out at `reference` (which must be `commit`), its
+/// `origin` removed as kolla does.
+fn check_out(
+    mirror: &Path,
+    checkout: &Path,
+    reference: &str,
+    commit: &str,
+    timeout: Duration,
+) -> Result<(), GitFailure> {
+    git(None, timeout)
+        .args(["clone", "--quiet", "--no-checkout", "--"])
+        .arg(mirror)
+        .arg(checkout)
+        .run()
+        .map_err(checkout_failure)?;
+    // The reference as kolla checks it out (a branch gets its local branch), then the commit
+    // resolved in the mirror must be what the checkout has.
+    git(Some(checkout), timeout)
+        .args(["checkout", "--quiet", reference, "--"])
+        .run()
+        .map_err(checkout_failure)?;
+    let head = git(Some(checkout), timeout)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .map_err(checkout_failure)?;
+    if head != commit {
+        return Err(GitFailure::Checkout(format!(
+            "`{reference}` is {head} in the checkout but {commit} in the mirror"
+        )));
+    }
+    git(Some(checkout), timeout)
+        .args(["remote", "remove", "origin"])
+        .run()
+        .map_err(checkout_failure)
+}
+
+/// The checkout tarred under `top` into the blob store; its sha256.
+fn tar_checkout(
+    cache: &FetchCache,
+    checkout: &Path,
+    top: &str,
+    style: SourceTar,
+) -> Result<String, GitFailure> {
+    let file = cache.scratch_file().map_err(cache_failure)?;
+    let out = file.reopen().map_err(cache_failure)?;
+    let writer = tar_directory(
+        checkout,
+        top,
+        style,
+        HashingWriter::new(std::io::BufWriter::new(out)),
+    )
+    .map_err(|e| GitFailure::Checkout(format!("cannot tar the checkout: {e}")))?;
+    let (buffered, sha256, _) = writer.finish();
+    buffered.into_inner().map_err(cache_failure)?;
+    cache.store_blob(file, &sha256).map_err(cache_failure)?;
+    Ok(sha256)
+}
+
+fn remote(error: GitCommandError) -> GitFailure {
+    GitFailure::Remote(error.to_string())
+}
+
+fn checkout_failure(error: GitCommandError) -> GitFailure {
+    GitFailure::Checkout(error.to_string())
+}
+
+fn cache_failure(error: impl std::fmt::Display) -> GitFailure {
+    GitFailure::Cache(error.to_string())
 }
 
 fn mirror_lock(url: &str) -> Arc<Mutex<()>> {
@@ -208,6 +244,17 @@ fn resolve(mirror: &Path, reference: &str) -> Option<String> {
 /// A `git` command that never asks for a password and gives up on a stalled transfer.
 struct Git(Command);
 
+/// Why one `git` command failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum GitCommandError {
+    /// `git` could not be started at all.
+    #[error("cannot run `git` ({0}): install git")]
+    Spawn(String),
+    /// `git` failed; its own last lines of stderr, joined by `; `.
+    #[error("{0}")]
+    Failed(String),
+}
+
 fn git(dir: Option<&Path>, timeout: Duration) -> Git {
     let mut command = Command::new("git");
     if let Some(dir) = dir {
@@ -239,22 +286,24 @@ impl Git {
         self
     }
 
-    fn run(self) -> Result<(), String> {
+    fn run(self) -> Result<(), GitCommandError> {
         self.output().map(drop)
     }
 
     /// Stdout, trimmed; an error carries git's own last lines.
-    fn output(mut self) -> Result<String, String> {
+    fn output(mut self) -> Result<String, GitCommandError> {
         let out = self
             .0
             .output()
-            .map_err(|e| format!("cannot run `git` ({e}): install git"))?;
+            .map_err(|e| GitCommandError::Spawn(e.to_string()))?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
         } else {
             let stderr = String::from_utf8_lossy(&out.stderr);
             let last: Vec<&str> = stderr.lines().rev().take(3).collect();
-            Err(last.into_iter().rev().collect::<Vec<_>>().join("; "))
+            Err(GitCommandError::Failed(
+                last.into_iter().rev().collect::<Vec<_>>().join("; "),
+            ))
         }
     }
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper::{Request, StatusCode, Uri};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -115,65 +116,13 @@ impl HttpClient {
         url: &str,
         expected: Option<&str>,
     ) -> Result<Downloaded, UrlFailure> {
-        // A pinned sum names the content: a blob with that name is that download, unchanged.
-        if let Some(expected) =
-            expected.filter(|e| e.len() == 64 && e.bytes().all(|b| b.is_ascii_hexdigit()))
-        {
-            let blob = cache.blob(&expected.to_ascii_lowercase());
-            if let Ok(meta) = std::fs::metadata(&blob) {
-                return Ok(Downloaded {
-                    sha256: expected.to_ascii_lowercase(),
-                    bytes: meta.len(),
-                    transferred: false,
-                });
-            }
+        if let Some(done) = pinned(cache, expected) {
+            return Ok(done);
         }
         let cached = cache.url_entry(url);
         // A cached blob that does not match the configured sum is never revalidated: fetch again.
         let cached = cached.filter(|c| expected.is_none_or(|e| e.eq_ignore_ascii_case(&c.sha256)));
-        let mut uri: Uri = url
-            .parse()
-            .map_err(|e: hyper::http::uri::InvalidUri| UrlFailure::BadUrl(e.to_string()))?;
-        let mut redirects = 0;
-        let response = loop {
-            match uri.scheme_str() {
-                Some("http") | Some("https") => {}
-                _ => return Err(UrlFailure::BadUrl(format!("`{uri}` is not http(s)"))),
-            }
-            let mut request = Request::get(uri.clone()).header(
-                "User-Agent",
-                concat!("kolla-build/", env!("CARGO_PKG_VERSION")),
-            );
-            if let Some(entry) = &cached {
-                if let Some(etag) = &entry.etag {
-                    request = request.header("If-None-Match", etag);
-                }
-                if let Some(modified) = &entry.last_modified {
-                    request = request.header("If-Modified-Since", modified);
-                }
-            }
-            let request = request
-                .body(Empty::new())
-                .map_err(|e| UrlFailure::BadUrl(e.to_string()))?;
-            let response = tokio::time::timeout(self.timeout, self.client.request(request))
-                .await
-                .map_err(|_| UrlFailure::Timeout)?
-                .map_err(|e| UrlFailure::Connect(error_chain(&e)))?;
-            if response.status().is_redirection() && response.status() != StatusCode::NOT_MODIFIED {
-                redirects += 1;
-                if redirects > MAX_REDIRECTS {
-                    return Err(UrlFailure::TooManyRedirects);
-                }
-                let location = response
-                    .headers()
-                    .get("Location")
-                    .and_then(|l| l.to_str().ok())
-                    .ok_or(UrlFailure::Status(response.status().as_u16()))?;
-                uri = follow(&uri, location)?;
-                continue;
-            }
-            break response;
-        };
+        let response = self.get_following_redirects(url, cached.as_ref()).await?;
         let status = response.status();
         if status == StatusCode::NOT_MODIFIED
             && let Some(entry) = cached
@@ -188,6 +137,77 @@ impl HttpClient {
         if status != StatusCode::OK {
             return Err(UrlFailure::Status(status.as_u16()));
         }
+        self.save(cache, url, expected, response).await
+    }
+
+    /// The answer to a GET of `url`, redirects followed (a 304 is no redirect).
+    async fn get_following_redirects(
+        &self,
+        url: &str,
+        cached: Option<&UrlEntry>,
+    ) -> Result<Response<Incoming>, UrlFailure> {
+        let mut uri: Uri = url
+            .parse()
+            .map_err(|e: hyper::http::uri::InvalidUri| UrlFailure::BadUrl(e.to_string()))?;
+        let mut redirects = 0;
+        loop {
+            let response = self.get(&uri, cached).await?;
+            if !response.status().is_redirection() || response.status() == StatusCode::NOT_MODIFIED
+            {
+                return Ok(response);
+            }
+            redirects += 1;
+            if redirects > MAX_REDIRECTS {
+                return Err(UrlFailure::TooManyRedirects);
+            }
+            let location = response
+                .headers()
+                .get("Location")
+                .and_then(|l| l.to_str().ok())
+                .ok_or(UrlFailure::Status(response.status().as_u16()))?;
+            uri = follow(&uri, location)?;
+        }
+    }
+
+    /// One GET of `uri`, revalidating `cached` when there is one.
+    async fn get(
+        &self,
+        uri: &Uri,
+        cached: Option<&UrlEntry>,
+    ) -> Result<Response<Incoming>, UrlFailure> {
+        match uri.scheme_str() {
+            Some("http") | Some("https") => {}
+            _ => return Err(UrlFailure::BadUrl(format!("`{uri}` is not http(s)"))),
+        }
+        let mut request = Request::get(uri.clone()).header(
+            "User-Agent",
+            concat!("kolla-build/", env!("CARGO_PKG_VERSION")),
+        );
+        if let Some(entry) = cached {
+            if let Some(etag) = &entry.etag {
+                request = request.header("If-None-Match", etag);
+            }
+            if let Some(modified) = &entry.last_modified {
+                request = request.header("If-Modified-Since", modified);
+            }
+        }
+        let request = request
+            .body(Empty::new())
+            .map_err(|e| UrlFailure::BadUrl(e.to_string()))?;
+        tokio::time::timeout(self.timeout, self.client.request(request))
+            .await
+            .map_err(|_| UrlFailure::Timeout)?
+            .map_err(|e| UrlFailure::Connect(error_chain(&e)))
+    }
+
+    /// A 200's body into the blob store, checked against `expected`, and its cache entry.
+    async fn save(
+        &self,
+        cache: &FetchCache,
+        url: &str,
+        expected: Option<&str>,
+        response: Response<Incoming>,
+    ) -> Result<Downloaded, UrlFailure> {
         let header = |name: &str| {
             response
                 .headers()
@@ -197,33 +217,16 @@ impl HttpClient {
         };
         let etag = header("ETag");
         let last_modified = header("Last-Modified");
-        let scratch = cache
-            .scratch_file()
-            .map_err(|e| UrlFailure::Cache(e.to_string()))?;
-        let file = scratch
-            .reopen()
-            .map_err(|e| UrlFailure::Cache(e.to_string()))?;
+        let scratch = cache.scratch_file().map_err(cache_failure)?;
+        let file = scratch.reopen().map_err(cache_failure)?;
         let mut writer = HashingWriter::new(std::io::BufWriter::new(file));
-        let mut body = response.into_body();
-        loop {
-            let frame = tokio::time::timeout(self.timeout, body.frame())
-                .await
-                .map_err(|_| UrlFailure::Timeout)?;
-            let Some(frame) = frame else { break };
-            let frame = frame.map_err(|e| UrlFailure::Body(error_chain(&e)))?;
-            if let Ok(data) = frame.into_data() {
-                use std::io::Write;
-                writer
-                    .write_all(&data)
-                    .map_err(|e| UrlFailure::Cache(e.to_string()))?;
-            }
-        }
+        self.stream_body(response.into_body(), &mut writer).await?;
         let (buffered, sha256, bytes) = writer.finish();
         buffered
             .into_inner()
-            .map_err(|e| UrlFailure::Cache(e.to_string()))?
+            .map_err(cache_failure)?
             .sync_all()
-            .map_err(|e| UrlFailure::Cache(e.to_string()))?;
+            .map_err(cache_failure)?;
         if let Some(expected) = expected
             && !expected.eq_ignore_ascii_case(&sha256)
         {
@@ -232,9 +235,7 @@ impl HttpClient {
                 actual: sha256,
             });
         }
-        cache
-            .store_blob(scratch, &sha256)
-            .map_err(|e| UrlFailure::Cache(e.to_string()))?;
+        cache.store_blob(scratch, &sha256).map_err(cache_failure)?;
         cache
             .put_url_entry(&UrlEntry {
                 url: url.to_string(),
@@ -242,13 +243,50 @@ impl HttpClient {
                 etag,
                 last_modified,
             })
-            .map_err(|e| UrlFailure::Cache(e.to_string()))?;
+            .map_err(cache_failure)?;
         Ok(Downloaded {
             sha256,
             bytes,
             transferred: true,
         })
     }
+
+    /// The body written to `out`, each read bounded by the timeout.
+    async fn stream_body(
+        &self,
+        mut body: Incoming,
+        out: &mut impl std::io::Write,
+    ) -> Result<(), UrlFailure> {
+        loop {
+            let frame = tokio::time::timeout(self.timeout, body.frame())
+                .await
+                .map_err(|_| UrlFailure::Timeout)?;
+            let Some(frame) = frame else {
+                return Ok(());
+            };
+            let frame = frame.map_err(|e| UrlFailure::Body(error_chain(&e)))?;
+            if let Ok(data) = frame.into_data() {
+                out.write_all(&data).map_err(cache_failure)?;
+            }
+        }
+    }
+}
+
+/// A pinned sum names the content: a blob with that name is that download, unchanged.
+fn pinned(cache: &FetchCache, expected: Option<&str>) -> Option<Downloaded> {
+    let expected = expected
+        .filter(|e| e.len() == 64 && e.bytes().all(|b| b.is_ascii_hexdigit()))?
+        .to_ascii_lowercase();
+    let meta = std::fs::metadata(cache.blob(&expected)).ok()?;
+    Some(Downloaded {
+        sha256: expected,
+        bytes: meta.len(),
+        transferred: false,
+    })
+}
+
+fn cache_failure(error: impl std::fmt::Display) -> UrlFailure {
+    UrlFailure::Cache(error.to_string())
 }
 
 /// A redirect's target: an absolute URL, or a path on the same server.

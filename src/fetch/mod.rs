@@ -239,14 +239,7 @@ pub async fn fetch_sources(
         path: cache.root().to_path_buf(),
         source,
     })?;
-    let mut units = BTreeSet::new();
-    for request in requests {
-        for source in sources_of(request) {
-            if let Ok(unit) = unit_of(source, opts) {
-                units.insert(unit);
-            }
-        }
-    }
+    let units = units_of(requests, opts);
     if !units.is_empty() {
         reporter.notice(&Notice::Status {
             verb: "Fetching",
@@ -259,13 +252,42 @@ pub async fn fetch_sources(
             ),
         });
     }
+    let results = fetch_units(units, cache, opts, reporter).await;
+    let mut fetched = FetchedSources::default();
+    for result in results.values().flatten() {
+        if result.transferred {
+            fetched.transferred += 1;
+        } else {
+            fetched.reused += 1;
+        }
+    }
+    fetched.images = assemble_all(requests, results, cache, opts)
+        .await
+        .into_iter()
+        .collect();
+    Ok(fetched)
+}
+
+/// Every distinct unit the requests' enabled sources need (a source that names no unit fails
+/// its image when assembled).
+fn units_of(requests: &[SourceRequest], opts: &FetchOptions) -> BTreeSet<Unit> {
+    requests
+        .iter()
+        .flat_map(sources_of)
+        .filter_map(|source| unit_of(source, opts).ok())
+        .collect()
+}
+
+/// The units fetched, `opts.jobs` at a time, each told as it arrives over the network.
+async fn fetch_units(
+    units: BTreeSet<Unit>,
+    cache: &FetchCache,
+    opts: &FetchOptions,
+    reporter: &dyn Reporter,
+) -> BTreeMap<Unit, Result<Blob, Problem>> {
     let needs_http = units.iter().any(|u| matches!(u, Unit::Url { .. }));
-    let http = if needs_http {
-        Some(HttpClient::new(opts.timeout).map_err(|e| e.to_string()))
-    } else {
-        None
-    };
-    let results: BTreeMap<Unit, Result<Blob, Problem>> = futures_util::stream::iter(units)
+    let http = needs_http.then(|| HttpClient::new(opts.timeout));
+    futures_util::stream::iter(units)
         .map(|unit| {
             let http = http.as_ref();
             async move {
@@ -283,44 +305,42 @@ pub async fn fetch_sources(
         })
         .buffer_unordered(opts.jobs.max(1))
         .collect()
-        .await;
-    let mut fetched = FetchedSources::default();
-    for result in results.values().flatten() {
-        if result.transferred {
-            fetched.transferred += 1;
-        } else {
-            fetched.reused += 1;
-        }
-    }
+        .await
+}
+
+/// Every request's files from the fetched units, on blocking threads (unpacking and tarring).
+async fn assemble_all(
+    requests: &[SourceRequest],
+    results: BTreeMap<Unit, Result<Blob, Problem>>,
+    cache: &FetchCache,
+    opts: &FetchOptions,
+) -> Vec<(String, Result<ImageFiles, SourceError>)> {
     let results = std::sync::Arc::new(results);
-    let assembled: Vec<(String, Result<ImageFiles, SourceError>)> =
-        futures_util::stream::iter(requests.iter().cloned())
-            .map(|request| {
-                let results = results.clone();
-                let cache = cache.clone();
-                let opts = opts.clone();
-                async move {
-                    let image = request.image.clone();
-                    let files = tokio::task::spawn_blocking(move || {
-                        assemble(&request, &results, &cache, &opts)
+    futures_util::stream::iter(requests.iter().cloned())
+        .map(|request| {
+            let results = results.clone();
+            let cache = cache.clone();
+            let opts = opts.clone();
+            async move {
+                let image = request.image.clone();
+                let files = tokio::task::spawn_blocking(move || {
+                    assemble(&request, &results, &cache, &opts)
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    Err(SourceError {
+                        image: image.clone(),
+                        section: image.clone(),
+                        location: String::new(),
+                        problem: Box::new(Problem::Internal(e.to_string())),
                     })
-                    .await
-                    .unwrap_or_else(|e| {
-                        Err(SourceError {
-                            image: image.clone(),
-                            section: image.clone(),
-                            location: String::new(),
-                            problem: Box::new(Problem::Internal(e.to_string())),
-                        })
-                    });
-                    (image, files)
-                }
-            })
-            .buffer_unordered(opts.jobs.max(1))
-            .collect()
-            .await;
-    fetched.images = assembled.into_iter().collect();
-    Ok(fetched)
+                });
+                (image, files)
+            }
+        })
+        .buffer_unordered(opts.jobs.max(1))
+        .collect()
+        .await
 }
 
 fn plural(n: usize) -> &'static str {
@@ -383,7 +403,7 @@ fn unit_location(unit: &Unit) -> &str {
 /// One unit, retried after network failures.
 async fn fetch_unit(
     unit: &Unit,
-    http: Option<&Result<HttpClient, String>>,
+    http: Option<&std::io::Result<HttpClient>>,
     cache: &FetchCache,
     opts: &FetchOptions,
     reporter: &dyn Reporter,
@@ -417,7 +437,7 @@ fn is_transient(problem: &Problem) -> bool {
 
 async fn fetch_once(
     unit: &Unit,
-    http: Option<&Result<HttpClient, String>>,
+    http: Option<&std::io::Result<HttpClient>>,
     cache: &FetchCache,
     opts: &FetchOptions,
 ) -> Result<Blob, Problem> {
