@@ -9,6 +9,7 @@ mod kolla_ansible;
 mod kolla_cli;
 mod kolla_compat;
 mod kolla_peer;
+mod kolla_tree;
 mod layering;
 mod podman;
 mod real_tree;

@@ -228,7 +228,7 @@ fn kolla_tree_renders_byte_identical_to_the_python_kolla_build() {
 /// The peer kolla-build in a virtualenv.
 pub(crate) struct Peer {
     pub(crate) bin: PathBuf,
-    tree: PathBuf,
+    pub(crate) tree: PathBuf,
     pub(crate) version: String,
     distros: Vec<String>,
 }

@@ -83,8 +83,9 @@ pub(super) async fn fetch(
     }
     for (image, files) in fetched.images {
         match files {
-            Ok(files) => (sourced.extra_files.0.entry(image).or_default())
-                .extend(files.context_files()),
+            Ok(files) => {
+                (sourced.extra_files.0.entry(image).or_default()).extend(files.context_files())
+            }
             Err(e) => {
                 sourced.failed.insert(image, e.to_string());
             }
@@ -107,8 +108,9 @@ fn default_option(settings: &Settings, name: &str) -> std::result::Result<String
         "tarballs_base" => sources.tarballs_base.clone(),
         "locals_base" => sources.locals_base.display().to_string(),
         "openstack_branch" => branch(),
-        "openstack_branch_slashed" => (sources.openstack_branch_slashed.clone())
-            .unwrap_or_else(|| branch().replace('-', "/")),
+        "openstack_branch_slashed" => {
+            (sources.openstack_branch_slashed.clone()).unwrap_or_else(|| branch().replace('-', "/"))
+        }
         "debian_arch" => debian_arch(settings),
         "openstack_release" => naming.openstack_release.clone(),
         "base" => naming.base.to_string(),
@@ -187,5 +189,83 @@ pub(super) fn fail_tasks(tasks: &mut [Task], failed: &BTreeMap<String, String>) 
         if !changed {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(name: &str, deps: &[usize], decided: Option<Outcome>) -> Task {
+        Task {
+            name: name.into(),
+            deps: deps.to_vec(),
+            priority: 0,
+            request: crate::build::work::test_request(name, format!("k/{name}:1"), None),
+            decided,
+            push: false,
+        }
+    }
+
+    #[test]
+    fn a_failed_source_fails_its_image_and_stops_every_descendant_only() {
+        // base <- openstack-base <- glance-base <- glance-api, listed out of graph order, and
+        // keystone-base (a sibling, fresh) on openstack-base.
+        let mut tasks = vec![
+            task("glance-api", &[3], None),
+            task("base", &[], None),
+            task("keystone-base", &[4], Some(Outcome::Fresh)),
+            task("glance-base", &[4], None),
+            task("openstack-base", &[1], None),
+            // A grandchild listed before its parent is reached too.
+            task("glance-api-child", &[0], None),
+        ];
+        tasks.swap(0, 5);
+        for t in &mut tasks {
+            t.deps = t
+                .deps
+                .iter()
+                .map(|&d| {
+                    if d == 0 {
+                        5
+                    } else if d == 5 {
+                        0
+                    } else {
+                        d
+                    }
+                })
+                .collect();
+        }
+        let failed = BTreeMap::from([(
+            "glance-base".to_string(),
+            "image `glance-base`: source [glance-base] at `http://x/g.tar.gz`: 404".to_string(),
+        )]);
+        fail_tasks(&mut tasks, &failed);
+        assert!(matches!(
+            &tasks[3].decided,
+            Some(Outcome::Failed { error, .. }) if error.contains("[glance-base]")
+        ));
+        assert_eq!(
+            tasks[5].decided,
+            Some(Outcome::ParentFailed {
+                parent: "glance-base".into()
+            })
+        );
+        assert_eq!(
+            tasks[0].decided,
+            Some(Outcome::ParentFailed {
+                parent: "glance-api".into()
+            })
+        );
+        assert_eq!(tasks[1].decided, None);
+        assert_eq!(tasks[2].decided, Some(Outcome::Fresh));
+        assert_eq!(tasks[4].decided, None);
+    }
+
+    #[test]
+    fn nothing_failed_changes_nothing() {
+        let mut tasks = vec![task("base", &[], None), task("a", &[0], None)];
+        fail_tasks(&mut tasks, &BTreeMap::new());
+        assert!(tasks.iter().all(|t| t.decided.is_none()));
     }
 }
