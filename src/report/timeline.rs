@@ -11,7 +11,7 @@ use std::path::Path;
 
 use crate::common::error::{Error, Result};
 use crate::report::critical_path::{CriticalPath, build_seconds, critical_path, run_images};
-use crate::report::summary::{Entry, Summary};
+use crate::report::summary::{Entry, RunTiming, Summary};
 
 /// `report` as the summary's `--report` file.
 pub fn write(path: &Path, summary: &Summary) -> Result<()> {
@@ -159,6 +159,29 @@ pub fn html(summary: &Summary) -> String {
 }
 
 fn header(page: &mut String, summary: &Summary, images: &[Image], path: &CriticalPath) {
+    title(page, summary);
+    page.push_str("<dl class=\"facts\">\n");
+    match &summary.timing {
+        Some(timing) => timing_facts(page, timing, images),
+        None => fact(
+            page,
+            "times",
+            "this summary has none (written by an older kolla-build): every image is listed, \
+             none is placed in time",
+        ),
+    }
+    fact(page, "critical path", &critical_path_fact(path));
+    image_facts(page, images);
+    page.push_str("</dl>\n");
+    legend(page, images);
+    page.push_str(
+        "<p class=\"hint\">Hover a bar for its times; click it (or focus it and press Enter) to \
+         mark the images it is built on, up to the root.</p>\n</header>\n",
+    );
+}
+
+/// The page's heading: the run's status, and its error if it has one.
+fn title(page: &mut String, summary: &Summary) {
     let status = if summary.status.is_empty() {
         "unknown"
     } else {
@@ -173,82 +196,91 @@ fn header(page: &mut String, summary: &Summary, images: &[Image], path: &Critica
     if let Some(error) = &summary.error {
         let _ = writeln!(page, "<p class=\"error\">{}</p>", escape(error));
     }
-    page.push_str("<dl class=\"facts\">\n");
-    let mut fact = |name: &str, value: String| {
-        let _ = writeln!(page, "<div><dt>{name}</dt><dd>{value}</dd></div>");
-    };
+}
+
+/// One line of the header's facts; `value` is HTML already.
+fn fact(page: &mut String, name: &str, value: &str) {
+    let _ = writeln!(page, "<div><dt>{name}</dt><dd>{value}</dd></div>");
+}
+
+/// The facts of a run that recorded its times: when, how long, how busy, on which engines.
+fn timing_facts(page: &mut String, timing: &RunTiming, images: &[Image]) {
+    let wall = timing.wall_seconds;
     let summed: f64 = images
         .iter()
         .filter_map(|i| i.span)
         .map(|(s, e)| e - s)
         .sum();
-    match &summary.timing {
-        Some(timing) => {
-            let wall = timing.wall_seconds;
-            fact("started", escape(&timing.started));
-            fact("wall time", duration(wall));
+    fact(page, "started", &escape(&timing.started));
+    fact(page, "wall time", &duration(wall));
+    let average = if wall > 0.0 {
+        format!(
+            "{} ({:.2} builds at once on average)",
+            duration(summed),
+            summed / wall
+        )
+    } else {
+        duration(summed)
+    };
+    fact(page, "image time, summed", &average);
+    cpu_floor_facts(page, timing);
+    let engines: Vec<String> = timing
+        .engines
+        .iter()
+        .map(|e| format!("{} ({} slots)", escape(&e.url), e.threads))
+        .collect();
+    fact(page, "engines", &engines.join(", "));
+}
+
+/// The least wall time the host's CPUs allowed, and how far the run was from it.
+fn cpu_floor_facts(page: &mut String, timing: &RunTiming) {
+    match timing.cpu_seconds.zip(timing.cpus) {
+        Some((cpu, cpus)) if cpus > 0 && cpu > 0.0 => {
+            let floor = cpu / cpus as f64;
             fact(
-                "image time, summed",
-                if wall > 0.0 {
-                    format!(
-                        "{} ({:.2} builds at once on average)",
-                        duration(summed),
-                        summed / wall
-                    )
-                } else {
-                    duration(summed)
-                },
-            );
-            match timing.cpu_seconds.zip(timing.cpus) {
-                Some((cpu, cpus)) if cpus > 0 && cpu > 0.0 => {
-                    let floor = cpu / cpus as f64;
-                    fact(
-                        "CPU floor",
-                        format!(
-                            "{} ({cpu:.0} CPU-seconds of the host on {cpus} CPUs)",
-                            duration(floor)
-                        ),
-                    );
-                    fact(
-                        "wall / CPU floor",
-                        format!("<strong id=\"ratio\">{:.2}x</strong>", wall / floor),
-                    );
-                }
-                _ => fact(
-                    "CPU floor",
-                    "not measured (no /proc/stat here, or too short a run)".into(),
+                page,
+                "CPU floor",
+                &format!(
+                    "{} ({cpu:.0} CPU-seconds of the host on {cpus} CPUs)",
+                    duration(floor)
                 ),
-            }
-            let engines: Vec<String> = timing
-                .engines
-                .iter()
-                .map(|e| format!("{} ({} slots)", escape(&e.url), e.threads))
-                .collect();
-            fact("engines", engines.join(", "));
+            );
+            fact(
+                page,
+                "wall / CPU floor",
+                &format!(
+                    "<strong id=\"ratio\">{:.2}x</strong>",
+                    timing.wall_seconds / floor
+                ),
+            );
         }
-        None => fact(
-            "times",
-            "this summary has none (written by an older kolla-build): every image is listed, \
-             none is placed in time"
-                .into(),
+        _ => fact(
+            page,
+            "CPU floor",
+            "not measured (no /proc/stat here, or too short a run)",
         ),
     }
-    fact(
-        "critical path",
-        if path.images.is_empty() {
-            "nothing was built".into()
-        } else {
-            format!(
-                "{}: {}",
-                duration(path.seconds),
-                path.images
-                    .iter()
-                    .map(|n| escape(n))
-                    .collect::<Vec<_>>()
-                    .join(" → ")
-            )
-        },
-    );
+}
+
+/// The critical path's length and its images, root first.
+fn critical_path_fact(path: &CriticalPath) -> String {
+    if path.images.is_empty() {
+        "nothing was built".into()
+    } else {
+        format!(
+            "{}: {}",
+            duration(path.seconds),
+            path.images
+                .iter()
+                .map(|n| escape(n))
+                .collect::<Vec<_>>()
+                .join(" → ")
+        )
+    }
+}
+
+/// How many images ended each way, and what the package caches served them.
+fn image_facts(page: &mut String, images: &[Image]) {
     let counts: Vec<String> = Kind::ALL
         .iter()
         .filter_map(|&kind| {
@@ -256,12 +288,16 @@ fn header(page: &mut String, summary: &Summary, images: &[Image], path: &Critica
             (n > 0).then(|| format!("{n} {}", kind.class().replace('-', " ")))
         })
         .collect();
-    fact("images", counts.join(", "));
+    fact(page, "images", &counts.join(", "));
     let bytes: u64 = images.iter().filter_map(|i| i.entry.network_bytes).sum();
     if bytes > 0 {
-        fact("from the package caches", size(bytes));
+        fact(page, "from the package caches", &size(bytes));
     }
-    page.push_str("</dl>\n<p class=\"legend\">");
+}
+
+/// The colours that appear on the chart, and what each says.
+fn legend(page: &mut String, images: &[Image]) {
+    page.push_str("<p class=\"legend\">");
     for kind in Kind::ALL {
         if images.iter().any(|i| i.kind == kind) {
             let _ = write!(
@@ -276,22 +312,22 @@ fn header(page: &mut String, summary: &Summary, images: &[Image], path: &Critica
     if images.iter().any(|i| i.entry.pushed_at.is_some()) {
         page.push_str("<span><i class=\"swatch push\"></i>push</span>");
     }
-    page.push_str(
-        "</p>\n<p class=\"hint\">Hover a bar for its times; click it (or focus it and press Enter) to \
-         mark the images it is built on, up to the root.</p>\n</header>\n",
-    );
+    page.push_str("</p>\n");
 }
 
-/// A lane group: its title and its lanes' bars (index into the images, start, end).
+/// One lane's bars: index into the images, start, end.
+type Lane = Vec<(usize, f64, f64)>;
+
+/// A lane group: its title and its lanes' bars.
 struct Group {
     title: String,
-    lanes: Vec<Vec<(usize, f64, f64)>>,
+    lanes: Vec<Lane>,
 }
 
 /// Packs spans into as few lanes as they need, earliest first (each lane one build slot).
-fn pack(mut spans: Vec<(usize, f64, f64)>, names: &[&str]) -> Vec<Vec<(usize, f64, f64)>> {
+fn pack(mut spans: Lane, names: &[&str]) -> Vec<Lane> {
     spans.sort_by(|a, b| a.1.total_cmp(&b.1).then(names[a.0].cmp(names[b.0])));
-    let mut lanes: Vec<Vec<(usize, f64, f64)>> = Vec::new();
+    let mut lanes: Vec<Lane> = Vec::new();
     for span in spans {
         match lanes
             .iter_mut()
@@ -307,8 +343,38 @@ fn pack(mut spans: Vec<(usize, f64, f64)>, names: &[&str]) -> Vec<Vec<(usize, f6
 fn chart(page: &mut String, summary: &Summary, images: &[Image], end: f64) {
     let names: Vec<&str> = images.iter().map(|i| i.entry.name.as_str()).collect();
     let x = |t: f64| LABEL_WIDTH + t / end * CHART_WIDTH;
+    let groups = build_lanes(summary, images, &names);
+    let pushes = push_lanes(images, &names);
+    let tags = summary
+        .timing
+        .as_ref()
+        .and_then(|t| t.tags_moved_from.zip(t.tags_moved_to));
+    let chips = unplaced(images, &names);
+    let per_row = (CHART_WIDTH / CHIP_WIDTH).floor().max(1.0) as usize;
+    let chip_rows = chips.len().div_ceil(per_row);
 
-    // Build lanes per engine: the run's engines in order, then any other named, then unknown.
+    let lanes_height = lanes_height(&groups, &pushes, tags.is_some());
+    let chips_top = AXIS + lanes_height + if chips.is_empty() { 0.0 } else { 24.0 };
+    let height = chips_top + chip_rows as f64 * LANE + 10.0;
+    let width = LABEL_WIDTH + CHART_WIDTH + 20.0;
+    let _ = writeln!(
+        page,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
+         viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"timeline of the run\">"
+    );
+    axis(page, end, lanes_height, x);
+    let y = build_rows(page, &groups, images, AXIS, x);
+    let y = push_rows(page, &pushes, images, y, x);
+    if let Some((from, to)) = tags {
+        tag_move_row(page, from, to, y, x);
+    }
+    unplaced_chips(page, &chips, images, chips_top, per_row);
+    page.push_str("</svg>\n");
+}
+
+/// The build lanes, grouped per engine: the run's engines in order (a lane even when idle),
+/// then any other an image names, then the images whose engine is unknown.
+fn build_lanes(summary: &Summary, images: &[Image], names: &[&str]) -> Vec<Group> {
     let mut engines: Vec<String> = summary
         .timing
         .iter()
@@ -320,7 +386,7 @@ fn chart(page: &mut String, summary: &Summary, images: &[Image], end: f64) {
             engines.push(engine);
         }
     }
-    let mut groups: Vec<Group> = engines
+    engines
         .iter()
         .map(|engine| Group {
             title: engine.clone(),
@@ -331,34 +397,36 @@ fn chart(page: &mut String, summary: &Summary, images: &[Image], end: f64) {
                     .filter(|(_, i)| i.engine.unwrap_or(NOT_RECORDED) == engine)
                     .filter_map(|(n, i)| i.span.map(|(s, e)| (n, s, e)))
                     .collect(),
-                &names,
+                names,
             ),
         })
-        .collect();
-    let pushes = pack(
+        .collect()
+}
+
+/// The pushes, packed into lanes of their own.
+fn push_lanes(images: &[Image], names: &[&str]) -> Vec<Lane> {
+    pack(
         images
             .iter()
             .enumerate()
             .filter_map(|(n, i)| Some((n, i.entry.push_started_at?, i.entry.pushed_at?)))
             .collect(),
-        &names,
-    );
-    let tags = summary
-        .timing
-        .as_ref()
-        .and_then(|t| t.tags_moved_from.zip(t.tags_moved_to));
+        names,
+    )
+}
 
-    let chips: Vec<usize> = {
-        let mut chips: Vec<usize> = (0..images.len())
-            .filter(|&n| images[n].span.is_none())
-            .collect();
-        chips.sort_by_key(|&n| (images[n].kind, names[n]));
-        chips
-    };
-    let per_row = (CHART_WIDTH / CHIP_WIDTH).floor().max(1.0) as usize;
-    let chip_rows = chips.len().div_ceil(per_row);
+/// The images that took no build slot, by outcome and then name.
+fn unplaced(images: &[Image], names: &[&str]) -> Vec<usize> {
+    let mut chips: Vec<usize> = (0..images.len())
+        .filter(|&n| images[n].span.is_none())
+        .collect();
+    chips.sort_by_key(|&n| (images[n].kind, names[n]));
+    chips
+}
 
-    let lanes_height: f64 = groups
+/// The height of all the lanes: builds, pushes and the tag move, with a gap after each group.
+fn lanes_height(groups: &[Group], pushes: &[Lane], tags_moved: bool) -> f64 {
+    groups
         .iter()
         .map(|g| g.lanes.len().max(1) as f64 * LANE + GROUP_GAP)
         .sum::<f64>()
@@ -367,27 +435,26 @@ fn chart(page: &mut String, summary: &Summary, images: &[Image], end: f64) {
         } else {
             pushes.len() as f64 * LANE + GROUP_GAP
         }
-        + if tags.is_some() {
-            LANE + GROUP_GAP
-        } else {
-            0.0
-        };
-    let chips_top = AXIS + lanes_height + if chips.is_empty() { 0.0 } else { 24.0 };
-    let height = chips_top + chip_rows as f64 * LANE + 10.0;
-    let width = LABEL_WIDTH + CHART_WIDTH + 20.0;
-    let _ = writeln!(
-        page,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
-         viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"timeline of the run\">"
-    );
-    axis(page, end, lanes_height, x);
+        + if tags_moved { LANE + GROUP_GAP } else { 0.0 }
+}
 
-    let mut y = AXIS;
-    for group in &mut groups {
-        if group.lanes.is_empty() {
-            group.lanes.push(Vec::new());
-        }
-        for (slot, lane) in group.lanes.iter().enumerate() {
+/// Draws the build lanes from `y` down, a bar per build; returns the `y` below them.
+fn build_rows(
+    page: &mut String,
+    groups: &[Group],
+    images: &[Image],
+    mut y: f64,
+    x: impl Fn(f64) -> f64,
+) -> f64 {
+    // An engine that built nothing still shows one (empty) slot.
+    let idle = [Lane::new()];
+    for group in groups {
+        let lanes = if group.lanes.is_empty() {
+            &idle[..]
+        } else {
+            &group.lanes[..]
+        };
+        for (slot, lane) in lanes.iter().enumerate() {
             lane_label(page, y, &format!("{} · slot {}", group.title, slot + 1));
             for &(n, start, stop) in lane {
                 bar(page, &images[n], x(start), x(stop), y);
@@ -396,21 +463,32 @@ fn chart(page: &mut String, summary: &Summary, images: &[Image], end: f64) {
         }
         y += GROUP_GAP;
     }
+    y
+}
+
+/// Draws the push lanes from `y` down; returns the `y` below them.
+fn push_rows(
+    page: &mut String,
+    pushes: &[Lane],
+    images: &[Image],
+    mut y: f64,
+    x: impl Fn(f64) -> f64,
+) -> f64 {
     for (slot, lane) in pushes.iter().enumerate() {
         lane_label(page, y, &format!("pushes · {}", slot + 1));
         for &(n, start, stop) in lane {
-            let image = &images[n];
+            let entry = images[n].entry;
             let _ = writeln!(
                 page,
                 "<rect class=\"push\" data-push=\"{}\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" \
                  height=\"{:.1}\"><title>push of {}: {} from {}</title></rect>",
-                escape(names[n]),
+                escape(&entry.name),
                 x(start),
                 y + 5.0,
                 (x(stop) - x(start)).max(2.0),
                 LANE - 10.0,
-                escape(names[n]),
-                escape(image.entry.push.as_deref().unwrap_or("?")),
+                escape(&entry.name),
+                escape(entry.push.as_deref().unwrap_or("?")),
                 moment(start),
             );
         }
@@ -419,21 +497,33 @@ fn chart(page: &mut String, summary: &Summary, images: &[Image], end: f64) {
     if !pushes.is_empty() {
         y += GROUP_GAP;
     }
-    if let Some((from, to)) = tags {
-        lane_label(page, y, "final tags moved");
-        let _ = writeln!(
-            page,
-            "<rect class=\"tags\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\">\
-             <title>the atomic push moved the final tags from {} to {}</title></rect>",
-            x(from),
-            y + 4.0,
-            (x(to) - x(from)).max(2.0),
-            LANE - 8.0,
-            moment(from),
-            moment(to)
-        );
-    }
+    y
+}
 
+/// Draws the lane of the atomic push's final tag move, from `from` to `to`, at `y`.
+fn tag_move_row(page: &mut String, from: f64, to: f64, y: f64, x: impl Fn(f64) -> f64) {
+    lane_label(page, y, "final tags moved");
+    let _ = writeln!(
+        page,
+        "<rect class=\"tags\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\">\
+         <title>the atomic push moved the final tags from {} to {}</title></rect>",
+        x(from),
+        y + 4.0,
+        (x(to) - x(from)).max(2.0),
+        LANE - 8.0,
+        moment(from),
+        moment(to)
+    );
+}
+
+/// Draws the images that took no build slot as chips below the lanes, `per_row` to a row.
+fn unplaced_chips(
+    page: &mut String,
+    chips: &[usize],
+    images: &[Image],
+    chips_top: f64,
+    per_row: usize,
+) {
     if !chips.is_empty() {
         let _ = writeln!(
             page,
@@ -447,7 +537,6 @@ fn chart(page: &mut String, summary: &Summary, images: &[Image], end: f64) {
         let top = chips_top + (k / per_row) as f64 * LANE;
         bar(page, &images[n], left, left + CHIP_WIDTH - 6.0, top);
     }
-    page.push_str("</svg>\n");
 }
 
 fn axis(page: &mut String, end: f64, lanes_height: f64, x: impl Fn(f64) -> f64) {
