@@ -244,6 +244,15 @@ impl Settings {
         file.take_cli_switches(&cli);
         let (naming, release) = naming::resolve(&cli, &file, &images_dir)?;
         let mut notices = Vec::new();
+        if let Some(path) = &file.patches_path {
+            // Said, not silently dropped: kolla would copy `<path>/<image>/series` and its
+            // patches into each context and apply them with `kolla_patch`.
+            notices.push(Notice::Warning(format!(
+                "`patches_path` ({}) is not applied yet: images are built without kolla's \
+                 patches (docs/KOLLA-COMPAT.md, Sources)",
+                path.display()
+            )));
+        }
         let engines = engines::resolve(&cli, &file, &env, &naming.base_arch, &mut notices)?;
         let build = build::resolve(&cli, &file, &env, cwd, engines, naming.registry.as_deref())?;
         let (docker_dirs, template_overrides) = tree_layers(&cli, &file, cwd);
