@@ -100,11 +100,16 @@ fi
 } >"$dir/override.j2.partial"
 mv "$dir/override.j2.partial" "$dir/override.j2"
 
+# kolla's defaults give nova-base a plugin (blazar-nova) from tarballs_base as well; a site
+# without blazar disables it, as kolla's configuration allows.
 cat >"$dir/kolla-build.conf.partial" <<EOF
 [DEFAULT]
 base = debian
 tarballs_base = http://127.0.0.1:$port
 template_override = $dir/override.j2
+
+[nova-base-plugin-blazar]
+enabled = false
 EOF
 mv "$dir/kolla-build.conf.partial" "$dir/kolla-build.conf"
 echo "kolla-tree-fixture: $dir (tarballs for port $port, override.j2, kolla-build.conf)"

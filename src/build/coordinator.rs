@@ -82,6 +82,8 @@ pub struct PoolResults {
     pub results: Results,
     /// The engine (index into the pool) that built each task.
     pub built_on: Vec<Option<usize>>,
+    /// The engine on which each failed build ran its last attempt (for the report's lanes).
+    pub failed_on: Vec<Option<usize>>,
     /// The engines lost during the run, in the order they were lost.
     pub lost: Vec<usize>,
 }
@@ -231,6 +233,7 @@ struct Coordinator<'a, E> {
     /// Whether each task's image is in the registry (pushed, or found there).
     pushed: Vec<bool>,
     built_on: Vec<Option<usize>>,
+    failed_on: Vec<Option<usize>>,
     /// How often each task was placed again after its engine was lost.
     moves: Vec<u32>,
     /// Outcomes to handle (release or fail the children).
@@ -275,6 +278,7 @@ impl<'a, E: Engine> Coordinator<'a, E> {
             pushes: vec![None; n],
             pushed: vec![false; n],
             built_on: vec![None; n],
+            failed_on: vec![None; n],
             moves: vec![0; n],
             finished_now: Vec::new(),
             durations: Vec::new(),
@@ -616,6 +620,9 @@ impl<'a, E: Engine> Coordinator<'a, E> {
             return;
         }
         let request = &self.tasks[i].request;
+        if let Outcome::Failed { .. } = &outcome {
+            self.failed_on[i] = Some(e);
+        }
         if let Outcome::Built { image_id, .. } = &outcome {
             self.built_on[i] = Some(e);
             self.durations.push(Instant::now() - started);
@@ -707,6 +714,7 @@ impl<'a, E: Engine> Coordinator<'a, E> {
                 pushes: self.pushes,
             },
             built_on: self.built_on,
+            failed_on: self.failed_on,
             lost: self.lost,
         }
     }
@@ -881,6 +889,36 @@ mod tests {
             .collect();
         all.sort();
         all
+    }
+
+    /// A failed build says which engine it failed on (the report draws it in that engine's
+    /// lane); a built one says where it was built; a child never started says nothing.
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_build_names_the_engine_it_ran_on() {
+        let members: Vec<PoolEngine<FakeEngine>> = pool(2, 1)
+            .into_iter()
+            .map(|m| PoolEngine {
+                engine: Arc::new(
+                    Arc::try_unwrap(m.engine)
+                        .ok()
+                        .unwrap()
+                        .with_build_failures("nova", 9),
+                ),
+                threads: m.threads,
+            })
+            .collect();
+        let tasks = tree();
+        let out = run_pool(&members, &tasks).await;
+        let nova = tasks.iter().position(|t| t.name == "nova").unwrap();
+        assert!(
+            matches!(out.results.outcomes[nova], Outcome::Failed { .. }),
+            "{out:?}"
+        );
+        assert!(out.failed_on[nova].is_some(), "{out:?}");
+        assert_eq!(out.built_on[nova], None);
+        let base = tasks.iter().position(|t| t.name == "base").unwrap();
+        assert_eq!(out.failed_on[base], None);
+        assert!(out.built_on[base].is_some());
     }
 
     #[tokio::test(start_paused = true)]

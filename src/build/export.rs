@@ -81,7 +81,8 @@ pub(super) async fn export(
     if let Some(signal) = crate::common::signals::interrupted() {
         return Err(Error::Interrupted { signal });
     }
-    match &result {
+    summary.record_export(&result, missing);
+    match result {
         Ok(report) => super::status(
             reporter,
             "Exported",
@@ -93,12 +94,10 @@ pub(super) async fn export(
                 began.elapsed().as_secs_f64()
             ),
         ),
-        Err(e) => reporter.notice(&Notice::Error(format!(
-            "exporting to `{}` failed: {e}",
-            path.display()
-        ))),
+        // The crate's error (`exporting to PATH failed: ...`), said here: the run goes on to
+        // its summary, which records the export as failed and the exit code as 1.
+        Err(e) => reporter.notice(&Notice::Error(e.into_error(path).to_string())),
     }
-    summary.record_export(&result, missing);
     Ok(())
 }
 

@@ -152,6 +152,7 @@ async fn run(
         tasks: &tasks,
         results: &results,
         built_on: &ran.built_on,
+        failed_on: &ran.failed_on,
         lost: &ran.lost,
         routes: &routes,
         tags_moved,

@@ -23,6 +23,7 @@ pub(super) struct Ran<'a> {
     pub(super) results: &'a Results,
     /// The engine that built each task, and the engines lost.
     pub(super) built_on: &'a [Option<usize>],
+    pub(super) failed_on: &'a [Option<usize>],
     pub(super) lost: &'a [usize],
     /// Each build's way to the package caches.
     pub(super) routes: &'a [(String, Route)],
@@ -48,9 +49,14 @@ pub(super) fn record_run(summary: &mut Summary, settings: &Settings, engines: &E
         });
     }
     if engines.is_pool() {
-        for (task, on) in tasks.iter().zip(ran.built_on) {
+        let ran_on = ran
+            .built_on
+            .iter()
+            .zip(ran.failed_on)
+            .map(|(b, f)| b.or(*f));
+        for (task, on) in tasks.iter().zip(ran_on) {
             if let Some(e) = on {
-                summary.record_engine(&task.name, &engines.urls[*e]);
+                summary.record_engine(&task.name, &engines.urls[e]);
             }
         }
         summary.lost_engines = ran.lost.iter().map(|&e| engines.urls[e].clone()).collect();

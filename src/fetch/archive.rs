@@ -219,14 +219,15 @@ fn add_tree<W: Write>(
     Ok(())
 }
 
+/// A file's permission bits, as a tar header and a build context carry them.
 #[cfg(unix)]
-fn mode_of(meta: &std::fs::Metadata) -> u32 {
+pub(crate) fn mode_of(meta: &std::fs::Metadata) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     meta.permissions().mode() & 0o7777
 }
 
 #[cfg(not(unix))]
-fn mode_of(meta: &std::fs::Metadata) -> u32 {
+pub(crate) fn mode_of(meta: &std::fs::Metadata) -> u32 {
     if meta.is_dir() { 0o755 } else { 0o644 }
 }
 

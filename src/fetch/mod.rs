@@ -47,7 +47,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 
 use crate::compat::sources::{ImageSources, Source, SourceKind, SourceTar};
-use crate::fetch::archive::{ArchiveFormat, HashingWriter, Unsafe};
+use crate::fetch::archive::{ArchiveFormat, HashingWriter, Unsafe, mode_of};
 use crate::fetch::git::GitFailure;
 use crate::fetch::http::{HttpClient, UrlFailure};
 use crate::report::event::{Notice, Reporter};
@@ -741,15 +741,4 @@ fn tree_files(tree: &Path, top: &str) -> Result<Vec<ContextFile>, Problem> {
         }
     }
     Ok(files)
-}
-
-#[cfg(unix)]
-fn mode_of(meta: &std::fs::Metadata) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    meta.permissions().mode() & 0o7777
-}
-
-#[cfg(not(unix))]
-fn mode_of(meta: &std::fs::Metadata) -> u32 {
-    if meta.is_dir() { 0o755 } else { 0o644 }
 }
