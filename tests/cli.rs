@@ -601,3 +601,49 @@ fn settings_errors_come_before_template_errors() {
     let run = test.args(["--list-images"]).run().failure();
     assert!(run.stderr().contains("syntax error"), "{}", run.stderr());
 }
+
+/// kolla's `apt_sources_list` and `apt_preferences` (here as build.toml keys): the files replace
+/// base's own `sources.list` / `apt_preferences` in its context, as kolla copies them over; a
+/// missing one is refused before anything renders.
+#[test]
+fn apt_sources_list_and_preferences_replace_bases_own_files() {
+    let mut test = Test::small_tree();
+    test.write("base/sources.list", "# the tree's own (empty) list\n")
+        .write("base/apt_preferences", "# the tree's own preferences\n")
+        .write(
+            "site/sources.list",
+            "deb http://mirror.example.org/debian trixie main\n",
+        )
+        .write(
+            "site/preferences",
+            "Package: *\nPin: origin mirror.example.org\n",
+        )
+        .write(
+            "build.toml",
+            "base = \"debian\"\napt-sources-list = \"site/sources.list\"\n\
+             apt-preferences = \"site/preferences\"\n",
+        );
+    test.run_ok(&["--template-only", "--work-dir", "out", "^base$"]);
+    assert_eq!(
+        test.read("out/docker/base/sources.list"),
+        "deb http://mirror.example.org/debian trixie main\n"
+    );
+    assert_eq!(
+        test.read("out/docker/base/apt_preferences"),
+        "Package: *\nPin: origin mirror.example.org\n"
+    );
+
+    test.write(
+        "build.toml",
+        "base = \"debian\"\napt-sources-list = \"site/missing.list\"\n",
+    );
+    let run = test
+        .args(["--template-only", "--work-dir", "out2", "^base$"])
+        .run()
+        .failure();
+    let err = run.stderr();
+    assert!(
+        err.contains("apt_sources_list") && err.contains("site/missing.list"),
+        "{err}"
+    );
+}

@@ -96,6 +96,8 @@ pub struct FileConfig {
     /// kolla's `rpm_setup_config`: `.rpm`/`.repo` files set up before any package is installed.
     pub rpm_setup_config: Option<Vec<String>>,
     /// kolla's pip index settings: each set one adds `ARG PIP_...` after the first `FROM`.
+    pub apt_sources_list: Option<PathBuf>,
+    pub apt_preferences: Option<PathBuf>,
     pub pip_index_url: Option<String>,
     pub pip_trusted_host: Option<String>,
     pub pip_extra_index_url: Option<String>,
@@ -277,6 +279,8 @@ impl FileConfig {
             "repos_yaml" => self.repos_yaml = path().filter(|p| !p.as_os_str().is_empty()),
             "network_mode" => self.network_mode = text(),
             "rpm_setup_config" => self.rpm_setup_config = Some(ini_list(value)),
+            "apt_sources_list" => self.apt_sources_list = path(),
+            "apt_preferences" => self.apt_preferences = path(),
             "pip_index_url" => self.pip_index_url = text(),
             "pip_trusted_host" => self.pip_trusted_host = text(),
             "pip_extra_index_url" => self.pip_extra_index_url = text(),
@@ -425,6 +429,8 @@ impl FileConfig {
         self.report.iter_mut().for_each(resolve);
         self.durations_from.iter_mut().for_each(resolve);
         self.patches_path.iter_mut().for_each(resolve);
+        self.apt_sources_list.iter_mut().for_each(resolve);
+        self.apt_preferences.iter_mut().for_each(resolve);
         self.locals_base.iter_mut().for_each(resolve);
         self.ca_certificates.iter_mut().flatten().for_each(resolve);
         self.docker_dir.iter_mut().flatten().for_each(resolve);
@@ -468,8 +474,6 @@ const KOLLA_ONLY_OPTIONS: &[&str] = &[
     "summary",
     "distro_package_manager",
     "base_package_type",
-    "apt_sources_list",
-    "apt_preferences",
     "allowed_to_fail",
     "list_images",
     "list_dependencies",

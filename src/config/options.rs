@@ -552,6 +552,12 @@ pub const OPTIONS: &[Opt] = &[
     Opt::file("rpm-setup-config")
         .ini("rpm_setup_config")
         .help("kolla's rpm_setup_config: .rpm / .repo files set up before any package"),
+    Opt::file("apt-sources-list")
+        .ini("apt_sources_list")
+        .help("kolla's apt_sources_list: a file that replaces base's `sources.list` (Debian, Ubuntu)"),
+    Opt::file("apt-preferences")
+        .ini("apt_preferences")
+        .help("kolla's apt_preferences: a file that replaces base's `apt_preferences`"),
     Opt::file("pip-index-url")
         .ini("pip_index_url")
         .help("kolla's pip index URL: adds `ARG PIP_INDEX_URL` after the first FROM"),

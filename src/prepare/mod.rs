@@ -281,6 +281,8 @@ fn extra_files(settings: &Settings) -> ExtraFiles {
             release.constraints.clone(),
         ));
     }
+    // kolla's apt_sources_list / apt_preferences, in place of base's own files of those names.
+    base_files.extend(settings.base_replacements.iter().cloned());
     let mut extra_files = ExtraFiles::default();
     if !base_files.is_empty() {
         extra_files.0.insert("base".to_string(), base_files);

@@ -70,6 +70,17 @@ pub fn plan(
         .collect())
 }
 
+/// An image's context files: its own from the tree, then the extra ones; an extra file replaces
+/// the tree's file of the same name (kolla's apt_sources_list over base's `sources.list`).
+fn with_extras(
+    mut own: Vec<(String, PathBuf)>,
+    extras: &[(String, PathBuf)],
+) -> Vec<(String, PathBuf)> {
+    own.retain(|(rel, _)| !extras.iter().any(|(added, _)| added == rel));
+    own.extend(extras.iter().cloned());
+    own
+}
+
 /// The build context of each `wanted` image (its files and the extra ones it gets) and the
 /// context's digest, read in parallel.
 fn contexts(
@@ -86,7 +97,7 @@ fn contexts(
                 .tree
                 .image(name)
                 .expect("graph images come from the tree");
-            let mut files: Vec<(String, PathBuf)> = image
+            let files: Vec<(String, PathBuf)> = image
                 .context_files
                 .iter()
                 .map(|rel| {
@@ -97,7 +108,8 @@ fn contexts(
                     (rel.clone(), path.to_path_buf())
                 })
                 .collect();
-            files.extend(extra.0.get(name).into_iter().flatten().cloned());
+            let extras = extra.0.get(name).map_or(&[][..], Vec::as_slice);
+            let files = with_extras(files, extras);
             let spec = ContextSpec::new(prepared.dockerfiles[name].clone(), files);
             let digest = spec.digest().map_err(|source| Error::Read {
                 path: PathBuf::from(format!("build context of `{name}`")),
@@ -207,6 +219,30 @@ fn descendants_in(graph: &ImageGraph, id: usize, jobs: &BTreeMap<usize, usize>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_extra_file_replaces_the_trees_file_of_the_same_name() {
+        let own = vec![
+            (
+                "sources.list".to_string(),
+                PathBuf::from("/tree/base/sources.list"),
+            ),
+            ("start.sh".to_string(), PathBuf::from("/tree/base/start.sh")),
+        ];
+        // A path that sorts before the tree's: the extra one must still win.
+        let extras = vec![("sources.list".to_string(), PathBuf::from("/a/site.list"))];
+        let files = with_extras(own, &extras);
+        let spec = ContextSpec::new(String::new(), files.clone());
+        assert_eq!(
+            files,
+            [
+                ("start.sh".to_string(), PathBuf::from("/tree/base/start.sh")),
+                ("sources.list".to_string(), PathBuf::from("/a/site.list")),
+            ]
+        );
+        assert!(format!("{spec:?}").contains("/a/site.list"));
+        assert!(!format!("{spec:?}").contains("/tree/base/sources.list"));
+    }
 
     #[test]
     fn time_weighs_priorities_so_the_longest_chain_starts_first() {

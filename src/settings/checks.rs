@@ -10,6 +10,7 @@ pub(super) fn check(settings: &Settings) -> Result<()> {
     regexes_compile(&settings.selection.regexes)?;
     release_is_buildable(settings)?;
     ca_certificates_are_readable(settings)?;
+    base_replacements_are_readable(settings)?;
     constraints_exist(settings)?;
     if settings.actions.template_only && settings.work_dir.is_none() {
         return Err(Error::Setting {
@@ -65,6 +66,23 @@ fn ca_certificates_are_readable(settings: &Settings) -> Result<()> {
             return Err(Error::Setting {
                 key: "ca-certificate".into(),
                 message: format!("`{}` is not a readable file", cert.display()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// kolla's `apt_sources_list` / `apt_preferences`: files `base` gets instead of its own.
+fn base_replacements_are_readable(settings: &Settings) -> Result<()> {
+    for (name, path) in &settings.base_replacements {
+        if !path.is_file() || std::fs::File::open(path).is_err() {
+            let key = match name.as_str() {
+                "sources.list" => "apt_sources_list",
+                _ => "apt_preferences",
+            };
+            return Err(Error::Setting {
+                key: key.into(),
+                message: format!("`{}` is not a readable file", path.display()),
             });
         }
     }

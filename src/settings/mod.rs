@@ -66,6 +66,9 @@ pub struct Settings {
     pub pip_args: Vec<String>,
     /// kolla's source options, for the source stage (given, or kolla's defaults).
     pub sources: KollaSources,
+    /// Files that replace `base`'s own in its context: kolla's `apt_sources_list` (as
+    /// `sources.list`) and `apt_preferences` (as `apt_preferences`).
+    pub base_replacements: Vec<(String, PathBuf)>,
     pub clean_package_cache: bool,
     pub use_dumb_init: bool,
     pub docker_healthchecks: bool,
@@ -281,6 +284,13 @@ impl Settings {
                 ("PIP_EXTRA_INDEX_URL", &file.pip_extra_index_url),
             ]),
             sources: kolla_sources,
+            base_replacements: [
+                ("sources.list", &file.apt_sources_list),
+                ("apt_preferences", &file.apt_preferences),
+            ]
+            .into_iter()
+            .filter_map(|(name, path)| Some((name.to_string(), path.clone()?)))
+            .collect(),
             clean_package_cache: file
                 .clean_package_cache
                 .unwrap_or(DEFAULT_CLEAN_PACKAGE_CACHE),
