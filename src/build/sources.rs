@@ -99,11 +99,7 @@ pub(super) async fn fetch(
 fn default_option(settings: &Settings, name: &str) -> std::result::Result<String, OsloError> {
     let sources = &settings.sources;
     let naming = &settings.naming;
-    let branch = || match &sources.openstack_branch {
-        Some(branch) => branch.clone(),
-        None if naming.openstack_release == "master" => "master".to_string(),
-        None => format!("stable-{}", naming.openstack_release),
-    };
+    let branch = || (sources.openstack_branch.clone()).unwrap_or_else(|| naming.openstack_branch());
     Ok(match name {
         "tarballs_base" => sources.tarballs_base.clone(),
         "locals_base" => sources.locals_base.display().to_string(),

@@ -43,11 +43,7 @@ pub struct Variables {
 impl Variables {
     fn to_value(&self) -> Value {
         let n = &self.naming;
-        let branch = if n.openstack_release == "master" {
-            "master".to_string()
-        } else {
-            format!("stable-{}", n.openstack_release)
-        };
+        let branch = n.openstack_branch();
         let mut map: BTreeMap<&str, Value> = BTreeMap::new();
         let mut put = |key, value: Value| {
             map.insert(key, value);

@@ -49,6 +49,14 @@ impl Naming {
         )
     }
 
+    /// kolla's branch of the release's sources: `stable-<release>`, `master` for master.
+    pub fn openstack_branch(&self) -> String {
+        match self.openstack_release.as_str() {
+            "master" => "master".to_string(),
+            release => format!("stable-{release}"),
+        }
+    }
+
     pub fn debian_arch(&self) -> &str {
         match self.base_arch.as_str() {
             "x86_64" => "amd64",
