@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod fs;
+pub mod hashing;
 pub mod package_cache;
 pub mod python;
 pub mod reference;

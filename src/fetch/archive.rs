@@ -235,55 +235,13 @@ fn with_path(err: io::Error, path: &Path) -> io::Error {
     io::Error::new(err.kind(), format!("{}: {err}", path.display()))
 }
 
-/// A writer that hashes what passes through it (sha256), for archives written to a file.
-pub struct HashingWriter<W> {
-    inner: W,
-    hasher: sha2::Sha256,
-    written: u64,
-}
-
-impl<W: Write> HashingWriter<W> {
-    pub fn new(inner: W) -> HashingWriter<W> {
-        use sha2::Digest;
-        HashingWriter {
-            inner,
-            hasher: sha2::Sha256::new(),
-            written: 0,
-        }
-    }
-
-    /// The inner writer, the hex sha256 and the byte count of everything written.
-    pub fn finish(self) -> (W, String, u64) {
-        use sha2::Digest;
-        (
-            self.inner,
-            hex::encode(self.hasher.finalize()),
-            self.written,
-        )
-    }
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        use sha2::Digest;
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.written += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// sha256 of a file, hex.
 pub fn sha256_file(path: &Path) -> io::Result<String> {
     let mut file = File::open(path)?;
     file.rewind()?;
-    let mut writer = HashingWriter::new(io::sink());
+    let mut writer = crate::common::hashing::HashingWriter::new(io::sink());
     io::copy(&mut file, &mut writer)?;
-    Ok(writer.finish().1)
+    Ok(writer.finish().0)
 }
 
 #[cfg(test)]

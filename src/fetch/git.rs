@@ -11,8 +11,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::common::hashing::HashingWriter;
 use crate::compat::sources::SourceTar;
-use crate::fetch::archive::{HashingWriter, tar_directory};
+use crate::fetch::archive::tar_directory;
 use crate::fetch::cache::FetchCache;
 
 /// Why a git source failed.
@@ -193,7 +194,7 @@ fn tar_checkout(
         HashingWriter::new(std::io::BufWriter::new(out)),
     )
     .map_err(|e| GitFailure::Checkout(format!("cannot tar the checkout: {e}")))?;
-    let (buffered, sha256, _) = writer.finish();
+    let (sha256, _, buffered) = writer.finish();
     buffered.into_inner().map_err(cache_failure)?;
     cache.store_blob(file, &sha256).map_err(cache_failure)?;
     Ok(sha256)

@@ -14,7 +14,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::fetch::archive::HashingWriter;
+use crate::common::hashing::HashingWriter;
 use crate::fetch::cache::{FetchCache, UrlEntry};
 
 /// The most redirects followed (`requests` allows 30; real mirrors need a handful).
@@ -221,7 +221,7 @@ impl HttpClient {
         let file = scratch.reopen().map_err(cache_failure)?;
         let mut writer = HashingWriter::new(std::io::BufWriter::new(file));
         self.stream_body(response.into_body(), &mut writer).await?;
-        let (buffered, sha256, bytes) = writer.finish();
+        let (sha256, bytes, buffered) = writer.finish();
         buffered
             .into_inner()
             .map_err(cache_failure)?

@@ -46,8 +46,9 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
+use crate::common::hashing::HashingWriter;
 use crate::compat::sources::{ImageSources, Source, SourceKind, SourceTar};
-use crate::fetch::archive::{ArchiveFormat, HashingWriter, Unsafe, mode_of};
+use crate::fetch::archive::{ArchiveFormat, Unsafe, mode_of};
 use crate::fetch::git::GitFailure;
 use crate::fetch::http::{HttpClient, UrlFailure};
 use crate::report::event::{Notice, Reporter};
@@ -516,7 +517,7 @@ fn local(cache: &FetchCache, path: &Path, style: SourceTar) -> Result<Blob, Prob
         std::io::copy(&mut file, &mut out).map_err(|e| Problem::Local(e.to_string()))?;
         out
     };
-    let (buffered, sha256, _) = out.finish();
+    let (sha256, _, buffered) = out.finish();
     buffered
         .into_inner()
         .map_err(|e| cache_err(e.into_error()))?;
@@ -665,7 +666,7 @@ fn tree_of(
     let file = cache.scratch_file().map_err(cache_err)?;
     let out = HashingWriter::new(std::io::BufWriter::new(file.reopen().map_err(cache_err)?));
     let out = archive::tar_directory(&dir, top, style, out).map_err(cache_err)?;
-    let (buffered, sha256, _) = out.finish();
+    let (sha256, _, buffered) = out.finish();
     buffered
         .into_inner()
         .map_err(|e| cache_err(e.into_error()))?;

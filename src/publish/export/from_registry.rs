@@ -19,11 +19,11 @@ use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
 use tokio_util::io::SyncIoBridge;
 
+use crate::common::hashing::HashingWriter;
 use crate::engine::{ImageFacts, split_reference};
 use crate::publish::blob_cache::BlobCache;
 use crate::publish::export::image::{ImageParts, Layer};
 use crate::publish::export::layers::{Stored, compress};
-use crate::publish::export::streams::HashingWriter;
 use crate::publish::registry::{Descriptor, Registry};
 
 /// The config and compressed layers of the image `reference` (whose engine facts are `facts`),

@@ -6,8 +6,9 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::common::hashing::HashingWriter;
 use crate::publish::export::image::Layer;
-use crate::publish::export::streams::{HashingWriter, Interruptible};
+use crate::publish::export::streams::Interruptible;
 
 /// A file of the engine's image archive, or a layer read from a registry: where its bytes are.
 #[derive(Clone)]

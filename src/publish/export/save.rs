@@ -16,12 +16,12 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+use crate::common::hashing::HashingWriter;
 use crate::engine::Engine;
 use crate::publish::blob_cache::BlobCache;
 use crate::publish::export::error::ExportError;
 use crate::publish::export::image::{ExportImage, ImageParts, Layer};
 use crate::publish::export::layers::{Stored, compress};
-use crate::publish::export::streams::HashingWriter;
 
 /// What `docker save` gave: its manifest, and every file it held (big ones spilled to disk).
 pub(super) struct Saved {
