@@ -107,6 +107,11 @@ impl Drop for Namespace {
 /// kolla-build's arguments for building this repository's tree for Debian into `ns`, with the
 /// host's CA certificates, a bootstrapped base and per-image logs in `logs/`.
 pub(crate) fn debian_args(install_type: &str, ns: &Namespace) -> Vec<String> {
+    debian_args_in(install_type, &ns.0)
+}
+
+/// `debian_args` for a namespace this caller does not own (its images stay).
+pub(crate) fn debian_args_in(install_type: &str, namespace: &str) -> Vec<String> {
     let mut args: Vec<String> = [
         "--images-dir",
         REPO,
@@ -115,7 +120,7 @@ pub(crate) fn debian_args(install_type: &str, ns: &Namespace) -> Vec<String> {
         "-t",
         install_type,
         "-n",
-        &ns.0,
+        namespace,
         "--bootstrap-base",
         "--format",
         "none",

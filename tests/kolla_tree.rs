@@ -7,7 +7,7 @@
 //! (`type = url`) and one `type = git` source (a local repository, a tag as `reference`).
 //!
 //! Then: a second run downloads nothing (the server's log shows only 304s) and builds nothing;
-//! a source that answers 404 fails its image alone, naming image, section and location, and its
+//! kolla-ansible 20.6.0 deploys the images and they answer (tests/kolla_ansible.rs); a source that answers 404 fails its image alone, naming image, section and location, and its
 //! descendants are not built; changing the served keystone tarball rebuilds keystone-base and
 //! its descendants only.
 
@@ -368,7 +368,11 @@ fn kolla_20s_own_tree_builds_with_its_sources_then_is_fresh_and_rebuilds_what_a_
         "a second run downloads nothing: {again:?}"
     );
 
-    // 3. A source that is not there: glance-base fails naming its section and location,
+    // 3. kolla-ansible 20.6.0 deploys them (with mariadb, memcached and rabbitmq of our tree):
+    // token, catalog, glance's images, placement's root, nova's flavors (tests/kolla_ansible.rs).
+    crate::kolla_ansible::deploy_kolla_trees_images(&ns.0, &peer.version);
+
+    // 4. A source that is not there: glance-base fails naming its section and location,
     // glance-api is not built, keystone (a sibling chain) is still fine.
     let broken = format!(
         "{conf}\n[glance-base]\ntype = url\nlocation = http://127.0.0.1:{port}/missing/glance.tar.gz\n"
@@ -394,7 +398,7 @@ fn kolla_20s_own_tree_builds_with_its_sources_then_is_fresh_and_rebuilds_what_a_
     );
     assert!(names(&failed.summary, "built", |_| true).contains("keystone"));
 
-    // 4. A changed keystone tarball: keystone-base and its descendants only. The original
+    // 5. A changed keystone tarball: keystone-base and its descendants only. The original
     // is put back whatever happens (the fixture keeps it for the next run).
     let keystone = tarballs.join("openstack/keystone/keystone-stable-2025.1.tar.gz");
     let original = fixture.join("keystone-original.tar.gz");

@@ -72,7 +72,13 @@ fn podman_builds_the_keystone_chain_and_exports_it_then_is_fresh() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     let mut args = debian_args("binary", &ns);
-    args.extend(["--engine-url".to_string(), format!("unix://{SOCKET}")]);
+    // kolla's way of choosing podman (issue 24): `--engine podman` with its socket's URL.
+    args.extend([
+        "--engine".to_string(),
+        "podman".to_string(),
+        "--podman-base-url".to_string(),
+        format!("unix://{SOCKET}"),
+    ]);
     args.push("^keystone$".into());
     let with_export = |file: &str| -> Vec<String> {
         let mut a = args.clone();
