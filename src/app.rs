@@ -90,6 +90,9 @@ fn error_text(err: &Error) -> String {
 /// The run as a sequence: prepare (the settings are checked already), then each action asked.
 fn execute(settings: &Settings, progress: &mut Progress) -> Result<ExitCode> {
     let prepared = prepare_or_summarize(settings, progress)?;
+    for notice in &prepared.notices {
+        progress.notice(notice);
+    }
     let actions = &settings.actions;
     if actions.template_only {
         write_templates(settings, &prepared, progress)?;
@@ -164,7 +167,13 @@ fn write_templates(settings: &Settings, prepared: &Prepared, progress: &Progress
             )
         })
         .collect();
-    let dir = workdir::write_tree(work_dir, &prepared.tree, &images, &prepared.extra_files)?;
+    let dir = workdir::write_tree(
+        work_dir,
+        &prepared.tree,
+        &images,
+        &prepared.extra_files,
+        &prepared.context_dirs,
+    )?;
     progress.notice(&Notice::Note(format!(
         "Rendered {} images for {} {} in {} ms into {}",
         images.len(),

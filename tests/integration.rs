@@ -11,6 +11,7 @@ mod kolla_compat;
 mod kolla_peer;
 mod kolla_tree;
 mod layering;
+mod patches;
 mod podman;
 mod real_tree;
 mod reliability;

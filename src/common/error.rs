@@ -179,8 +179,9 @@ pub enum Error {
     #[error(transparent)]
     Bootstrap(Box<dyn std::error::Error + Send + Sync>),
 
-    /// The source stage as a whole cannot run (its cache cannot be written); a source that
-    /// cannot be had fails its image alone.
+    /// The source stage as a whole cannot run (its cache cannot be written), or the patches of
+    /// `--patches-path` are refused (`prepare::patches`); a source that cannot be had fails its
+    /// image alone.
     #[error(transparent)]
     Sources(Box<dyn std::error::Error + Send + Sync>),
 

@@ -358,8 +358,9 @@ pub const OPTIONS: &[Opt] = &[
     Opt::shared("patches-path")
         .ini("patches_path")
         .help(
-            "A folder of patches per image (`<image>/series` and the files it lists), for the \
-             source stage (kolla's --patches-path)",
+            "A folder of patches per image (`<image>/series` and the files it lists), copied into \
+             each image's context as `patches/` for kolla's `kolla_patch` (kolla's \
+             --patches-path)",
         ),
     Opt::shared("tarballs-base")
         .ini("tarballs_base")

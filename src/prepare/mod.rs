@@ -2,6 +2,7 @@
 //! select. Everything before the engine is touched.
 
 pub mod context;
+pub mod patches;
 pub mod plan;
 pub mod workdir;
 
@@ -14,6 +15,7 @@ use crate::graph::ImageGraph;
 use crate::graph::selection::{Filter, Profiles, Selection, select, unbuildable_for};
 use crate::prepare::context::ExtraFiles;
 use crate::render::{Override, Renderer, Variables};
+use crate::report::event::Notice;
 use crate::settings::{Naming, Settings};
 use crate::tree::Tree;
 
@@ -29,8 +31,13 @@ pub struct Prepared {
     pub dockerfiles: BTreeMap<String, String>,
     pub graph: ImageGraph,
     pub selection: Selection,
-    /// Files some images get besides their own (the CA certificates of `base`).
+    /// Files some images get besides their own (the CA certificates of `base`, the patches of
+    /// `--patches-path`).
     pub extra_files: ExtraFiles,
+    /// Directories every image's context holds, even empty (`patches/` with `--patches-path`).
+    pub context_dirs: Vec<String>,
+    /// What the user should hear about the inputs (warnings about the patches).
+    pub notices: Vec<Notice>,
     pub render_time: Duration,
 }
 
@@ -52,12 +59,16 @@ pub fn prepare(settings: &Settings) -> Result<Prepared> {
     let render_time = started.elapsed();
     let graph = build_graph(&settings.naming, &dockerfiles)?;
     let selection = select_images(settings, patterns, &inputs.tree, &graph)?;
+    let mut extra_files = extra_files(settings);
+    let (context_dirs, notices) = add_patches(settings, &inputs.tree, &mut extra_files)?;
     Ok(Prepared {
         tree: inputs.tree,
         dockerfiles,
         graph,
         selection,
-        extra_files: extra_files(settings),
+        extra_files,
+        context_dirs,
+        notices,
         render_time,
     })
 }
@@ -145,6 +156,7 @@ fn variables(settings: &Settings, users: crate::tree::users::Users) -> Variables
             .into_iter()
             .map(|(name, _)| name)
             .collect(),
+        patches_path: (settings.sources.patches_path.as_ref()).map(|p| p.display().to_string()),
         env: settings.env.clone(),
     }
 }
@@ -288,6 +300,42 @@ fn extra_files(settings: &Settings) -> ExtraFiles {
         extra_files.0.insert("base".to_string(), base_files);
     }
     extra_files
+}
+
+/// kolla's `--patches-path`: the patches of every image of the tree into its extra files, and
+/// `patches/` into every context (kolla makes it for every image). Returns the directories
+/// every context gets and warnings about folders that apply nothing. Nothing without the option,
+/// so the contexts (and their input hashes) stay as they were.
+fn add_patches(
+    settings: &Settings,
+    tree: &Tree,
+    extra_files: &mut ExtraFiles,
+) -> Result<(Vec<String>, Vec<Notice>)> {
+    let Some(root) = &settings.sources.patches_path else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let images: Vec<&str> = tree.images.iter().map(|i| i.name.as_str()).collect();
+    let found = patches::collect(root, &images).map_err(|e| Error::Sources(Box::new(e)))?;
+    for (image, files) in found.files {
+        extra_files.0.entry(image).or_default().extend(files);
+    }
+    let unused = found.unused.iter().map(|folder| {
+        Notice::Warning(format!(
+            "`{}` of `--patches-path` is named after no image of the tree: its patches are not \
+             applied (a folder is named after its image, as `keystone-base`)",
+            folder.display()
+        ))
+    });
+    let without_series = found.without_series.iter().map(|folder| {
+        Notice::Warning(format!(
+            "`{}` has no `series` file: none of its patches is applied (list them, one per \
+             line, in `{}`)",
+            folder.display(),
+            folder.join("series").display()
+        ))
+    });
+    let notices = unused.chain(without_series).collect();
+    Ok((vec![patches::CONTEXT_DIR.to_string()], notices))
 }
 
 /// Every image's name, with the prefix, must be a Docker repository name: an image folder named

@@ -110,7 +110,8 @@ fn contexts(
                 .collect();
             let extras = extra.0.get(name).map_or(&[][..], Vec::as_slice);
             let files = with_extras(files, extras);
-            let spec = ContextSpec::new(prepared.dockerfiles[name].clone(), files);
+            let spec = ContextSpec::new(prepared.dockerfiles[name].clone(), files)
+                .with_dirs(&prepared.context_dirs);
             let digest = spec.digest().map_err(|source| Error::Read {
                 path: PathBuf::from(format!("build context of `{name}`")),
                 source,
@@ -242,6 +243,80 @@ mod tests {
         );
         assert!(format!("{spec:?}").contains("/a/site.list"));
         assert!(!format!("{spec:?}").contains("/tree/base/sources.list"));
+    }
+
+    /// A tree of two images (`base` ← `keystone`), rendered by hand, everything selected.
+    fn prepared(root: &std::path::Path) -> Prepared {
+        for (rel, text) in [
+            ("base/Dockerfile.j2", "FROM debian\n"),
+            ("keystone/Dockerfile.j2", "FROM k/keystone-parent\n"),
+        ] {
+            std::fs::create_dir_all(root.join(rel).parent().unwrap()).unwrap();
+            std::fs::write(root.join(rel), text).unwrap();
+        }
+        let tree = crate::tree::Tree::load(root, &[]).unwrap();
+        let dockerfiles = BTreeMap::from([
+            ("base".to_string(), "FROM debian\n".to_string()),
+            ("keystone".to_string(), "FROM k/base:1\n".to_string()),
+        ]);
+        let graph = ImageGraph::build(&dockerfiles, |n| format!("k/{n}:1"), "k/", &BTreeMap::new())
+            .unwrap();
+        let filter = crate::graph::selection::Filter {
+            patterns: Vec::new(),
+            skip_parents: false,
+            unbuildable: Default::default(),
+        };
+        let selection = crate::graph::selection::select(&graph, &filter).unwrap();
+        Prepared {
+            tree,
+            dockerfiles,
+            graph,
+            selection,
+            extra_files: ExtraFiles::default(),
+            context_dirs: Vec::new(),
+            notices: Vec::new(),
+            render_time: std::time::Duration::ZERO,
+        }
+    }
+
+    fn hashes(prepared: &Prepared, extra: &ExtraFiles) -> BTreeMap<String, String> {
+        let jobs = plan(prepared, &BTreeMap::new(), extra, |_| {
+            Some("sha256:1".into())
+        })
+        .unwrap();
+        jobs.into_iter().map(|j| (j.name, j.input_hash)).collect()
+    }
+
+    #[test]
+    fn a_patch_and_the_patches_folder_are_part_of_the_input_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut prepared = prepared(&dir.path().join("tree"));
+        let plain = hashes(&prepared, &ExtraFiles::default());
+        assert_eq!(plain.len(), 2);
+
+        prepared.context_dirs = vec!["patches".to_string()];
+        let with_dir = hashes(&prepared, &ExtraFiles::default());
+        assert_ne!(with_dir["base"], plain["base"]);
+        assert_ne!(with_dir["keystone"], plain["keystone"]);
+        let jobs = plan(&prepared, &BTreeMap::new(), &ExtraFiles::default(), |_| {
+            None
+        })
+        .unwrap();
+        assert!(jobs.iter().all(|j| j.context.dirs == ["patches"]));
+
+        let patch = dir.path().join("fix.patch");
+        std::fs::write(&patch, "--- a\n+++ b\n").unwrap();
+        let extra = ExtraFiles(BTreeMap::from([(
+            "keystone".to_string(),
+            vec![("patches/fix.patch".to_string(), patch.clone())],
+        )]));
+        let patched = hashes(&prepared, &extra);
+        assert_eq!(patched["base"], with_dir["base"]);
+        assert_ne!(patched["keystone"], with_dir["keystone"]);
+        // Unchanged patches keep the image fresh; a changed one rebuilds it.
+        assert_eq!(hashes(&prepared, &extra), patched);
+        std::fs::write(&patch, "--- a\n+++ c\n").unwrap();
+        assert_ne!(hashes(&prepared, &extra)["keystone"], patched["keystone"]);
     }
 
     #[test]

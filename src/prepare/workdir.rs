@@ -7,13 +7,14 @@ use crate::common::error::{Error, Result};
 use crate::prepare::context::ExtraFiles;
 use crate::tree::{ImageSource, Tree};
 
-/// Writes `images` (with their rendered Dockerfiles and extra files) and returns the `docker/`
-/// directory.
+/// Writes `images` (with their rendered Dockerfiles, extra files and the directories every
+/// context holds) and returns the `docker/` directory.
 pub fn write_tree(
     work_dir: &Path,
     tree: &Tree,
     images: &[(&ImageSource, &str)],
     extra: &ExtraFiles,
+    dirs: &[String],
 ) -> Result<PathBuf> {
     let write_err = |path: &Path| {
         let path = path.to_path_buf();
@@ -37,6 +38,10 @@ pub fn write_tree(
             std::fs::create_dir_all(&dir).map_err(write_err(&dir))?;
             std::fs::write(dir.join("Dockerfile"), dockerfile)
                 .map_err(write_err(&dir.join("Dockerfile")))?;
+            for sub in dirs {
+                let sub = dir.join(sub);
+                std::fs::create_dir_all(&sub).map_err(write_err(&sub))?;
+            }
             let own = image.context_files.iter().map(|rel| {
                 let source = tree
                     .file(&format!("{}/{rel}", image.dir))

@@ -37,6 +37,9 @@ pub struct Variables {
     pub pip_args: Vec<String>,
     /// Certificate files `base` installs (names inside its `ca-certificates/` folder).
     pub ca_certificates: Vec<String>,
+    /// `--patches-path` (absolute), for kolla's `kolla_patch_sources` macro: set, it renders the
+    /// lines that copy and apply the patches; none without the option.
+    pub patches_path: Option<String>,
     pub env: BTreeMap<String, String>,
 }
 
@@ -83,7 +86,10 @@ impl Variables {
             );
         }
         put("rpm_setup", Value::from(Serde(&self.rpm_setup)));
-        put("patches_path", Value::from(()));
+        put(
+            "patches_path",
+            (self.patches_path.clone()).map_or(Value::from(()), Value::from),
+        );
         put("repos_yaml", self.repos_yaml.clone().into());
         put("ca_certificates", Value::from(Serde(&self.ca_certificates)));
         put("env", Value::from(Serde(&self.env)));
@@ -483,6 +489,7 @@ mod tests {
             rpm_setup: Vec::new(),
             pip_args: Vec::new(),
             ca_certificates: Vec::new(),
+            patches_path: None,
             env: BTreeMap::new(),
         };
         let overrides: Vec<Override> = overrides

@@ -103,7 +103,10 @@ fn kolla_sources(file: &FileConfig, cwd: &Path) -> KollaSources {
         openstack_branch: file.openstack_branch.clone(),
         openstack_branch_slashed: file.openstack_branch_slashed.clone(),
         debian_arch: file.debian_arch.clone(),
-        patches_path: file.patches_path.as_ref().map(|p| cwd.join(p)),
+        // An empty value is no path, as for kolla (whose test is the string's truth).
+        patches_path: (file.patches_path.as_ref())
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| cwd.join(p)),
         tarballs_base: (file.tarballs_base.clone())
             .unwrap_or_else(|| DEFAULT_TARBALLS_BASE.to_string()),
         sections: file.source_sections.clone(),
@@ -247,19 +250,19 @@ impl Settings {
         file.take_cli_switches(&cli);
         let (naming, release) = naming::resolve(&cli, &file, &images_dir)?;
         let mut notices = Vec::new();
-        if let Some(path) = &file.patches_path {
-            // Said, not silently dropped: kolla would copy `<path>/<image>/series` and its
-            // patches into each context and apply them with `kolla_patch`.
+        let kolla_sources = kolla_sources(&file, cwd);
+        if let Some(path) = (kolla_sources.patches_path.as_ref()).filter(|p| !p.is_dir()) {
+            // kolla ignores it silently; the images are still built as kolla builds them (an
+            // empty `patches/`, `kolla_patch` finding no series), so a warning, not a refusal.
             notices.push(Notice::Warning(format!(
-                "`patches_path` ({}) is not applied yet: images are built without kolla's \
-                 patches (docs/KOLLA-COMPAT.md, Sources)",
+                "`patches_path` ({}) is not a directory: no patches are applied; create it \
+                 with a folder per image holding a `series`, or correct the path",
                 path.display()
             )));
         }
         let engines = engines::resolve(&cli, &file, &env, &naming.base_arch, &mut notices)?;
         let build = build::resolve(&cli, &file, &env, cwd, engines, naming.registry.as_deref())?;
         let (docker_dirs, template_overrides) = tree_layers(&cli, &file, cwd);
-        let kolla_sources = kolla_sources(&file, cwd);
         let settings = Settings {
             notices,
             data_dir,
