@@ -88,7 +88,10 @@ fn deploy_and_check(install_type: &str) {
     let _engine = engine_lock();
     build_our_images(&config, install_type, &naming, &IMAGES);
     deploy(config);
-    eprintln!("kolla-ansible {install_type}: {:.0?} in all", started.elapsed());
+    eprintln!(
+        "kolla-ansible {install_type}: {:.0?} in all",
+        started.elapsed()
+    );
 }
 
 /// kolla's own tree's images (tests/kolla_tree.rs built keystone, glance-api, placement-api and

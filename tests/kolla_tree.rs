@@ -4,7 +4,8 @@
 //! kolla's default file names made from the 2025.1 sdists on PyPI, a template override of the
 //! steps that reach hosts this machine cannot reach, and a `debian:bookworm` base made by
 //! `--bootstrap-base`. On top, one plugin (`type = local`, a directory), one addition
-//! (`type = url`) and one `type = git` source (a local repository, a tag as `reference`).
+//! (`type = url`), one `type = git` source (a local repository, a tag as `reference`) and a
+//! `patches_path` whose keystone-base series adds a module to keystone.
 //!
 //! Then: a second run downloads nothing (the server's log shows only 304s) and builds nothing;
 //! kolla-ansible 20.6.0 deploys the images and they answer (tests/kolla_ansible.rs); a source that answers 404 fails its image alone, naming image, section and location, and its
@@ -218,6 +219,28 @@ fn placement_repository(sdist: &Path, repo: &Path) {
 }
 
 /// `docker run --rm --entrypoint sh IMAGE -c SCRIPT` succeeds.
+/// A `patches_path` folder: keystone-base's series names one patch, made as `diff -u` writes
+/// it and applied by kolla's `kolla_patch` from `/` with `-p0`: it adds a module to the
+/// installed keystone package.
+fn patches(dir: &Path) -> PathBuf {
+    let keystone = dir.join("keystone-base");
+    std::fs::create_dir_all(&keystone).unwrap();
+    std::fs::write(
+        keystone.join("series"),
+        "# kolla-build's test patch\nkbtest.patch\n",
+    )
+    .unwrap();
+    std::fs::write(
+        keystone.join("kbtest.patch"),
+        "--- /dev/null\n\
+         +++ var/lib/kolla/venv/lib/python3.11/site-packages/keystone/kbtest_patched.py\n\
+         @@ -0,0 +1 @@\n\
+         +PATCHED = True\n",
+    )
+    .unwrap();
+    dir.to_path_buf()
+}
+
 fn holds(image: &str, script: &str) -> bool {
     Command::new("timeout")
         .args([
@@ -264,8 +287,15 @@ fn kolla_20s_own_tree_builds_with_its_sources_then_is_fresh_and_rebuilds_what_a_
         &tarballs.join("openstack/placement/placement-stable-2025.1.tar.gz"),
         &extras.join("placement.git"),
     );
+    let patches = patches(&extras.join("patches"));
     let base_conf = std::fs::read_to_string(fixture.join("kolla-build.conf")).unwrap();
     let port = server.port;
+    // kolla's `patches_path` goes in [DEFAULT], which the fixture's file opens with.
+    let base_conf = base_conf.replacen(
+        "[DEFAULT]\n",
+        &format!("[DEFAULT]\npatches_path = {}\n", patches.display()),
+        1,
+    );
     let conf = format!(
         "{base_conf}\n\
          [nova-base-plugin-kbtest]\ntype = local\nlocation = {plugin}\n\n\
@@ -349,6 +379,14 @@ fn kolla_20s_own_tree_builds_with_its_sources_then_is_fresh_and_rebuilds_what_a_
             "/var/lib/kolla/venv/bin/pip show keystone | grep -q '^Version: 27.0.0'"
         ),
         "keystone 27.0.0 from the served tarball"
+    );
+    assert!(
+        holds(
+            &reference("keystone"),
+            "/var/lib/kolla/venv/bin/python -c 'import keystone.kbtest_patched as p; assert p.PATCHED' \
+             && grep -qx 'kbtest.patch' /patches/series.applied"
+        ),
+        "keystone-base's patch is applied by kolla_patch"
     );
 
     // 2. No-op: nothing downloaded (conditional GETs answered 304), nothing built.
