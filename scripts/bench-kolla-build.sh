@@ -37,7 +37,8 @@ fi
 tree="$peer/share/kolla/docker"
 
 work=$(mktemp -d)
-fixture="$here/$target/bench-kolla-tree"
+# The fixture tests/kolla_tree.rs uses (its sdists are downloaded once).
+fixture=${FIXTURE:-$here/$target/tmp/kolla-tree}
 server_pid=
 cleanup() {
     [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true

@@ -6,6 +6,16 @@ use pretty_assertions::assert_eq;
 
 use crate::support::{Test, files_below};
 
+/// keystone's Dockerfiles rendered into `out/` with the folder of patches `patched_tree` writes.
+const WITH_PATCHES: [&str; 6] = [
+    "--template-only",
+    "--work-dir",
+    "out",
+    "--patches-path",
+    "site-patches",
+    "^keystone$",
+];
+
 /// The small tree, with keystone's template using `patches_path` as kolla's
 /// `kolla_patch_sources` macro does, and a folder of patches for keystone.
 fn patched_tree() -> Test {
@@ -28,17 +38,7 @@ fn patched_tree() -> Test {
 #[test]
 fn template_only_writes_each_images_patches_and_the_copy_lines() {
     let mut test = patched_tree();
-    let run = test
-        .args([
-            "--template-only",
-            "--work-dir",
-            "out",
-            "--patches-path",
-            "site-patches",
-            "^keystone$",
-        ])
-        .run()
-        .success();
+    let run = test.args(WITH_PATCHES).run().success();
     let docker = test.path().join("out/docker");
     let keystone: Vec<String> = files_below(&docker.join("images/keystone/keystone"))
         .iter()
@@ -107,17 +107,7 @@ fn a_series_naming_a_missing_file_is_refused_before_anything_is_written() {
         "site-patches/keystone/series",
         "fix-a.patch\n# old.patch\nfix-c.patch\n",
     );
-    let run = test
-        .args([
-            "--template-only",
-            "--work-dir",
-            "out",
-            "--patches-path",
-            "site-patches",
-            "^keystone$",
-        ])
-        .run()
-        .failure();
+    let run = test.args(WITH_PATCHES).run().failure();
     let err = run.stderr();
     let series = test.path().join("site-patches/keystone/series");
     let missing = test.path().join("site-patches/keystone/fix-c.patch");
@@ -137,17 +127,7 @@ fn folders_that_apply_nothing_and_a_missing_patches_path_are_warned_of() {
     let mut test = patched_tree();
     test.write("site-patches/keystne/series", "fix.patch\n")
         .write("site-patches/cron/README", "no series yet\n");
-    let run = test
-        .args([
-            "--template-only",
-            "--work-dir",
-            "out",
-            "--patches-path",
-            "site-patches",
-            "^keystone$",
-        ])
-        .run()
-        .success();
+    let run = test.args(WITH_PATCHES).run().success();
     let err = run.stderr();
     let root = test.path().join("site-patches");
     assert!(

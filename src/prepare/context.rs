@@ -60,13 +60,7 @@ impl ContextSpec {
             let link = std::fs::symlink_metadata(source).map_err(|e| with_path(e, source))?;
             if link.file_type().is_symlink() {
                 let target = std::fs::read_link(source).map_err(|e| with_path(e, source))?;
-                let mut header = tar::Header::new_gnu();
-                header.set_entry_type(tar::EntryType::Symlink);
-                header.set_size(0);
-                header.set_mode(0o777);
-                header.set_mtime(0);
-                header.set_uid(0);
-                header.set_gid(0);
+                let mut header = header(tar::EntryType::Symlink, 0o777, 0);
                 builder.append_link(&mut header, path, &target)?;
                 continue;
             }
@@ -92,26 +86,26 @@ fn append<R: Read>(
     size: u64,
     data: R,
 ) -> io::Result<()> {
+    let mut header = header(tar::EntryType::Regular, mode, size);
+    // A file that changes size while being read would corrupt the stream: read exactly `size`.
+    builder.append_data(&mut header, path, data.take(size))
+}
+
+/// A header of the context's reproducible kind: owner root, mtime 0.
+fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
     let mut header = tar::Header::new_gnu();
-    header.set_entry_type(tar::EntryType::Regular);
+    header.set_entry_type(kind);
     header.set_size(size);
     header.set_mode(mode);
     header.set_mtime(0);
     header.set_uid(0);
     header.set_gid(0);
-    // A file that changes size while being read would corrupt the stream: read exactly `size`.
-    builder.append_data(&mut header, path, data.take(size))
+    header
 }
 
 /// A directory entry, named with a trailing `/` as the docker CLI names them.
 fn append_dir(builder: &mut tar::Builder<impl Write>, path: &str) -> io::Result<()> {
-    let mut header = tar::Header::new_gnu();
-    header.set_entry_type(tar::EntryType::Directory);
-    header.set_size(0);
-    header.set_mode(0o755);
-    header.set_mtime(0);
-    header.set_uid(0);
-    header.set_gid(0);
+    let mut header = header(tar::EntryType::Directory, 0o755, 0);
     let name = format!("{}/", path.trim_end_matches('/'));
     builder.append_data(&mut header, name, io::empty())
 }
