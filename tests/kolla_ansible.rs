@@ -28,7 +28,8 @@
 //! that only has a loopback interface (a holder container with `--network none` and the node's
 //! host name), instead of the host's network; named volumes get a per-run prefix; Docker runs
 //! the healthchecks every 5 s instead of kolla-ansible's 30 s; `--ulimit nofile=1048576` is left
-//! out (the sandbox refuses it). Every wait is bounded; containers, volumes and images go away
+//! out (the sandbox refuses it); a `privileged` container (nova-api) gets every capability but
+//! CAP_SYS_RESOURCE with seccomp and AppArmor unconfined (the sandbox refuses `--privileged`). Every wait is bounded; containers, volumes and images go away
 //! even when a step fails.
 //!
 //! `deploy_and_check` is the specification: kolla-ansible's steps in its order, each a function
@@ -151,6 +152,7 @@ fn deploy(config: Config) {
     check_the_log_files_and_their_owners(&d);
     check_the_custom_ca_is_trusted(&d);
     check_the_containers_run_as_the_images_users(&d);
+    check_privileged_containers_get_what_the_sandbox_allows(&d);
 
     eprintln!(
         "kolla-ansible {label}: services deployed and checked in {:.0?}",
@@ -811,6 +813,31 @@ fn check_the_custom_ca_is_trusted(d: &Deployment) {
 }
 
 /// Containers run as the images' users (no --user).
+/// kolla-ansible starts nova-api `privileged`: here with every capability but CAP_SYS_RESOURCE
+/// (the sandbox's limit), read from the kernel's bounding set inside the container; a service
+/// kolla-ansible does not make privileged keeps Docker's default set (no CAP_SYS_ADMIN).
+fn check_privileged_containers_get_what_the_sandbox_allows(d: &Deployment) {
+    const SYS_ADMIN: u32 = 21;
+    const SYS_RESOURCE: u32 = 24;
+    let bounding = |container: &str| -> u64 {
+        let status = d
+            .node
+            .exec_ok(container, &["grep", "^CapBnd:", "/proc/self/status"]);
+        let hex = status.split_whitespace().nth(1).unwrap_or_default();
+        u64::from_str_radix(hex, 16).unwrap_or_else(|e| panic!("{container}: {status}: {e}"))
+    };
+    assert!(is_privileged(d.service("nova", "nova-api")));
+    let nova = bounding("nova_api");
+    assert!(nova & (1 << SYS_ADMIN) != 0, "nova_api: CapBnd {nova:x}");
+    assert!(nova & (1 << SYS_RESOURCE) == 0, "nova_api: CapBnd {nova:x}");
+    assert!(!is_privileged(d.service("keystone", "keystone")));
+    let keystone = bounding("keystone");
+    assert!(
+        keystone & (1 << SYS_ADMIN) == 0,
+        "keystone: CapBnd {keystone:x}"
+    );
+}
+
 fn check_the_containers_run_as_the_images_users(d: &Deployment) {
     for (container, user) in [
         ("mariadb", "mysql"),
@@ -1053,7 +1080,24 @@ struct Run<'a> {
     healthcheck: Option<String>,
     command: Vec<String>,
     bootstrap_label: bool,
+    /// kolla_container's `privileged`: see `PRIVILEGED`.
+    privileged: bool,
 }
+
+/// What a `privileged` container gets here. This sandbox refuses `--privileged` (runc cannot
+/// apply CAP_SYS_RESOURCE); the closest it allows is every other capability with seccomp and
+/// AppArmor unconfined. Missing beside CAP_SYS_RESOURCE: the host's devices (`--privileged`
+/// also maps every /dev node) and writable /sys and /proc/sys. docs/RUNTIME.md lists it.
+const PRIVILEGED: [&str; 8] = [
+    "--cap-add",
+    "ALL",
+    "--cap-drop",
+    "SYS_RESOURCE",
+    "--security-opt",
+    "seccomp=unconfined",
+    "--security-opt",
+    "apparmor=unconfined",
+];
 
 /// The containers and volumes of one node, removed when dropped (also on panic).
 struct Node {
@@ -1174,6 +1218,9 @@ impl Node {
                 ]
                 .map(String::from),
             );
+        }
+        if run.privileged {
+            args.extend(PRIVILEGED.map(String::from));
         }
         args.extend(self.volume_args(&run.volumes));
         args.push(run.image.clone());
@@ -1320,7 +1367,18 @@ fn service_run<'a>(name: &'a str, service: &Value) -> Run<'a> {
         env: env_of(&service["environment"]),
         volumes: strings(&service["volumes"]),
         healthcheck: Some(health_cmd(service)),
+        privileged: is_privileged(service),
         ..Run::default()
+    }
+}
+
+/// kolla_container's `privileged`, as services.json has it: a boolean, or the string a
+/// templated value renders to (`"True"`, `"False"`).
+fn is_privileged(service: &Value) -> bool {
+    match &service["privileged"] {
+        Value::Bool(b) => *b,
+        Value::String(s) => matches!(s.to_ascii_lowercase().as_str(), "true" | "yes" | "1"),
+        _ => false,
     }
 }
 

@@ -23,7 +23,7 @@ mariadb_datadir() {
 }
 
 mariadb_bootstrap() {
-    local datadir socket pid
+    local datadir socket pid install_log error_log answered
     datadir=$(mariadb_datadir)
     if [[ -d ${datadir}/mysql ]]; then
         echo "mariadb bootstrap: ${datadir} already holds a database; nothing to do"
@@ -34,18 +34,38 @@ mariadb_bootstrap() {
         return 1
     fi
     echo "mariadb bootstrap: initialising ${datadir}"
-    mariadb-install-db --user=mysql --datadir="${datadir}" \
-        --auth-root-authentication-method=normal --skip-test-db >/dev/null || return 1
+    # Its output is long and routine; it is shown when it fails (a full disk, a bad datadir).
+    install_log=$(mktemp /tmp/mariadb-install-db.XXXXXX.log)
+    if ! mariadb-install-db --user=mysql --datadir="${datadir}" \
+        --auth-root-authentication-method=normal --skip-test-db >"${install_log}" 2>&1; then
+        cat "${install_log}"
+        # The reason is in the server's error log (a full disk, for one: kolla-ansible's
+        # default redo log is 2 GB, allocated here).
+        error_log=$(my_print_defaults mysqld mariadbd | sed -n 's/^--log[-_]error=//p' | tail -n 1)
+        if [[ -n ${error_log} && -r ${error_log} ]]; then
+            tail -n 20 "${error_log}"
+        fi
+        echo "mariadb bootstrap: mariadb-install-db failed (its output above)" >&2
+        return 1
+    fi
 
     socket=$(mktemp -u /tmp/mariadb-bootstrap.XXXXXX.sock)
     mariadbd --datadir="${datadir}" --skip-networking --wsrep-on=OFF --socket="${socket}" &
     pid=$!
+    answered=no
     for _ in $(seq "${DB_MAX_TIMEOUT:-60}"); do
         if mariadb-admin --socket="${socket}" --user=root ping >/dev/null 2>&1; then
+            answered=yes
             break
         fi
         sleep 1
     done
+    if [[ ${answered} != yes ]]; then
+        echo "mariadb bootstrap: mariadbd did not answer on ${socket} within ${DB_MAX_TIMEOUT:-60} s" >&2
+        kill "${pid}" 2>/dev/null
+        wait "${pid}"
+        return 1
+    fi
     mariadb --socket="${socket}" --user=root <<SQL || { kill "${pid}"; wait "${pid}"; return 1; }
 ALTER USER 'root'@'localhost' IDENTIFIED BY '${DB_ROOT_PASSWORD}';
 CREATE USER 'root'@'%' IDENTIFIED BY '${DB_ROOT_PASSWORD}';
