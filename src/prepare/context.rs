@@ -6,7 +6,7 @@
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
-use sha2::{Digest, Sha256};
+use crate::common::hashing::HashingWriter;
 
 /// What goes into one image's context.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,8 +74,8 @@ impl ContextSpec {
 
     /// sha256 of the tar stream, hex.
     pub fn digest(&self) -> io::Result<String> {
-        let hasher = self.write_tar(HashWriter(Sha256::new()))?;
-        Ok(hex::encode(hasher.0.finalize()))
+        let hasher = self.write_tar(HashingWriter::new(io::sink()))?;
+        Ok(hasher.finish().0)
     }
 }
 
@@ -123,19 +123,6 @@ fn is_executable(_: &std::fs::Metadata) -> bool {
 
 fn with_path(err: io::Error, path: &std::path::Path) -> io::Error {
     io::Error::new(err.kind(), format!("{}: {err}", path.display()))
-}
-
-struct HashWriter(Sha256);
-
-impl Write for HashWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]
