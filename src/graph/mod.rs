@@ -172,20 +172,36 @@ impl ImageGraph {
         &self.nodes[id].name
     }
 
-    /// `id` and every image it is built from, transitively.
+    /// Every image `id` is built from, transitively.
     pub fn ancestors(&self, id: usize) -> BTreeSet<usize> {
-        self.reach(id, |node| &node.deps)
+        self.reach(&[id], |node| &node.deps)
     }
 
     /// Every image built from `id`, transitively.
     pub fn descendants(&self, id: usize) -> BTreeSet<usize> {
-        self.reach(id, |node| &node.children)
+        self.reach(&[id], |node| &node.children)
     }
 
-    /// The images reached from `id` by following `next` (dependencies or children), transitively.
-    fn reach(&self, id: usize, next: impl Fn(&Node) -> &[usize]) -> BTreeSet<usize> {
+    /// The union of the ancestors of `ids`, each image visited once however many of them share
+    /// it (a walk per image is quadratic: 5,000 images in one chain made 12.5 million visits).
+    pub fn ancestors_of_all(&self, ids: &[usize]) -> BTreeSet<usize> {
+        self.reach(ids, |node| &node.deps)
+    }
+
+    /// The union of the descendants of `ids`, each image visited once.
+    pub fn descendants_of_all(&self, ids: &[usize]) -> BTreeSet<usize> {
+        self.reach(ids, |node| &node.children)
+    }
+
+    /// The images reached from `starts` by following `next` (dependencies or children),
+    /// transitively; a start is in the result only when another start reaches it.
+    fn reach(&self, starts: &[usize], next: impl Fn(&Node) -> &[usize]) -> BTreeSet<usize> {
         let mut seen = BTreeSet::new();
-        let mut todo = next(&self.nodes[id]).to_vec();
+        let mut todo: Vec<usize> = starts
+            .iter()
+            .flat_map(|&id| next(&self.nodes[id]))
+            .copied()
+            .collect();
         while let Some(other) = todo.pop() {
             if seen.insert(other) {
                 todo.extend(next(&self.nodes[other]));
@@ -271,6 +287,45 @@ mod tests {
         assert_eq!(g.ancestors(keystone).len(), 2);
         assert_eq!(g.descendants(base).len(), 2);
         assert_eq!(order(&g), ["base", "openstack-base", "keystone"]);
+    }
+
+    #[test]
+    fn ancestors_and_descendants_of_all_are_the_unions_of_each_walk() {
+        // base <- a <- b <- c, base <- d, and e built from both b and d (a diamond).
+        let g = graph(&[
+            ("base", "FROM debian:12"),
+            ("a", "FROM kolla/base:1"),
+            ("b", "FROM kolla/a:1"),
+            ("c", "FROM kolla/b:1"),
+            ("d", "FROM kolla/base:1"),
+            ("e", "FROM kolla/b:1 AS b\nFROM kolla/d:1\n"),
+        ])
+        .unwrap();
+        let ids =
+            |names: &[&str]| -> Vec<usize> { names.iter().map(|n| g.id(n).unwrap()).collect() };
+        let union = |sets: Vec<BTreeSet<usize>>| -> BTreeSet<usize> {
+            sets.into_iter().flatten().collect()
+        };
+        for starts in [&["c", "e"][..], &["a", "c"], &["base"], &["e"], &[]] {
+            let starts = ids(starts);
+            assert_eq!(
+                g.ancestors_of_all(&starts),
+                union(starts.iter().map(|&id| g.ancestors(id)).collect()),
+            );
+            assert_eq!(
+                g.descendants_of_all(&starts),
+                union(starts.iter().map(|&id| g.descendants(id)).collect()),
+            );
+        }
+        // A start reached from another start is in the union; one that is not, is not.
+        assert_eq!(
+            g.ancestors_of_all(&ids(&["a", "c"])),
+            BTreeSet::from_iter(ids(&["base", "a", "b"]))
+        );
+        assert_eq!(
+            g.descendants_of_all(&ids(&["d"])),
+            BTreeSet::from_iter(ids(&["e"]))
+        );
     }
 
     #[test]

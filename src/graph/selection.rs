@@ -63,13 +63,17 @@ impl Selection {
 
 pub fn select(graph: &ImageGraph, filter: &Filter) -> Result<Selection> {
     let mut status = vec![Status::Unmatched; graph.len()];
-    for name in &filter.unbuildable {
-        if let Some(id) = graph.id(name) {
-            status[id] = Status::Unbuildable;
-            for child in graph.descendants(id) {
-                status[child] = Status::Unbuildable;
-            }
-        }
+    let unbuildable: Vec<usize> = filter
+        .unbuildable
+        .iter()
+        .filter_map(|name| graph.id(name))
+        .collect();
+    for id in unbuildable
+        .iter()
+        .copied()
+        .chain(graph.descendants_of_all(&unbuildable))
+    {
+        status[id] = Status::Unbuildable;
     }
     let regexes = filter
         .patterns
@@ -113,15 +117,14 @@ pub fn select(graph: &ImageGraph, filter: &Filter) -> Result<Selection> {
     for &id in &direct {
         status[id] = Status::Matched;
     }
-    for &id in &direct {
-        for ancestor in graph.ancestors(id) {
-            if status[ancestor] == Status::Unmatched {
-                status[ancestor] = if filter.skip_parents {
-                    Status::Skipped
-                } else {
-                    Status::Matched
-                };
-            }
+    // One walk for all: a walk per matched image is quadratic on a long chain.
+    for ancestor in graph.ancestors_of_all(&direct) {
+        if status[ancestor] == Status::Unmatched {
+            status[ancestor] = if filter.skip_parents {
+                Status::Skipped
+            } else {
+                Status::Matched
+            };
         }
     }
     Ok(Selection { status })
@@ -308,6 +311,42 @@ mod tests {
         f.patterns.push("mariadb".into());
         let s = select(&g, &f).unwrap();
         assert_eq!(names(&g, &s, Status::Matched), ["base", "mariadb-server"]);
+    }
+
+    /// Issue 27 (scale): every image of a chain matched walked the chain above it again, so
+    /// 5,000 images in one chain took 12.5 million steps (0.6 s of a 0.9 s `--list-images`).
+    /// One walk for all of them takes a few milliseconds for 20,000; the old way took minutes
+    /// in a debug build, hence the bound, many times what the walk needs on a loaded machine.
+    #[test]
+    fn a_long_chain_is_walked_once() {
+        let names: Vec<String> = (0..20_000).map(|i| format!("i{i:05}")).collect();
+        let files: Vec<(String, String)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let from = if i == 0 {
+                    "FROM debian:12".to_string()
+                } else {
+                    format!("FROM k/{}", names[i - 1])
+                };
+                (name.clone(), from)
+            })
+            .collect();
+        let files: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.as_str()))
+            .collect();
+        let g = graph_of(&files, "k/", "").unwrap();
+        let started = std::time::Instant::now();
+        let all = select(&g, &filter(&[])).unwrap();
+        let mut f = filter(&["9$"]);
+        f.skip_parents = true;
+        let some = select(&g, &f).unwrap();
+        let elapsed = started.elapsed();
+        assert_eq!(all.ids_with(Status::Matched).count(), 20_000);
+        assert_eq!(some.ids_with(Status::Matched).count(), 2_000);
+        assert_eq!(some.ids_with(Status::Skipped).count(), 18_000);
+        assert!(elapsed.as_secs() < 10, "selection took {elapsed:?}");
     }
 
     #[test]
