@@ -313,12 +313,12 @@ mod tests {
         assert_eq!(names(&g, &s, Status::Matched), ["base", "mariadb-server"]);
     }
 
-    /// Issue 27 (scale): every image of a chain matched walked the chain above it again, so
-    /// 5,000 images in one chain took 12.5 million steps (0.6 s of a 0.9 s `--list-images`).
-    /// One walk for all of them takes a few milliseconds for 20,000; the old way took minutes
-    /// in a debug build, hence the bound, many times what the walk needs on a loaded machine.
+    /// Issue 27 (scale): every image of a chain matched walked the chain above it again (5,000
+    /// images in one chain: 12.5 million steps); now one walk serves them all. The time is
+    /// measured by scripts/bench-scale.sh, not asserted here; this checks the result on a chain
+    /// long enough that the old way would show in the test's run time.
     #[test]
-    fn a_long_chain_is_walked_once() {
+    fn a_long_chain_is_selected_whole_or_in_part() {
         let names: Vec<String> = (0..20_000).map(|i| format!("i{i:05}")).collect();
         let files: Vec<(String, String)> = names
             .iter()
@@ -337,16 +337,13 @@ mod tests {
             .map(|(n, t)| (n.as_str(), t.as_str()))
             .collect();
         let g = graph_of(&files, "k/", "").unwrap();
-        let started = std::time::Instant::now();
         let all = select(&g, &filter(&[])).unwrap();
         let mut f = filter(&["9$"]);
         f.skip_parents = true;
         let some = select(&g, &f).unwrap();
-        let elapsed = started.elapsed();
         assert_eq!(all.ids_with(Status::Matched).count(), 20_000);
         assert_eq!(some.ids_with(Status::Matched).count(), 2_000);
         assert_eq!(some.ids_with(Status::Skipped).count(), 18_000);
-        assert!(elapsed.as_secs() < 10, "selection took {elapsed:?}");
     }
 
     #[test]
