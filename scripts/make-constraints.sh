@@ -16,7 +16,8 @@ case "$release" in
     services=(keystone==27.0.0 nova==31.0.0 glance==30.0.0 openstack-placement==13.0.0
         neutron==26.0.0 openstack-heat==24.0.0 horizon==25.3.0)
     # kolla-toolbox's Ansible: the newest series for each Python.
-    extra=('ansible-core>=2.15,<2.19' 'setuptools<81' pip wheel)
+    # kolla-toolbox's extra libraries (influxdb, pyudev: kolla's image has them).
+    extra=('ansible-core>=2.15,<2.19' 'setuptools<81' pip wheel influxdb pyudev)
     ;;
 *)
     echo "make-constraints: no recipe for release $release" >&2

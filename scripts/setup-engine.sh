@@ -175,3 +175,19 @@ EOF
         'pidfile_is "$REGISTRY_PIDFILE" docker-registry'
     status registry "$REG_DESC"
 fi
+
+# ---------------------------------------------------------------------------------------------
+# 4. /run with shared mount propagation. kolla-ansible mounts /run into kolla_toolbox and the
+# compute containers as `/run/:/run/:shared`, which Docker refuses unless the host mount that
+# holds /run is shared. systemd makes every mount shared at boot; a machine without it (this
+# one: / is private) gets /run bind-mounted on itself and made shared, nothing else changed.
+# Recursively: dockerd's own mounts under /run (the host network namespace at
+# /run/docker/netns/default) must stay visible, or host-network containers fail to start.
+# ---------------------------------------------------------------------------------------------
+if findmnt -n -o PROPAGATION --target /run | grep -q shared; then
+    status /run "shared mount propagation already"
+else
+    mountpoint -q /run || mount --rbind /run /run || fail /run "mount --rbind /run /run failed"
+    mount --make-rshared /run || fail /run "mount --make-rshared /run failed"
+    status /run "bind-mounted on itself with shared propagation (kolla-ansible's /run:/run:shared)"
+fi

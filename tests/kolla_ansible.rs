@@ -1,43 +1,54 @@
 //! kolla-ansible 20.x, the 2025.1 deployer, is the contract: images built by the tool must work
 //! when kolla-ansible runs them. For debian binary and debian source of our tree, and for the
 //! images built from kolla 20.6.0's own tree (tests/kolla_tree.rs calls
-//! `deploy_kolla_trees_images`, with mariadb, memcached and rabbitmq of our tree), this test
+//! `deploy_kolla_trees_images`, with kolla-toolbox, mariadb, memcached and rabbitmq of our
+//! tree), this test
 //!
 //! 1. renders kolla-ansible's own configuration for an all-in-one node on the loopback
 //!    interface (scripts/kolla-ansible-render.sh: kolla-ansible from PyPI in a virtualenv, its
-//!    roles' `config` tasks with their defaults and group_vars, our tests/kolla-ansible/globals.yml),
-//!    including the container definitions (image, environment, volumes, healthcheck) of every
-//!    service, as JSON;
+//!    roles' `config` tasks with their defaults and group_vars, our
+//!    tests/kolla-ansible/globals.yml), including the container definitions (image,
+//!    environment, volumes, healthcheck) of every service, as JSON;
 //! 2. builds the images with the tool;
-//! 3. deploys mariadb, memcached, rabbitmq, keystone (with keystone-ssh and keystone-fernet),
-//!    glance-api, placement-api and nova-api the way kolla-ansible's tasks and handlers do: the
-//!    same one-shot bootstrap containers with the same environment (KOLLA_BOOTSTRAP,
-//!    KOLLA_UPGRADE, BOOTSTRAP_ARGS, DB_ROOT_PASSWORD, DB_MAX_TIMEOUT, KOLLA_SERVICE_NAME,
+//! 3. deploys kolla-toolbox, mariadb, memcached, rabbitmq, keystone (with keystone-ssh and
+//!    keystone-fernet), glance-api, placement-api, nova-api and, for our tree, nova-scheduler and
+//!    nova's cell (its database, schema and mapping, nova-conductor, a nova-compute with nova's
+//!    FakeDriver) the way kolla-ansible's tasks and handlers do: the same
+//!    one-shot bootstrap containers with the same environment (KOLLA_BOOTSTRAP, KOLLA_UPGRADE,
+//!    BOOTSTRAP_ARGS, DB_ROOT_PASSWORD, DB_MAX_TIMEOUT, KOLLA_SERVICE_NAME,
 //!    KOLLA_CONFIG_STRATEGY=COPY_ALWAYS), the same volumes, no `--user`, the same `docker exec`
-//!    calls (kolla_keystone_bootstrap, fernet-push.sh, rabbitmqctl wait, map_cell0 through
-//!    `sudo -E kolla_set_configs`), and kolla-ansible's healthcheck commands as the containers'
-//!    Docker healthchecks;
+//!    calls (kolla_keystone_bootstrap, fernet-push.sh, rabbitmqctl wait, map_cell0 and the cell
+//!    commands through `sudo -E kolla_set_configs`), and kolla-ansible's
+//!    healthcheck commands as the containers' Docker healthchecks;
 //! 4. checks an admin token, the catalog, `GET /v2/images` on glance, placement's root and
-//!    `GET /v2.1/flavors` on nova with the token.
+//!    `GET /v2.1/flavors` on nova with the token; for our tree, the fake compute's resource
+//!    provider and inventory in placement.
 //!
-//! What kolla-ansible does through its kolla-toolbox container (ansible's mysql_db/mysql_user
-//! modules, the openstack.cloud modules that register services, endpoints and users) is done
-//! here with the same SQL and Keystone API requests, from inside the service containers.
+//! What kolla-ansible does through its kolla_toolbox container (the common role starts it
+//! first), kolla-ansible does here too: the tasks of its roles that call its `kolla_toolbox`
+//! module (mysql_user for mariadb's shard root and monitor users, mysql_db and mysql_user for
+//! every service database, mysql_variables around glance's migrations, and service-ks-register's
+//! openstack.cloud modules for the services, endpoints, projects, users and roles), taken from
+//! the installed kolla-ansible's task files and run by ansible-playbook with kolla-ansible's own
+//! module, which `docker exec`s ansible in our kolla-toolbox image and parses its JSON
+//! (scripts/kolla-ansible-toolbox.sh). Each step runs twice: the first must succeed, the second
+//! must change nothing. The test itself makes no SQL or Keystone call for them.
 //!
 //! Host differences, each kept as small as possible: the containers share one network namespace
 //! that only has a loopback interface (a holder container with `--network none` and the node's
 //! host name), instead of the host's network; named volumes get a per-run prefix; Docker runs
 //! the healthchecks every 5 s instead of kolla-ansible's 30 s; `--ulimit nofile=1048576` is left
-//! out (the sandbox refuses it); a `privileged` container (nova-api) gets every capability but
-//! CAP_SYS_RESOURCE with seccomp and AppArmor unconfined (the sandbox refuses `--privileged`). Every wait is bounded; containers, volumes and images go away
-//! even when a step fails.
+//! out (the sandbox refuses it); a `privileged` container (kolla_toolbox, nova-api, the compute)
+//! gets every capability but CAP_SYS_RESOURCE with seccomp and AppArmor unconfined (the sandbox
+//! refuses `--privileged`); the fake compute's config directory gets the files kolla-ansible's
+//! fake path forgets (docs/RUNTIME.md). Every wait is bounded; containers, volumes and images go
+//! away even when a step fails.
 //!
-//! `deploy_and_check` is the specification: kolla-ansible's steps in its order, each a function
-//! of its own over a shared `Deployment` (the node, its rendered configuration), so that later
-//! steps (kolla-toolbox, other trees' images) slot in between.
+//! `deploy` is the specification: kolla-ansible's steps in its order, each a function of its own
+//! over a shared `Deployment` (the node, its rendered configuration).
 
 use std::cell::RefCell;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -52,7 +63,8 @@ const TAG: &str = "2025.1";
 /// kolla-ansible 20.x deploys OpenStack 2025.1: the images must hold that release (the release
 /// table, base/releases.toml, gives its base and repositories).
 const RELEASE_ARGS: [&str; 2] = ["--openstack-release", "2025.1"];
-const IMAGES: [&str; 9] = [
+const IMAGES: [&str; 13] = [
+    "^kolla-toolbox$",
     "^mariadb-server$",
     "^memcached$",
     "^rabbitmq$",
@@ -62,6 +74,9 @@ const IMAGES: [&str; 9] = [
     "^glance-api$",
     "^placement-api$",
     "^nova-api$",
+    "^nova-scheduler$",
+    "^nova-conductor$",
+    "^nova-compute$",
 ];
 const BOOT_LIMIT: Duration = Duration::from_secs(300);
 const HEALTH_LIMIT: Duration = Duration::from_secs(180);
@@ -76,6 +91,52 @@ fn debian_source_runs_under_kolla_ansible() {
     deploy_and_check("source");
 }
 
+/// What kolla-ansible does through kolla_toolbox, the test leaves to kolla_toolbox: its own
+/// source holds no SQL that creates databases, users or grants or sets server variables, and no
+/// Keystone write; and every role task file kolla-ansible's deploy runs through the toolbox for
+/// these services is a kolla_toolbox step.
+#[test]
+fn the_test_leaves_kolla_toolbox_s_work_to_it() {
+    let source = std::fs::read_to_string(Path::new(REPO).join("tests/kolla_ansible.rs")).unwrap();
+    // Built from pieces, so that this list does not match itself.
+    let forbidden = [
+        ["CREATE ", "DATABASE"],
+        ["CREATE ", "USER"],
+        ["GRANT ", "ALL"],
+        ["SET ", "GLOBAL"],
+        ["\"/serv", "ices\""],
+        ["\"/endp", "oints\""],
+        ["\"/use", "rs\""],
+        ["\"/proj", "ects\""],
+        ["\"/role", "s?name"],
+    ]
+    .map(|pieces| pieces.concat());
+    let found: Vec<&String> = forbidden.iter().filter(|f| source.contains(*f)).collect();
+    assert!(
+        found.is_empty(),
+        "tests/kolla_ansible.rs does {found:?} itself"
+    );
+    for step in [
+        "mariadb:register.yml",
+        "keystone:bootstrap.yml",
+        "keystone:register.yml",
+        "glance:bootstrap.yml",
+        "glance:bootstrap_service.yml:Enable",
+        "glance:bootstrap_service.yml:Disable",
+        "glance:register.yml",
+        "placement:bootstrap.yml",
+        "placement:register.yml",
+        "nova:bootstrap.yml",
+        "nova-cell:bootstrap.yml",
+        "nova:register.yml",
+    ] {
+        assert!(
+            source.contains(&format!("\"{step}")),
+            "no kolla_toolbox step {step}"
+        );
+    }
+}
+
 /// Our tree's images, built here for one install type.
 fn deploy_and_check(install_type: &str) {
     let started = Instant::now();
@@ -85,7 +146,7 @@ fn deploy_and_check(install_type: &str) {
         prefix: format!("debian-{install_type}-"),
         tag: TAG.to_string(),
     };
-    let config = render_kolla_ansible_config(install_type, &naming);
+    let config = render_kolla_ansible_config(install_type, &naming, true);
     let _engine = engine_lock();
     build_our_images(&config, install_type, &naming, &IMAGES);
     deploy(config);
@@ -97,23 +158,25 @@ fn deploy_and_check(install_type: &str) {
 
 /// kolla's own tree's images (tests/kolla_tree.rs built keystone, glance-api, placement-api and
 /// nova-api with kolla's names into `namespace`, tagged `tag`) under kolla-ansible. kolla's
-/// selection there holds no mariadb, memcached or rabbitmq: those come from our tree, given the
-/// names kolla-ansible looks for (`<namespace>/<image>:<tag>`, no prefix) by a `docker tag`, as
-/// a site mixing two trees retags before it deploys. The caller holds the engine lock.
+/// selection there holds no kolla-toolbox (kolla's installs its collections from Galaxy, out of
+/// reach here), mariadb, memcached or rabbitmq: those come from our tree, given the names
+/// kolla-ansible looks for (`<namespace>/<image>:<tag>`, no prefix) by a `docker tag`, as a site
+/// mixing two trees retags before it deploys. It stops at nova-api (no cell). The caller holds
+/// the engine lock.
 pub(crate) fn deploy_kolla_trees_images(namespace: &str, tag: &str) {
     let naming = ImageNaming {
         namespace: namespace.to_string(),
         prefix: String::new(),
         tag: tag.to_string(),
     };
-    let config = render_kolla_ansible_config("kolla-tree", &naming);
+    let config = render_kolla_ansible_config("kolla-tree", &naming, false);
     let ours = Namespace::new("ka-kolla-tree-infra");
     let infra = ImageNaming {
         namespace: ours.0.clone(),
         prefix: "debian-binary-".into(),
         tag: TAG.to_string(),
     };
-    let images = ["mariadb-server", "memcached", "rabbitmq"];
+    let images = ["kolla-toolbox", "mariadb-server", "memcached", "rabbitmq"];
     let selection: Vec<String> = images.iter().map(|i| format!("^{i}$")).collect();
     let selection: Vec<&str> = selection.iter().map(String::as_str).collect();
     build_our_images(&config, "binary", &infra, &selection);
@@ -129,6 +192,7 @@ fn deploy(config: Config) {
     let label = config.label.clone();
     let d = start_node(config);
 
+    start_kolla_toolbox(&d);
     bootstrap_mariadb_cluster(&d);
     restart_mariadb_as_a_service(&d);
     start_memcached(&d);
@@ -136,17 +200,24 @@ fn deploy(config: Config) {
     start_rabbitmq(&d);
     start_keystone(&d);
     bootstrap_keystone_twice(&d);
+    register_keystone_glance_placement_and_nova(&d);
     let token = get_an_admin_token(&d);
-    register_glance_placement_and_nova(&d, &token);
     check_the_catalog(&d, &token);
     start_glance(&d);
     start_placement(&d);
     start_nova_api(&d);
+    if d.config.schedules {
+        start_nova_scheduler(&d);
+        start_nova_cell(&d);
+    }
     wait_until_the_services_are_healthy(&d);
     check_the_other_healthcheck_scripts(&d);
     check_glance_api(&d, &token);
     check_placement_api(&d, &token);
     check_nova_api(&d, &token);
+    if d.config.schedules {
+        check_the_fake_compute_in_placement(&d, &token);
+    }
     rotate_the_fernet_keys(&d, &token);
     upgrade_to_the_same_images(&d);
     check_the_log_files_and_their_owners(&d);
@@ -165,13 +236,14 @@ fn deploy(config: Config) {
 
 /// kolla-ansible's configuration for an all-in-one node whose images are named by `naming`
 /// (scripts/kolla-ansible-render.sh).
-fn render_kolla_ansible_config(label: &str, naming: &ImageNaming) -> Config {
+fn render_kolla_ansible_config(label: &str, naming: &ImageNaming, schedules: bool) -> Config {
     let work = tempfile::tempdir().unwrap();
     let rendered = Rendered::render(&work.path().join("kolla"), label, naming);
     Config {
         label: label.to_string(),
         work,
         rendered,
+        schedules,
     }
 }
 
@@ -246,21 +318,14 @@ fn bootstrap_mariadb_cluster(d: &Deployment) {
 }
 
 /// The handler then restarts mariadb as the service proper (no BOOTSTRAP_ARGS, the service's
-/// environment and healthcheck), and register.yml adds the monitor user clustercheck uses.
+/// environment and healthcheck), and register.yml adds the shard root user the services' tasks
+/// log in with and the monitor user clustercheck uses.
 fn restart_mariadb_as_a_service(d: &Deployment) {
     d.node.remove("mariadb");
     d.node
         .start(service_run("mariadb", d.service("mariadb", "mariadb")));
     wait_for_mariadb(d, "mariadb");
-    let monitor = d.config.rendered.str("mariadb_monitor_user");
-    mysql(
-        &d.node,
-        &d.root_password,
-        &format!(
-            "CREATE USER IF NOT EXISTS '{monitor}'@'%' IDENTIFIED BY ''; \
-             GRANT USAGE, REPLICATION CLIENT ON *.* TO '{monitor}'@'%';"
-        ),
-    );
+    kolla_toolbox_twice(d, &["mariadb:register.yml"]);
     d.node.wait_healthy("mariadb");
     let check = d.node.exec_ok("mariadb", &["/usr/bin/clustercheck"]);
     assert!(check.starts_with("HTTP/1.1 200"), "{check}");
@@ -341,7 +406,7 @@ fn start_rabbitmq(d: &Deployment) {
 /// distribute_fernet.yml): the database, the bootstrap containers, keystone-ssh,
 /// keystone-fernet (its keys pushed) and keystone, each healthy.
 fn start_keystone(d: &Deployment) {
-    create_service_database(d, "keystone");
+    kolla_toolbox_twice(d, &["keystone:bootstrap.yml"]);
     let keystone = d.service("keystone", "keystone");
     let fernet = d.service("keystone", "keystone-fernet");
     let ssh = d.service("keystone", "keystone-ssh");
@@ -444,72 +509,187 @@ fn get_an_admin_token(d: &Deployment) -> String {
         .expect("an X-Subject-Token")
 }
 
-/// service-ks-register for glance, placement and nova: the service project, the users with
-/// the admin role, the services and their endpoints.
-fn register_glance_placement_and_nova(d: &Deployment, token: &str) {
-    let v3 = format!("{}/v3", d.url("keystone_internal"));
-    let api = |method: &str, path: &str, body: Option<Value>| {
-        keystone_api(&d.node, token, method, &format!("{v3}{path}"), body)
-    };
-    let admin_role = api("GET", "/roles?name=admin", None)["roles"][0]["id"]
-        .as_str()
-        .expect("the admin role")
-        .to_string();
-    let project = api(
-        "POST",
-        "/projects",
-        Some(json!({"project": {"name": "service", "domain_id": "default"}})),
-    )["project"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    for user in d.config.rendered.doc["service_users"].as_array().unwrap() {
-        let id = api(
-            "POST",
-            "/users",
-            Some(
-                json!({"user": {"name": user["name"], "password": user["password"],
-                                 "domain_id": "default"}}),
-            ),
-        )["user"]["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        api(
-            "PUT",
-            &format!("/projects/{project}/users/{id}/roles/{admin_role}"),
-            None,
-        );
-    }
-    let region = d.config.rendered.str("openstack_region_name");
-    for (name, kind, url) in [
-        ("glance", "image", d.url("glance_internal")),
-        ("placement", "placement", d.url("placement_internal")),
-        (
-            "nova",
-            "compute",
-            format!("{}/v2.1", d.url("nova_internal")),
-        ),
-    ] {
-        let service = api(
-            "POST",
-            "/services",
-            Some(json!({"service": {"name": name, "type": kind}})),
-        )["service"]["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        for interface in ["internal", "public"] {
-            api(
-                "POST",
-                "/endpoints",
-                Some(
-                    json!({"endpoint": {"service_id": service, "interface": interface,
-                                         "url": url, "region_id": region}}),
-                ),
-            );
+/// keystone's register.yml (its services through service-ks-register, the default user role)
+/// and service-ks-register for glance, placement and nova: the service project, the users with
+/// their roles, the services and their endpoints.
+fn register_keystone_glance_placement_and_nova(d: &Deployment) {
+    kolla_toolbox_twice(
+        d,
+        &[
+            "keystone:register.yml",
+            "glance:register.yml",
+            "placement:register.yml",
+            "nova:register.yml",
+        ],
+    );
+}
+
+/// The common role's kolla_toolbox container, started before anything else as kolla-ansible's
+/// site.yml does; its config.json runs the image's `kolla_toolbox` command.
+fn start_kolla_toolbox(d: &Deployment) {
+    let toolbox = d.service("common", "kolla-toolbox");
+    d.node.start(service_run("kolla_toolbox", toolbox));
+    wait_for("kolla_toolbox runs its command", HEALTH_LIMIT, || {
+        let out = d
+            .node
+            .exec("kolla_toolbox", &["pgrep", "-f", "kolla_toolbox"]);
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(d.node.logs(&d.node.name("kolla_toolbox")))
         }
+    });
+}
+
+/// kolla-ansible's kolla_toolbox tasks of `steps` (`role:tasks_file[:task name]`, see
+/// scripts/kolla-ansible-toolbox.sh), run twice: the first run must succeed and change
+/// something, the second must succeed and change nothing (the modules are idempotent, as
+/// kolla-ansible's reruns and upgrades rely on).
+fn kolla_toolbox_twice(d: &Deployment, steps: &[&str]) {
+    let first = kolla_toolbox(d, steps);
+    assert!(
+        first.iter().any(|t| t.changed),
+        "kolla_toolbox {steps:?}: the first run changed nothing: {first:#?}"
+    );
+    let second = kolla_toolbox(d, steps);
+    let changed: Vec<_> = second.iter().filter(|t| t.changed).collect();
+    assert!(
+        changed.is_empty(),
+        "kolla_toolbox {steps:?}: the second run changed {changed:#?}"
+    );
+    let skipped: Vec<&str> = first
+        .iter()
+        .filter(|t| t.skipped)
+        .map(|t| t.name.as_str())
+        .collect();
+    eprintln!(
+        "kolla_toolbox {steps:?}: {} tasks, {} changed on the first run, none on the second \
+         ({} passwords set again by design); skipped by their `when`: {skipped:?}",
+        first.len(),
+        first.iter().filter(|t| t.changed).count(),
+        second.iter().map(|t| t.password_rewrites).sum::<usize>()
+    );
+}
+
+/// One kolla_toolbox task's result in ansible-playbook's JSON report.
+#[derive(Debug)]
+struct ToolboxTask {
+    name: String,
+    /// Whether the task changed something, leaving out the items that set a password on every
+    /// run by design (see `rewrites_a_password`).
+    changed: bool,
+    skipped: bool,
+    /// Items that set a user's password again (changed by design).
+    password_rewrites: usize,
+}
+
+/// openstack.cloud's identity_user with `update_password: always` (kolla-ansible's default,
+/// `update_keystone_service_user_passwords: true`) sets the service user's password on every
+/// run and reports `changed` each time: not a lack of idempotency. (The result carries the
+/// module's own arguments; `default_project` is identity_user's. mysql_user's
+/// `update_password: always` compares the hash and changes nothing when it matches.)
+fn rewrites_a_password(item: &Value) -> bool {
+    let args = &item["invocation"]["module_args"];
+    args["update_password"] == "always" && args.get("default_project").is_some()
+}
+
+/// Runs the kolla_toolbox tasks of `steps` once; every task that ran must have succeeded
+/// (else the test fails with the module's message, the container's log and ansible.log's tail)
+/// and at least one must have run per step.
+fn kolla_toolbox(d: &Deployment, steps: &[&str]) -> Vec<ToolboxTask> {
+    // kolla-ansible's module takes the first running container whose name contains
+    // kolla_toolbox: it must be this node's.
+    let running = docker_ok(&[
+        "ps",
+        "--filter",
+        "name=kolla_toolbox",
+        "--filter",
+        "status=running",
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert_eq!(
+        running.trim(),
+        d.node.name("kolla_toolbox"),
+        "the one running kolla_toolbox container must be this node's (is another deployment \
+         running on this engine?)"
+    );
+    let out = Command::new("bash")
+        .arg(Path::new(REPO).join("scripts/kolla-ansible-toolbox.sh"))
+        .arg(&d.config.rendered.dir)
+        .args(steps)
+        .output()
+        .expect("run scripts/kolla-ansible-toolbox.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "kolla_toolbox {steps:?}: no JSON report ({e}):\n{}",
+            text(&out)
+        )
+    });
+    let diagnose = || {
+        let log = d.node.exec(
+            "kolla_toolbox",
+            &["tail", "-n", "40", "/var/log/kolla/ansible.log"],
+        );
+        format!(
+            "container log:\n{}\nansible.log:\n{}",
+            d.node.logs(&d.node.name("kolla_toolbox")),
+            text(&log)
+        )
+    };
+    let mut tasks = Vec::new();
+    let mut plays = 0;
+    for play in report["plays"].as_array().into_iter().flatten() {
+        // The steps' plays; kolla-ansible's fact gathering comes first.
+        let step = play["play"]["name"].as_str().unwrap_or_default();
+        if !steps.contains(&step) {
+            continue;
+        }
+        plays += 1;
+        let mut ran = 0;
+        for task in play["tasks"].as_array().into_iter().flatten() {
+            let result = &task["hosts"]["localhost"];
+            if result["action"] != "kolla_toolbox" {
+                continue;
+            }
+            let name = task["task"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            assert!(
+                result["failed"] != json!(true),
+                "kolla_toolbox {step} / {name} failed: {result:#}\n{}",
+                diagnose()
+            );
+            let skipped = result["skipped"] == json!(true);
+            ran += usize::from(!skipped);
+            let items: Vec<&Value> = match result["results"].as_array() {
+                Some(items) => items.iter().collect(),
+                None => vec![result],
+            };
+            let changed: Vec<&&Value> = items
+                .iter()
+                .filter(|i| i["changed"] == json!(true))
+                .collect();
+            let password_rewrites = changed.iter().filter(|i| rewrites_a_password(i)).count();
+            tasks.push(ToolboxTask {
+                name: format!("{step} / {name}"),
+                changed: changed.len() > password_rewrites,
+                skipped,
+                password_rewrites,
+            });
+        }
+        assert!(ran > 0, "kolla_toolbox {step}: no task ran: {tasks:#?}");
     }
+    assert!(
+        out.status.success(),
+        "kolla_toolbox {steps:?}: ansible-playbook failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        diagnose()
+    );
+    assert_eq!(plays, steps.len(), "one play per step: {report:#}");
+    tasks
 }
 
 fn check_the_catalog(d: &Deployment, token: &str) {
@@ -526,11 +706,10 @@ fn check_the_catalog(d: &Deployment, token: &str) {
 
 /// glance (roles/glance: bootstrap_service.yml), its migrations allowed to create triggers.
 fn start_glance(d: &Deployment) {
-    create_service_database(d, "glance");
-    mysql(
-        &d.node,
-        &d.root_password,
-        "SET GLOBAL log_bin_trust_function_creators=1;",
+    kolla_toolbox_twice(d, &["glance:bootstrap.yml"]);
+    kolla_toolbox_twice(
+        d,
+        &["glance:bootstrap_service.yml:Enable log_bin_trust_function_creators function"],
     );
     let glance = d.service("glance", "glance-api");
     d.node.one_shot(Run {
@@ -541,17 +720,16 @@ fn start_glance(d: &Deployment) {
         bootstrap_label: true,
         ..Run::default()
     });
-    mysql(
-        &d.node,
-        &d.root_password,
-        "SET GLOBAL log_bin_trust_function_creators=0;",
+    kolla_toolbox_twice(
+        d,
+        &["glance:bootstrap_service.yml:Disable log_bin_trust_function_creators function"],
     );
     d.node.start(service_run("glance_api", glance));
 }
 
 /// placement (roles/placement: bootstrap_service.yml).
 fn start_placement(d: &Deployment) {
-    create_service_database(d, "placement");
+    kolla_toolbox_twice(d, &["placement:bootstrap.yml"]);
     let placement = d.service("placement", "placement-api");
     d.node.one_shot(Run {
         name: "bootstrap_placement",
@@ -566,8 +744,7 @@ fn start_placement(d: &Deployment) {
 
 /// nova-api (roles/nova: bootstrap.yml, bootstrap_service.yml, map_cell0.yml).
 fn start_nova_api(d: &Deployment) {
-    create_service_database(d, "nova_api");
-    create_service_database(d, "nova_cell0");
+    kolla_toolbox_twice(d, &["nova:bootstrap.yml"]);
     let nova = d.service("nova", "nova-api");
     let bootstrap_volumes = strings(&d.config.rendered.doc["volumes"]["nova_api_bootstrap"]);
     d.node.one_shot(Run {
@@ -593,14 +770,133 @@ fn start_nova_api(d: &Deployment) {
     d.node.start(service_run("nova_api", nova));
 }
 
+/// nova-scheduler (roles/nova: its service container).
+fn start_nova_scheduler(d: &Deployment) {
+    d.node.start(service_run(
+        "nova_scheduler",
+        d.service("nova", "nova-scheduler"),
+    ));
+}
+
+/// nova-cell (roles/nova-cell: bootstrap.yml, bootstrap_service.yml, create_cells.yml, the
+/// conductor, and config-nova-fake.yml's nova_compute_fake_1 with nova's FakeDriver): the cell
+/// database through kolla_toolbox, its schema, the cell mapping `nova-manage cell_v2
+/// create_cell` makes (once: a second `list_cells` finds it, with its uuid), the conductor and
+/// the compute.
+fn start_nova_cell(d: &Deployment) {
+    kolla_toolbox_twice(d, &["nova-cell:bootstrap.yml"]);
+    let cell = &d.config.rendered.doc["cell"];
+    let conductor = d.service("nova_cell", "nova-conductor");
+    let bootstrap_volumes = strings(&cell["bootstrap_volumes"]);
+    d.node.one_shot(Run {
+        name: "nova_cell_bootstrap",
+        image: image_of(conductor),
+        env: vec![("KOLLA_UPGRADE".into(), String::new())],
+        volumes: bootstrap_volumes.clone(),
+        bootstrap_label: true,
+        ..Run::default()
+    });
+    let nova_manage = |name: &'static str, command: &str| {
+        d.node.one_shot(Run {
+            name,
+            image: image_of(conductor),
+            volumes: bootstrap_volumes.clone(),
+            bootstrap_label: true,
+            command: vec![
+                "bash".into(),
+                "-c".into(),
+                format!("sudo -E kolla_set_configs && nova-manage cell_v2 {command}"),
+            ],
+            ..Run::default()
+        })
+    };
+    let cells = nova_manage("nova_list_cells", "list_cells --verbose");
+    assert!(
+        cell_uuid(&cells).is_none(),
+        "a new deployment has no cell yet:\n{cells}"
+    );
+    nova_manage("create_cell_nova", "create_cell");
+    let cells = nova_manage("nova_list_cells", "list_cells --verbose");
+    assert!(
+        cell_uuid(&cells).is_some(),
+        "create_cell made no cell:\n{cells}"
+    );
+    d.node.start(service_run("nova_conductor", conductor));
+    start_the_fake_compute(d);
+}
+
+/// The uuid of the cell that is not cell0 in `nova-manage cell_v2 list_cells` (what
+/// kolla-ansible's `extract_cell` filter reads for the unnamed default cell).
+fn cell_uuid(list_cells: &str) -> Option<String> {
+    list_cells.lines().find_map(|line| {
+        let columns: Vec<&str> = line.split('|').map(str::trim).collect();
+        // | Name | UUID | Transport URL | Database Connection | Disabled |
+        let (name, uuid) = (columns.get(1)?, columns.get(2)?);
+        (uuid.len() == 36 && *name != "cell0" && *name != "Name" && !uuid.starts_with("00000000"))
+            .then(|| uuid.to_string())
+    })
+}
+
+/// nova_compute_fake_1, as the handler "Restart nova-compute-fake containers" starts it. Its
+/// config.json (nova-compute.json.j2) lists compute_id, hostnqn, auth.conf and the CA directory,
+/// which kolla-ansible 20.6.0's config-nova-fake.yml does not write (config.yml writes them for
+/// a real nova-compute only): the test writes them as config.yml would.
+fn start_the_fake_compute(d: &Deployment) {
+    let dir = d.config.rendered.dir.join("config/nova-compute-fake-1");
+    let compute_id = Command::new("cat")
+        .arg("/proc/sys/kernel/random/uuid")
+        .output()
+        .expect("a uuid");
+    let compute_id = String::from_utf8_lossy(&compute_id.stdout)
+        .trim()
+        .to_string();
+    std::fs::write(dir.join("compute_id"), &compute_id).unwrap();
+    std::fs::write(
+        dir.join("hostnqn"),
+        format!("nqn.2014-08.org.nvmexpress:uuid:{compute_id}\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("auth.conf"), "").unwrap();
+    let cas = d
+        .config
+        .rendered
+        .dir
+        .join("config/nova-conductor/ca-certificates");
+    if cas.is_dir() {
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(&cas)
+            .arg(&dir)
+            .status()
+            .expect("cp");
+        assert!(status.success(), "copy {}", cas.display());
+    }
+    let fake = &d.config.rendered.doc["cell"]["compute_fake"];
+    d.node.start(Run {
+        name: "nova_compute_fake_1",
+        image: image_of(fake),
+        volumes: strings(&fake["volumes"]),
+        privileged: is_privileged(fake),
+        ..Run::default()
+    });
+}
+
 fn wait_until_the_services_are_healthy(d: &Deployment) {
+    let cell: &[&str] = if d.config.schedules {
+        &["nova_scheduler", "nova_conductor"]
+    } else {
+        &[]
+    };
     for container in [
         "memcached",
         "rabbitmq",
         "glance_api",
         "placement_api",
         "nova_api",
-    ] {
+    ]
+    .iter()
+    .chain(cell)
+    {
         d.node.wait_healthy(container);
     }
 }
@@ -666,6 +962,70 @@ fn check_nova_api(d: &Deployment, token: &str) {
     assert!(body.contains("\"flavors\""), "{body}");
     let (status, _, body) = http(&d.node, "nova_api", &[&flavors]);
     assert_eq!(status, 401, "GET /v2.1/flavors without a token:\n{body}");
+}
+
+/// The fake compute came up and reported its hypervisor: placement holds a resource provider
+/// named after its host (`<hostname>_1`, nova.conf's `host` for enable_nova_fake) with VCPU and
+/// MEMORY_MB inventory. (The cell's host discovery and a server boot need the cells created
+/// before nova-api starts, as kolla-ansible's nova.yml orders it: not done yet.)
+fn check_the_fake_compute_in_placement(d: &Deployment, token: &str) {
+    let host = format!("{}_1", d.config.rendered.str("hostname"));
+    let url = format!(
+        "{}/resource_providers?name={host}",
+        d.url("placement_internal")
+    );
+    wait_for(&format!("{host} in placement"), HEALTH_LIMIT, || {
+        let (status, headers, body) = http(
+            &d.node,
+            "keystone",
+            &[
+                "-H",
+                &format!("X-Auth-Token: {token}"),
+                "-H",
+                "OpenStack-API-Version: placement 1.14",
+                &url,
+            ],
+        );
+        let found: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        match found["resource_providers"][0]["uuid"].as_str() {
+            Some(uuid) if status == 200 => {
+                let inventories = format!(
+                    "{}/resource_providers/{uuid}/inventories",
+                    d.url("placement_internal")
+                );
+                let (_, _, body) = http(
+                    &d.node,
+                    "keystone",
+                    &["-H", &format!("X-Auth-Token: {token}"), &inventories],
+                );
+                let inv: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                assert!(
+                    inv["inventories"]["VCPU"]["total"].as_u64() > Some(0)
+                        && inv["inventories"]["MEMORY_MB"]["total"].as_u64() > Some(0),
+                    "{host}'s inventory: {body}"
+                );
+                Ok(())
+            }
+            _ => Err(format!("{status}\n{headers}\n{body}\n{}", nova_logs(d))),
+        }
+    });
+}
+
+/// The last lines of nova's scheduler, conductor and compute logs (kolla_logs), for a failure.
+fn nova_logs(d: &Deployment) -> String {
+    let mut logs = String::new();
+    for (container, file) in [
+        ("nova_scheduler", "nova-scheduler.log"),
+        ("nova_conductor", "nova-conductor.log"),
+        ("nova_compute_fake_1", "nova-compute.log"),
+    ] {
+        let out = d.node.exec(
+            container,
+            &["tail", "-n", "30", &format!("/var/log/kolla/nova/{file}")],
+        );
+        logs.push_str(&format!("--- {container}: {file}\n{}", text(&out)));
+    }
+    logs
 }
 
 /// The key rotation keystone-fernet's cron runs: a new primary key, pushed (a no-op on one
@@ -839,14 +1199,27 @@ fn check_privileged_containers_get_what_the_sandbox_allows(d: &Deployment) {
 }
 
 fn check_the_containers_run_as_the_images_users(d: &Deployment) {
+    let cell: &[(&str, &str)] = if d.config.schedules {
+        &[
+            ("nova_scheduler", "nova"),
+            ("nova_conductor", "nova"),
+            ("nova_compute_fake_1", "nova"),
+            ("kolla_toolbox", "ansible"),
+        ]
+    } else {
+        &[("kolla_toolbox", "ansible")]
+    };
     for (container, user) in [
         ("mariadb", "mysql"),
         ("memcached", "memcached"),
         ("rabbitmq", "rabbitmq"),
         ("glance_api", "glance"),
-    ] {
+    ]
+    .iter()
+    .chain(cell)
+    {
         let who = d.node.exec_ok(container, &["id", "-un"]);
-        assert_eq!(who.trim(), user, "{container} runs as {user}");
+        assert_eq!(who.trim(), *user, "{container} runs as {user}");
     }
 }
 
@@ -860,6 +1233,9 @@ struct Config {
     label: String,
     work: tempfile::TempDir,
     rendered: Rendered,
+    /// Whether the node runs nova's cell (scheduler, conductor, the fake compute) and boots a
+    /// server: our tree's images; kolla's tree's selection stops at nova-api.
+    schedules: bool,
 }
 
 /// A node being deployed. The node comes first: its containers and volumes go before the
@@ -945,22 +1321,6 @@ fn wait_for_mariadb(d: &Deployment, what: &str) {
     });
 }
 
-/// A service's database and user, as services.json's `databases` names them.
-fn create_service_database(d: &Deployment, name: &str) {
-    let databases = d.config.rendered.doc["databases"].as_array().unwrap();
-    let entry = databases
-        .iter()
-        .find(|db| db["name"] == name)
-        .unwrap_or_else(|| panic!("no database {name}"));
-    create_database(
-        &d.node,
-        &d.root_password,
-        name,
-        entry["user"].as_str().unwrap(),
-        entry["password"].as_str().unwrap(),
-    );
-}
-
 fn docker(args: &[&str]) -> Output {
     Command::new("docker")
         .args(args)
@@ -1020,6 +1380,8 @@ impl ImageNaming {
 struct Rendered {
     /// services.json, beside the rendered node_config_directory's per-container directories.
     doc: Value,
+    /// The render script's OUT_DIR: scripts/kolla-ansible-toolbox.sh runs against it.
+    dir: PathBuf,
 }
 
 impl Rendered {
@@ -1052,7 +1414,10 @@ impl Rendered {
             "kolla-ansible {label}: configuration rendered in {:.0?}",
             started.elapsed()
         );
-        Rendered { doc }
+        Rendered {
+            doc,
+            dir: dir.to_path_buf(),
+        }
     }
 
     /// A service's container definition: `<role>_services[<service>]`.
@@ -1366,7 +1731,7 @@ fn service_run<'a>(name: &'a str, service: &Value) -> Run<'a> {
         image: service["image"].as_str().expect("image").to_string(),
         env: env_of(&service["environment"]),
         volumes: strings(&service["volumes"]),
-        healthcheck: Some(health_cmd(service)),
+        healthcheck: service.get("healthcheck").map(|_| health_cmd(service)),
         privileged: is_privileged(service),
         ..Run::default()
     }
@@ -1380,33 +1745,6 @@ fn is_privileged(service: &Value) -> bool {
         Value::String(s) => matches!(s.to_ascii_lowercase().as_str(), "true" | "yes" | "1"),
         _ => false,
     }
-}
-
-/// What kolla-toolbox's mysql_db and mysql_user modules do, with the mariadb client.
-fn create_database(node: &Node, root_password: &str, db: &str, user: &str, password: &str) {
-    let sql = format!(
-        "CREATE DATABASE IF NOT EXISTS `{db}`; \
-         CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY '{password}'; \
-         GRANT ALL PRIVILEGES ON `{db}`.* TO '{user}'@'%';"
-    );
-    mysql(node, root_password, &sql);
-}
-
-fn mysql(node: &Node, root_password: &str, sql: &str) -> String {
-    node.exec_ok(
-        "mariadb",
-        &[
-            "mariadb",
-            "-h",
-            "127.0.0.1",
-            "-u",
-            "root",
-            &format!("-p{root_password}"),
-            "-sN",
-            "-e",
-            sql,
-        ],
-    )
 }
 
 /// An HTTP request with curl from inside a container: (status, headers, body).

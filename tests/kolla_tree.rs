@@ -406,7 +406,7 @@ fn kolla_20s_own_tree_builds_with_its_sources_then_is_fresh_and_rebuilds_what_a_
         "a second run downloads nothing: {again:?}"
     );
 
-    // 3. kolla-ansible 20.6.0 deploys them (with mariadb, memcached and rabbitmq of our tree):
+    // 3. kolla-ansible 20.6.0 deploys them (with kolla-toolbox, mariadb, memcached and rabbitmq of our tree):
     // token, catalog, glance's images, placement's root, nova's flavors (tests/kolla_ansible.rs).
     crate::kolla_ansible::deploy_kolla_trees_images(&ns.0, &peer.version);
 
