@@ -24,12 +24,13 @@ node_spec=docker==7.1.0
 # images/kolla-toolbox/Dockerfile.j2's kolla_toolbox_collections_release.
 collections_release=10.7.0
 venv=${KOLLA_ANSIBLE_VENV:-${here}/target/kolla-ansible}
+installed="${spec} ${node_spec} ${collections_release}"
 
 # The virtualenv, (re)made when the spec changes. A lock keeps concurrent runs apart.
 mkdir -p "$(dirname "${venv}")"
 exec 9>"${venv}.lock"
 flock 9
-if [[ $(cat "${venv}/.installed" 2>/dev/null) != "${spec} ${node_spec} ${collections_release}" ]]; then
+if [[ $(cat "${venv}/.installed" 2>/dev/null) != "${installed}" ]]; then
     rm -rf "${venv}"
     python3 -m venv "${venv}"
     "${venv}/bin/pip" install --disable-pip-version-check --quiet "${spec}" "${node_spec}"
@@ -42,7 +43,7 @@ if [[ $(cat "${venv}/.installed" 2>/dev/null) != "${spec} ${node_spec} ${collect
         "${venv}/downloads/ansible-${collections_release}-py3-none-any.whl" \
         "${venv}/collections" ansible.posix >/dev/null
     rm -rf "${venv}/downloads"
-    printf '%s' "${spec} ${node_spec} ${collections_release}" > "${venv}/.installed"
+    printf '%s' "${installed}" > "${venv}/.installed"
 fi
 flock -u 9
 

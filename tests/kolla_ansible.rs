@@ -843,14 +843,9 @@ fn cell_uuid(list_cells: &str) -> Option<String> {
 /// a real nova-compute only): the test writes them as config.yml would.
 fn start_the_fake_compute(d: &Deployment) {
     let dir = d.config.rendered.dir.join("config/nova-compute-fake-1");
-    let compute_id = Command::new("cat")
-        .arg("/proc/sys/kernel/random/uuid")
-        .output()
-        .expect("a uuid");
-    let compute_id = String::from_utf8_lossy(&compute_id.stdout)
-        .trim()
-        .to_string();
-    std::fs::write(dir.join("compute_id"), &compute_id).unwrap();
+    let compute_id = std::fs::read_to_string("/proc/sys/kernel/random/uuid").expect("a uuid");
+    let compute_id = compute_id.trim();
+    std::fs::write(dir.join("compute_id"), compute_id).unwrap();
     std::fs::write(
         dir.join("hostnqn"),
         format!("nqn.2014-08.org.nvmexpress:uuid:{compute_id}\n"),
@@ -993,16 +988,11 @@ fn check_the_fake_compute_in_placement(d: &Deployment, token: &str) {
                     "{}/resource_providers/{uuid}/inventories",
                     d.url("placement_internal")
                 );
-                let (_, _, body) = http(
-                    &d.node,
-                    "keystone",
-                    &["-H", &format!("X-Auth-Token: {token}"), &inventories],
-                );
-                let inv: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                let inv = keystone_api(&d.node, token, "GET", &inventories, None);
                 assert!(
                     inv["inventories"]["VCPU"]["total"].as_u64() > Some(0)
                         && inv["inventories"]["MEMORY_MB"]["total"].as_u64() > Some(0),
-                    "{host}'s inventory: {body}"
+                    "{host}'s inventory: {inv}"
                 );
                 Ok(())
             }
@@ -1233,8 +1223,8 @@ struct Config {
     label: String,
     work: tempfile::TempDir,
     rendered: Rendered,
-    /// Whether the node runs nova's cell (scheduler, conductor, the fake compute) and boots a
-    /// server: our tree's images; kolla's tree's selection stops at nova-api.
+    /// Whether the node runs nova's cell (scheduler, conductor, the fake compute): our tree's
+    /// images; kolla's tree's selection stops at nova-api.
     schedules: bool,
 }
 
