@@ -34,5 +34,10 @@ echo "==> package caches (scripts/setup-caches.sh)"
 bash scripts/setup-caches.sh
 echo "==> headless Chromium and Selenium for the report's test (scripts/setup-browser.sh)"
 bash scripts/setup-browser.sh
-echo "==> cargo test"
+# One creation time for every image of the run (the commit's): images built from the same inputs
+# in different tests' namespaces are then the same image, and the engine's layer cache serves
+# their children (README, SOURCE_DATE_EPOCH), instead of each test rebuilding every layer.
+SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || date +%s)
+export SOURCE_DATE_EPOCH
+echo "==> cargo test (SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH})"
 cargo test --locked

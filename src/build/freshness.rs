@@ -33,7 +33,11 @@ pub(super) async fn decide<E: Engine>(
     jobs: Vec<Job>,
 ) -> Result<(Vec<Task>, BTreeMap<String, InRegistry>)> {
     let naming = &settings.naming;
-    let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let created = settings
+        .build
+        .source_date_epoch
+        .unwrap_or_else(SystemTime::now);
+    let created = humantime::format_rfc3339_seconds(created).to_string();
     // kolla's tree: the labels its release's build adds (src/compat/labels.rs)
     let kolla_labels = (settings.kolla.as_ref())
         .map(|kolla| BuildLabels::new(kolla, &naming.tag, &naming.maintainer, &created));

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::common::error::{Error, Result};
 use crate::common::package_cache::{CacheUrl, Kind};
@@ -50,6 +50,10 @@ pub struct BuildSettings {
     /// `--report`: the timeline of the run, written beside the summary on every exit.
     pub report: Option<PathBuf>,
     pub format: SummaryFormat,
+    /// `SOURCE_DATE_EPOCH` (the reproducible-builds convention, which BuildKit honours too): the
+    /// images' `org.opencontainers.image.created`, else the run's start. With it, the same inputs
+    /// give the same image, so the engine's layer cache serves its children in any namespace.
+    pub source_date_epoch: Option<SystemTime>,
 }
 
 /// The most retries a build or push may have: each waits longer (up to a minute), and a failure
@@ -110,9 +114,27 @@ pub(super) fn resolve(
         summary_json_file: path(&cli.summary_json_file, &file.summary_json_file),
         report: path(&cli.report, &file.report),
         format: cli.format.or(file.format).unwrap_or_default(),
+        source_date_epoch: source_date_epoch(env)?,
     };
     validate(&build)?;
     Ok(build)
+}
+
+/// `SOURCE_DATE_EPOCH`: whole seconds since 1970 (empty is unset, as reproducible-builds.org
+/// says).
+fn source_date_epoch(env: &BTreeMap<String, String>) -> Result<Option<SystemTime>> {
+    match env.get("SOURCE_DATE_EPOCH").map(|v| v.trim()) {
+        None | Some("") => Ok(None),
+        Some(value) => value
+            .parse::<u64>()
+            .map(|secs| Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs)))
+            .map_err(|_| Error::Setting {
+                key: "SOURCE_DATE_EPOCH".into(),
+                message: format!(
+                    "`{value}` is not a number of seconds since 1970 (e.g. `git log -1 --format=%ct`)"
+                ),
+            }),
+    }
 }
 
 /// The file's build args, then each `--build-args` in order (a later one wins).

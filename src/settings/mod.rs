@@ -736,6 +736,35 @@ mod tests {
     }
 
     #[test]
+    fn source_date_epoch_sets_the_creation_time_and_a_bad_one_is_named() {
+        let with = |value: Option<&str>| {
+            let env = value
+                .map(|v| BTreeMap::from([("SOURCE_DATE_EPOCH".to_string(), v.to_string())]))
+                .unwrap_or_default();
+            let cli = Cli::try_parse_from(["kolla-build"]).unwrap();
+            Settings::merge(
+                cli,
+                FileConfig::default(),
+                Some("/d".into()),
+                env,
+                Path::new("/"),
+            )
+            .map(|s| s.build.source_date_epoch)
+        };
+        assert_eq!(with(None).unwrap(), None);
+        assert_eq!(with(Some("")).unwrap(), None);
+        assert_eq!(
+            with(Some("1700000000")).unwrap(),
+            Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000))
+        );
+        let err = with(Some("yesterday")).unwrap_err().to_string();
+        assert!(
+            err.contains("SOURCE_DATE_EPOCH") && err.contains("`yesterday`"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn credentials_come_from_env_or_the_docker_config() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
