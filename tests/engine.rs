@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -15,7 +16,8 @@ use crate::support::{BIN, REPO, SMALL_TREE, Test};
 static ENGINE: Mutex<()> = Mutex::new(());
 
 /// Serialises engine tests and fails loudly when there is no engine.
-pub(crate) fn engine_lock() -> MutexGuard<'static, ()> {
+pub(crate) fn engine_lock() -> EngineTurn {
+    let asked = Instant::now();
     let guard = ENGINE
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -27,7 +29,33 @@ pub(crate) fn engine_lock() -> MutexGuard<'static, ()> {
         ok,
         "no Docker engine answers: run scripts/setup-engine.sh first (scripts/test.sh does)"
     );
-    guard
+    EngineTurn {
+        _guard: guard,
+        waited: asked.elapsed(),
+        started: Instant::now(),
+    }
+}
+
+/// A test's turn on the engine. When it ends it says, on the real stderr (libtest captures only
+/// the print macros), which test held the engine and for how long: where the suite's time goes,
+/// in every CI log.
+pub(crate) struct EngineTurn {
+    _guard: MutexGuard<'static, ()>,
+    waited: Duration,
+    started: Instant,
+}
+
+impl Drop for EngineTurn {
+    fn drop(&mut self) {
+        use std::io::Write;
+        let line = format!(
+            "engine turn: {} held the engine {:.0?} (waited {:.0?} for it)\n",
+            std::thread::current().name().unwrap_or("a test"),
+            self.started.elapsed(),
+            self.waited,
+        );
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }
 }
 
 /// Every stopped container in the engine, but those the end-to-end tests start on purpose

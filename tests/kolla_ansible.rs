@@ -195,44 +195,59 @@ pub(crate) fn deploy_kolla_trees_images(namespace: &str, tag: &str) {
     deploy(config);
 }
 
+/// Runs one step of `deploy` and says how long it took (where a run's time goes).
+macro_rules! step {
+    ($d:ident, $step:ident $(, $arg:expr)*) => {{
+        let started = Instant::now();
+        let result = $step(&$d $(, $arg)*);
+        eprintln!(
+            "kolla-ansible {}: {} took {:.1?}",
+            $d.config.label,
+            stringify!($step),
+            started.elapsed()
+        );
+        result
+    }};
+}
+
 /// The specification: kolla-ansible's steps, in its order, each a function below.
 fn deploy(config: Config) {
     let deployed = Instant::now();
     let label = config.label.clone();
     let d = start_node(config);
 
-    start_kolla_toolbox(&d);
-    bootstrap_mariadb_cluster(&d);
-    restart_mariadb_as_a_service(&d);
-    start_memcached(&d);
-    check_a_broken_config_json_stops_its_container(&d);
-    start_rabbitmq(&d);
-    start_keystone(&d);
-    bootstrap_keystone_twice(&d);
-    register_keystone_glance_placement_and_nova(&d);
-    let token = get_an_admin_token(&d);
-    check_the_catalog(&d, &token);
-    start_glance(&d);
-    start_placement(&d);
-    start_nova_api(&d);
+    step!(d, start_kolla_toolbox);
+    step!(d, bootstrap_mariadb_cluster);
+    step!(d, restart_mariadb_as_a_service);
+    step!(d, start_memcached);
+    step!(d, check_a_broken_config_json_stops_its_container);
+    step!(d, start_rabbitmq);
+    step!(d, start_keystone);
+    step!(d, bootstrap_keystone_twice);
+    step!(d, register_keystone_glance_placement_and_nova);
+    let token = step!(d, get_an_admin_token);
+    step!(d, check_the_catalog, &token);
+    step!(d, start_glance);
+    step!(d, start_placement);
+    step!(d, start_nova_api);
     if d.config.scope.cell {
-        start_nova_scheduler(&d);
-        start_nova_cell(&d);
+        step!(d, start_nova_scheduler);
+        step!(d, start_nova_cell);
     }
-    wait_until_the_services_are_healthy(&d);
-    check_the_other_healthcheck_scripts(&d);
-    check_glance_api(&d, &token);
-    check_placement_api(&d, &token);
-    check_nova_api(&d, &token);
+    step!(d, wait_until_the_services_are_healthy);
+    step!(d, check_the_other_healthcheck_scripts);
+    step!(d, check_glance_api, &token);
+    step!(d, check_placement_api, &token);
+    step!(d, check_nova_api, &token);
     if d.config.scope.cell {
-        check_the_fake_compute_in_placement(&d, &token);
+        step!(d, check_the_fake_compute_in_placement, &token);
     }
-    rotate_the_fernet_keys(&d, &token);
-    upgrade_to_the_same_images(&d);
-    check_the_log_files_and_their_owners(&d);
-    check_the_custom_ca_is_trusted(&d);
-    check_the_containers_run_as_the_images_users(&d);
-    check_privileged_containers_get_what_the_sandbox_allows(&d);
+    step!(d, rotate_the_fernet_keys, &token);
+    step!(d, upgrade_to_the_same_images);
+    step!(d, check_the_log_files_and_their_owners);
+    step!(d, check_the_custom_ca_is_trusted);
+    step!(d, check_the_containers_run_as_the_images_users);
+    step!(d, check_privileged_containers_get_what_the_sandbox_allows);
 
     eprintln!(
         "kolla-ansible {label}: services deployed and checked in {:.0?}",

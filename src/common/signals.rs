@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -18,6 +18,10 @@ pub const SIGTERM: i32 = 15;
 
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
 static TRACKED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// Held for reading while an owner removes its scratch path, for writing by the second signal's
+/// exit: the exit waits for a removal under way instead of cutting it short, and ordinary
+/// removals still run side by side.
+static REMOVING: RwLock<()> = RwLock::new(());
 static GROUPS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 static CHANNEL: OnceLock<watch::Sender<i32>> = OnceLock::new();
 static INSTALLED: OnceLock<()> = OnceLock::new();
@@ -131,8 +135,11 @@ pub async fn or_interrupt<F: Future>(work: F) -> Result<F::Output, i32> {
     }
 }
 
-/// A scratch path removed by a second signal's immediate exit; forgotten when dropped (its
-/// owner removes it on every ordinary path).
+/// A scratch path removed by a second signal's immediate exit, and by its owner when dropped.
+/// The removal happens here, while the path is still registered, so that an exit arriving
+/// meanwhile waits for it rather than leaving half a tree behind. Declare it after the
+/// `tempfile` value it tracks: it is dropped first, and the `tempfile` value then finds the path
+/// gone (a persisted file was renamed away already, so nothing of it is touched).
 #[must_use]
 pub struct Tracked(PathBuf);
 
@@ -144,6 +151,10 @@ pub fn track(path: &Path) -> Tracked {
 
 impl Drop for Tracked {
     fn drop(&mut self) {
+        {
+            let _removing = REMOVING.read().unwrap_or_else(|p| p.into_inner());
+            remove_path(&self.0);
+        }
         let mut list = TRACKED.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(i) = list.iter().rposition(|p| p == &self.0) {
             list.remove(i);
@@ -180,15 +191,61 @@ pub fn kill_group(pgid: u32) {
 }
 
 fn remove_tracked() {
+    // Never released: the process exits holding it, so no owner starts a removal it cannot finish.
+    let removing = REMOVING.write().unwrap_or_else(|p| p.into_inner());
+    std::mem::forget(removing);
     for pgid in GROUPS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
         kill_group(*pgid);
     }
     let list = TRACKED.lock().unwrap_or_else(|p| p.into_inner());
     for path in list.iter() {
-        if path.is_dir() {
-            let _ = std::fs::remove_dir_all(path);
-        } else {
-            let _ = std::fs::remove_file(path);
+        remove_path(path);
+    }
+}
+
+/// Removes a scratch file or folder. A killed process group may still finish a write it was in
+/// when SIGKILL came (debootstrap's dpkg into the root filesystem), so a folder that is still
+/// there is tried again, for at most a second.
+fn remove_path(path: &Path) {
+    for _ in 0..50 {
+        match std::fs::symlink_metadata(path) {
+            Err(_) => return,
+            Ok(meta) if meta.is_dir() => {
+                let _ = std::fs::remove_dir_all(path);
+            }
+            Ok(_) => {
+                let _ = std::fs::remove_file(path);
+            }
         }
+        if std::fs::symlink_metadata(path).is_err() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tracked_path_is_removed_and_forgotten_by_its_owner_and_a_persisted_one_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("scratch");
+        std::fs::create_dir_all(tree.join("a/b")).unwrap();
+        std::fs::write(tree.join("a/b/file"), "x").unwrap();
+        let tracked = track(&tree);
+        assert!(TRACKED.lock().unwrap().contains(&tree));
+        drop(tracked);
+        assert!(!tree.exists(), "the tracked tree was removed");
+        assert!(!TRACKED.lock().unwrap().contains(&tree));
+
+        // A file persisted (renamed away) before its guard is dropped keeps its new name.
+        let temp = tempfile::NamedTempFile::new_in(dir.path()).unwrap();
+        let tracked = track(temp.path());
+        let kept = dir.path().join("kept");
+        temp.persist(&kept).unwrap();
+        drop(tracked);
+        assert!(kept.exists());
     }
 }
