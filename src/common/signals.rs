@@ -141,22 +141,36 @@ pub async fn or_interrupt<F: Future>(work: F) -> Result<F::Output, i32> {
 /// `tempfile` value it tracks: it is dropped first, and the `tempfile` value then finds the path
 /// gone (a persisted file was renamed away already, so nothing of it is touched).
 #[must_use]
-pub struct Tracked(PathBuf);
+pub struct Tracked {
+    path: PathBuf,
+    /// Whether dropping removes the path: not once its owner has kept it ([`Tracked::release`]).
+    remove: bool,
+}
 
 pub fn track(path: &Path) -> Tracked {
     let mut list = TRACKED.lock().unwrap_or_else(|p| p.into_inner());
     list.push(path.to_path_buf());
-    Tracked(path.to_path_buf())
+    Tracked {
+        path: path.to_path_buf(),
+        remove: true,
+    }
+}
+
+impl Tracked {
+    /// The owner keeps the path (to rename it into place): forgotten, never removed.
+    pub fn release(mut self) {
+        self.remove = false;
+    }
 }
 
 impl Drop for Tracked {
     fn drop(&mut self) {
-        {
+        if self.remove {
             let _removing = REMOVING.read().unwrap_or_else(|p| p.into_inner());
-            remove_path(&self.0);
+            remove_path(&self.path);
         }
         let mut list = TRACKED.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(i) = list.iter().rposition(|p| p == &self.0) {
+        if let Some(i) = list.iter().rposition(|p| p == &self.path) {
             list.remove(i);
         }
     }
@@ -247,5 +261,13 @@ mod tests {
         temp.persist(&kept).unwrap();
         drop(tracked);
         assert!(kept.exists());
+
+        // A folder its owner keeps (to rename it into place) stays, and is forgotten.
+        let folder = tempfile::TempDir::new_in(dir.path()).unwrap();
+        let tracked = track(folder.path());
+        let kept = folder.keep();
+        tracked.release();
+        assert!(kept.is_dir());
+        assert!(!TRACKED.lock().unwrap().contains(&kept));
     }
 }

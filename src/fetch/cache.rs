@@ -84,10 +84,7 @@ impl FetchCache {
     pub fn scratch_dir(&self) -> io::Result<ScratchDir> {
         let dir = tempfile::TempDir::new_in(self.tmp())?;
         let tracked = crate::common::signals::track(dir.path());
-        Ok(ScratchDir {
-            dir,
-            _tracked: tracked,
-        })
+        Ok(ScratchDir { dir, tracked })
     }
 
     /// Moves a whole, checked scratch file into the blob store under its digest. A blob already
@@ -163,7 +160,7 @@ impl ScratchFile {
 /// A scratch folder of the cache.
 pub struct ScratchDir {
     dir: tempfile::TempDir,
-    _tracked: crate::common::signals::Tracked,
+    tracked: crate::common::signals::Tracked,
 }
 
 impl ScratchDir {
@@ -173,6 +170,7 @@ impl ScratchDir {
 
     /// Keeps the folder (the caller renames it into place).
     pub fn keep(self) -> PathBuf {
+        self.tracked.release();
         self.dir.keep()
     }
 }
