@@ -1,7 +1,7 @@
 //! kolla-ansible 20.x, the 2025.1 deployer, is the contract: images built by the tool must work
 //! when kolla-ansible runs them. For debian binary and debian source of our tree, and for the
 //! images built from kolla 20.6.0's own tree (tests/kolla_tree.rs calls
-//! `deploy_kolla_trees_images`, with kolla-toolbox, mariadb, memcached and rabbitmq of our
+//! `kolla_trees_deployment`, with kolla-toolbox, mariadb, memcached and rabbitmq of our
 //! tree), this test
 //!
 //! 1. renders kolla-ansible's own configuration for an all-in-one node on the loopback
@@ -9,7 +9,9 @@
 //!    roles' `config` tasks with their defaults and group_vars, our
 //!    tests/kolla-ansible/globals.yml), including the container definitions (image,
 //!    environment, volumes, healthcheck) of every service, as JSON;
-//! 2. builds the images with the tool;
+//! 2. builds the images with the tool (kolla-toolbox, mariadb-server, memcached and rabbitmq as
+//!    binary images for every deployment: kolla has no install type for them and our tree renders
+//!    them alike for both, so the source deployment retags the binary ones, as kolla's does);
 //! 3. deploys kolla-toolbox, mariadb, memcached, rabbitmq, keystone (with keystone-ssh and
 //!    keystone-fernet), glance-api, placement-api, nova-api and, for our tree, nova-scheduler and
 //!    nova's cell (its database, schema and mapping, nova-conductor, a nova-compute with nova's
@@ -22,7 +24,10 @@
 //!    healthcheck commands as the containers' Docker healthchecks;
 //! 4. checks an admin token, the catalog, `GET /v2/images` on glance, placement's root and
 //!    `GET /v2.1/flavors` on nova with the token; for our tree, the fake compute's resource
-//!    provider and inventory in placement.
+//!    provider and inventory in placement, its discovery into the cell (kolla-ansible's
+//!    wait_discover_computes.yml and discover_computes.yml), the scheduler's cell cache
+//!    refreshed (SIGHUP), and conductor, scheduler and compute up in `openstack compute service
+//!    list`.
 //!
 //! What kolla-ansible does through its kolla_toolbox container (the common role starts it
 //! first), kolla-ansible does here too: the tasks of its roles that call its `kolla_toolbox`
@@ -64,20 +69,21 @@ const TAG: &str = "2025.1";
 /// kolla-ansible 20.x deploys OpenStack 2025.1: the images must hold that release (the release
 /// table, base/releases.toml, gives its base and repositories).
 const RELEASE_ARGS: [&str; 2] = ["--openstack-release", "2025.1"];
-const IMAGES: [&str; 13] = [
-    "^kolla-toolbox$",
-    "^mariadb-server$",
-    "^memcached$",
-    "^rabbitmq$",
-    "^keystone$",
-    "^keystone-fernet$",
-    "^keystone-ssh$",
-    "^glance-api$",
-    "^placement-api$",
-    "^nova-api$",
-    "^nova-scheduler$",
-    "^nova-conductor$",
-    "^nova-compute$",
+/// The infrastructure images kolla-ansible deploys beside OpenStack's: kolla has no install
+/// type for them, and our tree renders them the same for binary and source (only the base's
+/// `KOLLA_INSTALL_TYPE` differs), so every deployment runs the binary ones.
+const INFRA: [&str; 4] = ["kolla-toolbox", "mariadb-server", "memcached", "rabbitmq"];
+/// The OpenStack images, built for the deployment's install type.
+const OPENSTACK: [&str; 9] = [
+    "keystone",
+    "keystone-fernet",
+    "keystone-ssh",
+    "glance-api",
+    "placement-api",
+    "nova-api",
+    "nova-scheduler",
+    "nova-conductor",
+    "nova-compute",
 ];
 const BOOT_LIMIT: Duration = Duration::from_secs(300);
 const HEALTH_LIMIT: Duration = Duration::from_secs(180);
@@ -153,7 +159,8 @@ fn deploy_and_check(install_type: &str) {
     };
     let config = render_kolla_ansible_config(install_type, &naming, scope);
     let _engine = engine_lock();
-    build_our_images(&config, install_type, &naming, &IMAGES);
+    build_the_infra_images(&config, &naming);
+    build_our_images(&config, install_type, &naming, &OPENSTACK);
     deploy(config);
     eprintln!(
         "kolla-ansible {install_type}: {:.0?} in all",
@@ -161,14 +168,14 @@ fn deploy_and_check(install_type: &str) {
     );
 }
 
-/// kolla's own tree's images (tests/kolla_tree.rs built keystone, glance-api, placement-api and
-/// nova-api with kolla's names into `namespace`, tagged `tag`) under kolla-ansible. kolla's
-/// selection there holds no kolla-toolbox (kolla's installs its collections from Galaxy, out of
-/// reach here), mariadb, memcached or rabbitmq: those come from our tree, given the names
+/// kolla-ansible's configuration for kolla's own tree's images (tests/kolla_tree.rs builds
+/// keystone, glance-api, placement-api and nova-api with kolla's names into `namespace`, tagged
+/// `tag`), rendered before that test takes the engine: rendering needs none. kolla's selection
+/// there holds no kolla-toolbox (kolla's installs its collections from Galaxy, out of reach
+/// here), mariadb, memcached or rabbitmq: those come from our tree, given the names
 /// kolla-ansible looks for (`<namespace>/<image>:<tag>`, no prefix) by a `docker tag`, as a site
-/// mixing two trees retags before it deploys. It stops at nova-api (no cell). The caller holds
-/// the engine lock.
-pub(crate) fn deploy_kolla_trees_images(namespace: &str, tag: &str) {
+/// mixing two trees retags before it deploys. It stops at nova-api (no cell).
+pub(crate) fn kolla_trees_deployment(namespace: &str, tag: &str) -> KollaTreesDeployment {
     let naming = ImageNaming {
         namespace: namespace.to_string(),
         prefix: String::new(),
@@ -179,20 +186,21 @@ pub(crate) fn deploy_kolla_trees_images(namespace: &str, tag: &str) {
         toolbox_reruns: false,
     };
     let config = render_kolla_ansible_config("kolla-tree", &naming, scope);
-    let ours = Namespace::new("ka-kolla-tree-infra");
-    let infra = ImageNaming {
-        namespace: ours.0.clone(),
-        prefix: "debian-binary-".into(),
-        tag: TAG.to_string(),
-    };
-    let images = ["kolla-toolbox", "mariadb-server", "memcached", "rabbitmq"];
-    let selection: Vec<String> = images.iter().map(|i| format!("^{i}$")).collect();
-    let selection: Vec<&str> = selection.iter().map(String::as_str).collect();
-    build_our_images(&config, "binary", &infra, &selection);
-    for image in images {
-        docker_ok(&["tag", &infra.reference(image), &naming.reference(image)]);
+    KollaTreesDeployment { config, naming }
+}
+
+/// A rendered deployment of kolla's tree's images, waiting for them to be built.
+pub(crate) struct KollaTreesDeployment {
+    config: Config,
+    naming: ImageNaming,
+}
+
+impl KollaTreesDeployment {
+    /// Builds our infrastructure images and deploys. The caller holds the engine lock.
+    pub(crate) fn deploy(self) {
+        build_the_infra_images(&self.config, &self.naming);
+        deploy(self.config);
     }
-    deploy(config);
 }
 
 /// Runs one step of `deploy` and says how long it took (where a run's time goes).
@@ -229,10 +237,17 @@ fn deploy(config: Config) {
     step!(d, check_the_catalog, &token);
     step!(d, start_glance);
     step!(d, start_placement);
+    // nova.yml's plays: the API's and the cell's databases (the cell mapped before any nova
+    // service starts: nova-api and the scheduler cache the cell list), role nova's services,
+    // role nova-cell's, the compute's discovery, the scheduler's cell cache refreshed.
+    step!(d, bootstrap_nova_api);
+    if d.config.scope.cell {
+        step!(d, bootstrap_nova_cell);
+    }
     step!(d, start_nova_api);
     if d.config.scope.cell {
         step!(d, start_nova_scheduler);
-        step!(d, start_nova_cell);
+        step!(d, start_nova_cell_services);
     }
     step!(d, wait_until_the_services_are_healthy);
     step!(d, check_the_other_healthcheck_scripts);
@@ -241,6 +256,9 @@ fn deploy(config: Config) {
     step!(d, check_nova_api, &token);
     if d.config.scope.cell {
         step!(d, check_the_fake_compute_in_placement, &token);
+        step!(d, discover_the_compute);
+        step!(d, refresh_the_scheduler_s_cell_cache);
+        step!(d, check_nova_s_services_are_up);
     }
     step!(d, rotate_the_fernet_keys, &token);
     step!(d, upgrade_to_the_same_images);
@@ -271,14 +289,32 @@ fn render_kolla_ansible_config(label: &str, naming: &ImageNaming, scope: Scope) 
     }
 }
 
-/// Builds `images` (regexes) of our tree with the tool, for the release kolla-ansible deploys.
+/// [`INFRA`] of our tree, built as binary images (the layer cache shares them between the
+/// deployments of one test run) and given the names `naming` makes for the deployment, as a
+/// site retags images it takes from another build. Their own names stay in the deployment's
+/// namespace, so they go with it.
+fn build_the_infra_images(config: &Config, naming: &ImageNaming) {
+    let binary = ImageNaming {
+        namespace: naming.namespace.clone(),
+        prefix: "debian-binary-".into(),
+        tag: TAG.to_string(),
+    };
+    build_our_images(config, "binary", &binary, &INFRA);
+    for image in INFRA {
+        if binary.reference(image) != naming.reference(image) {
+            docker_ok(&["tag", &binary.reference(image), &naming.reference(image)]);
+        }
+    }
+}
+
+/// Builds `images` (exact names) of our tree with the tool, for the release kolla-ansible deploys.
 fn build_our_images(config: &Config, install_type: &str, naming: &ImageNaming, images: &[&str]) {
     let built = Instant::now();
     let mut args = debian_args_in(install_type, &naming.namespace);
     args.extend(RELEASE_ARGS.map(String::from));
     args.extend(["--image-name-prefix".to_string(), naming.prefix.clone()]);
     args.extend(["--tag".to_string(), naming.tag.clone()]);
-    args.extend(images.iter().map(|i| i.to_string()));
+    args.extend(images.iter().map(|i| format!("^{i}$")));
     let build = kolla_build(config.work.path(), &args);
     assert_eq!(build.code, Some(0), "build failed:\n{}", build.stderr);
     eprintln!(
@@ -771,8 +807,9 @@ fn start_placement(d: &Deployment) {
     d.node.start(service_run("placement_api", placement));
 }
 
-/// nova-api (roles/nova: bootstrap.yml, bootstrap_service.yml, map_cell0.yml).
-fn start_nova_api(d: &Deployment) {
+/// nova.yml's "Bootstrap nova API databases" (roles/nova: bootstrap.yml, bootstrap_service.yml,
+/// map_cell0.yml).
+fn bootstrap_nova_api(d: &Deployment) {
     kolla_toolbox_steps(d, &["nova:bootstrap.yml"]);
     let nova = d.service("nova", "nova-api");
     let bootstrap_volumes = strings(&d.config.rendered.doc["volumes"]["nova_api_bootstrap"]);
@@ -796,7 +833,12 @@ fn start_nova_api(d: &Deployment) {
         command: vec!["bash".into(), "-c".into(), map_cell0],
         ..Run::default()
     });
-    d.node.start(service_run("nova_api", nova));
+}
+
+/// nova-api (role nova's handler).
+fn start_nova_api(d: &Deployment) {
+    d.node
+        .start(service_run("nova_api", d.service("nova", "nova-api")));
 }
 
 /// nova-scheduler (roles/nova: its service container).
@@ -807,12 +849,11 @@ fn start_nova_scheduler(d: &Deployment) {
     ));
 }
 
-/// nova-cell (roles/nova-cell: bootstrap.yml, bootstrap_service.yml, create_cells.yml, the
-/// conductor, and config-nova-fake.yml's nova_compute_fake_1 with nova's FakeDriver): the cell
-/// database through kolla_toolbox, its schema, the cell mapping `nova-manage cell_v2
-/// create_cell` makes (once: a second `list_cells` finds it, with its uuid), the conductor and
-/// the compute.
-fn start_nova_cell(d: &Deployment) {
+/// nova.yml's "Bootstrap nova cell databases" (roles/nova-cell: bootstrap.yml,
+/// bootstrap_service.yml, create_cells.yml): the cell database through kolla_toolbox, its
+/// schema, the cell mapping `nova-manage cell_v2 create_cell` makes (once: a second
+/// `list_cells` finds it, with its uuid).
+fn bootstrap_nova_cell(d: &Deployment) {
     kolla_toolbox_steps(d, &["nova-cell:bootstrap.yml"]);
     let cell = &d.config.rendered.doc["cell"];
     let conductor = d.service("nova_cell", "nova-conductor");
@@ -850,7 +891,15 @@ fn start_nova_cell(d: &Deployment) {
         cell_uuid(&cells).is_some(),
         "create_cell made no cell:\n{cells}"
     );
-    d.node.start(service_run("nova_conductor", conductor));
+}
+
+/// Role nova-cell's services: nova-conductor and config-nova-fake.yml's nova_compute_fake_1 with
+/// nova's FakeDriver.
+fn start_nova_cell_services(d: &Deployment) {
+    d.node.start(service_run(
+        "nova_conductor",
+        d.service("nova_cell", "nova-conductor"),
+    ));
     start_the_fake_compute(d);
 }
 
@@ -1017,17 +1066,198 @@ fn check_the_fake_compute_in_placement(d: &Deployment, token: &str) {
                     "{}/resource_providers/{uuid}/inventories",
                     d.url("placement_internal")
                 );
+                // The compute creates its provider first and writes the inventory after.
                 let inv = keystone_api(&d.node, token, "GET", &inventories, None);
-                assert!(
-                    inv["inventories"]["VCPU"]["total"].as_u64() > Some(0)
-                        && inv["inventories"]["MEMORY_MB"]["total"].as_u64() > Some(0),
-                    "{host}'s inventory: {inv}"
-                );
-                Ok(())
+                if inv["inventories"]["VCPU"]["total"].as_u64() > Some(0)
+                    && inv["inventories"]["MEMORY_MB"]["total"].as_u64() > Some(0)
+                {
+                    Ok(())
+                } else {
+                    Err(format!("{host}'s inventory: {inv}\n{}", nova_logs(d)))
+                }
             }
             _ => Err(format!("{status}\n{headers}\n{body}\n{}", nova_logs(d))),
         }
     });
+}
+
+/// The fake compute's nova service host: config-nova-fake.yml's `<hostname>_<n>`.
+fn fake_compute_host(d: &Deployment) -> String {
+    format!("{}_1", d.config.rendered.str("hostname"))
+}
+
+/// nova-cell's deploy.yml once its handlers have run: wait_discover_computes.yml (kolla_toolbox's
+/// `openstack compute service list`, until the compute has registered its service) and
+/// discover_computes.yml (get_cell_settings.yml's `list_cells`, then `nova-manage cell_v2
+/// discover_hosts --by-service` in nova_conductor), which maps the compute host into the cell.
+fn discover_the_compute(d: &Deployment) {
+    let host = fake_compute_host(d);
+    wait_for(
+        &format!("{host} registered as a nova-compute service"),
+        HEALTH_LIMIT,
+        || {
+            let out = toolbox_openstack(
+                d,
+                &[
+                    "compute",
+                    "service",
+                    "list",
+                    "--format",
+                    "json",
+                    "--column",
+                    "Host",
+                    "--service",
+                    "nova-compute",
+                ],
+            );
+            let hosts: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+            if hosts
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|h| h["Host"] == host)
+            {
+                Ok(())
+            } else {
+                Err(format!("{}\n{}", text(&out), nova_logs(d)))
+            }
+        },
+    );
+    let conductor = d.service("nova_cell", "nova-conductor");
+    let cells = d.node.one_shot(Run {
+        name: "nova_list_cells",
+        image: image_of(conductor),
+        volumes: strings(&d.config.rendered.doc["cell"]["bootstrap_volumes"]),
+        bootstrap_label: true,
+        command: vec![
+            "bash".into(),
+            "-c".into(),
+            "sudo -E kolla_set_configs && nova-manage cell_v2 list_cells --verbose".into(),
+        ],
+        ..Run::default()
+    });
+    let uuid = cell_uuid(&cells).unwrap_or_else(|| panic!("no cell to discover into:\n{cells}"));
+    let discovered = d.node.exec_ok(
+        "nova_conductor",
+        &[
+            "nova-manage",
+            "cell_v2",
+            "discover_hosts",
+            "--by-service",
+            "--cell_uuid",
+            &uuid,
+            "--verbose",
+        ],
+    );
+    // nova-api and the conductor find the compute through its host mapping.
+    let hosts = d
+        .node
+        .exec_ok("nova_conductor", &["nova-manage", "cell_v2", "list_hosts"]);
+    assert!(
+        hosts
+            .lines()
+            .any(|line| line.contains(&uuid) && line.contains(&format!(" {host} "))),
+        "discover_hosts did not map {host} into cell {uuid}:\n{discovered}\n{hosts}"
+    );
+}
+
+/// nova.yml's "Refresh nova scheduler cell cache" (roles/nova: refresh_scheduler_cell_cache.yml):
+/// SIGHUP to the scheduler container's first process, which dumb-init passes on.
+fn refresh_the_scheduler_s_cell_cache(d: &Deployment) {
+    let pid = docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Pid}}",
+        &d.node.name("nova_scheduler"),
+    ]);
+    let status = Command::new("kill")
+        .args(["-HUP", pid.trim()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -HUP {}", pid.trim());
+}
+
+/// `openstack` in kolla_toolbox with kolla-ansible's `openstack_auth` on the command line, as
+/// wait_discover_computes.yml runs it.
+fn toolbox_openstack(d: &Deployment, args: &[&str]) -> Output {
+    let doc = &d.config.rendered.doc;
+    let auth = &doc["openstack_auth"];
+    let field = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let mut cmd: Vec<String> = vec![
+        "openstack".into(),
+        "--os-interface".into(),
+        field(&doc["openstack_interface"]),
+        "--os-auth-url".into(),
+        field(&auth["auth_url"]),
+        "--os-project-domain-name".into(),
+        field(&auth["domain_name"]),
+        "--os-project-name".into(),
+        field(&auth["project_name"]),
+        "--os-username".into(),
+        field(&auth["username"]),
+        "--os-password".into(),
+        field(&auth["password"]),
+        "--os-identity-api-version".into(),
+        "3".into(),
+        "--os-user-domain-name".into(),
+        field(&auth["user_domain_name"]),
+        "--os-region-name".into(),
+        field(&doc["openstack_region_name"]),
+    ];
+    cmd.extend(args.iter().map(|a| a.to_string()));
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    d.node.exec("kolla_toolbox", &cmd)
+}
+
+/// `openstack ... --format json` in kolla_toolbox that must succeed; its parsed output.
+#[track_caller]
+fn toolbox_openstack_json(d: &Deployment, args: &[&str]) -> Value {
+    let mut args = args.to_vec();
+    args.extend(["--format", "json"]);
+    let out = toolbox_openstack(d, &args);
+    assert!(
+        out.status.success(),
+        "openstack {}: {}\n{}",
+        args.join(" "),
+        text(&out),
+        nova_logs(d)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "openstack {}: no JSON ({e}): {}",
+            args.join(" "),
+            text(&out)
+        )
+    })
+}
+
+/// `openstack compute service list`: nova-conductor, nova-scheduler and the fake nova-compute
+/// enabled and up (their reports reach the database through rabbitmq and the conductor).
+fn check_nova_s_services_are_up(d: &Deployment) {
+    wait_for(
+        "nova's conductor, scheduler and compute up",
+        HEALTH_LIMIT,
+        || {
+            let services = toolbox_openstack_json(d, &["compute", "service", "list"]);
+            let up = |binary: &str| {
+                services.as_array().into_iter().flatten().any(|s| {
+                    s["Binary"] == binary && s["Status"] == "enabled" && s["State"] == "up"
+                })
+            };
+            let missing: Vec<&str> = ["nova-conductor", "nova-scheduler", "nova-compute"]
+                .into_iter()
+                .filter(|b| !up(b))
+                .collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "not up: {missing:?} in {services:#}\n{}",
+                    nova_logs(d)
+                ))
+            }
+        },
+    );
 }
 
 /// The last lines of nova's scheduler, conductor and compute logs (kolla_logs), for a failure.

@@ -260,7 +260,8 @@ fn holds(image: &str, script: &str) -> bool {
 
 #[test]
 fn kolla_20s_own_tree_builds_with_its_sources_then_is_fresh_and_rebuilds_what_a_source_changes() {
-    let _lock = engine_lock();
+    // The peer, the sources and the fixture need no engine: they are made while other tests
+    // hold it (on a bare machine they are downloads).
     let peer = Peer::install("kolla==20.6.0");
     let fixture = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kolla-tree");
     let tarballs = fixture.join("tarballs");
@@ -313,7 +314,12 @@ fn kolla_20s_own_tree_builds_with_its_sources_then_is_fresh_and_rebuilds_what_a_
     )
     .unwrap();
 
+    // Declared before the namespace, so that its images go while the lock is still held.
+    let _lock;
     let ns = Namespace::new("kolla-tree");
+    // kolla-ansible's configuration needs no engine either.
+    let deployment = crate::kolla_ansible::kolla_trees_deployment(&ns.0, &peer.version);
+    _lock = engine_lock();
     let mut args: Vec<String> = vec![
         "--config-file".into(),
         "kolla-build.conf".into(),
@@ -408,7 +414,7 @@ fn kolla_20s_own_tree_builds_with_its_sources_then_is_fresh_and_rebuilds_what_a_
 
     // 3. kolla-ansible 20.6.0 deploys them (with kolla-toolbox, mariadb, memcached and rabbitmq of our tree):
     // token, catalog, glance's images, placement's root, nova's flavors (tests/kolla_ansible.rs).
-    crate::kolla_ansible::deploy_kolla_trees_images(&ns.0, &peer.version);
+    deployment.deploy();
 
     // 4. A source that is not there: glance-base fails naming its section and location,
     // glance-api is not built, keystone (a sibling chain) is still fine.
