@@ -2,7 +2,8 @@
 # The project's test command (README "Tests"; CI runs exactly this): formatting, lints, the
 # engines (dockerd and podman, installed and started if missing), then the unit, CLI and
 # real-engine tests, the package caches' (scripts/setup-caches.sh) included. A clean run took
-# 1770 s on 2 cores (2026-12-07, fresh clone of 45d5c54, services stopped, layer cache warm).
+# 2739 s on 2 cores (2026-12-07, fresh clone of abcef53 from a bare state: services stopped,
+# engine images, registry storage and package caches emptied, engine packages uninstalled).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
