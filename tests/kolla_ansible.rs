@@ -857,36 +857,21 @@ fn bootstrap_nova_cell(d: &Deployment) {
     kolla_toolbox_steps(d, &["nova-cell:bootstrap.yml"]);
     let cell = &d.config.rendered.doc["cell"];
     let conductor = d.service("nova_cell", "nova-conductor");
-    let bootstrap_volumes = strings(&cell["bootstrap_volumes"]);
     d.node.one_shot(Run {
         name: "nova_cell_bootstrap",
         image: image_of(conductor),
         env: vec![("KOLLA_UPGRADE".into(), String::new())],
-        volumes: bootstrap_volumes.clone(),
+        volumes: strings(&cell["bootstrap_volumes"]),
         bootstrap_label: true,
         ..Run::default()
     });
-    let nova_manage = |name: &'static str, command: &str| {
-        d.node.one_shot(Run {
-            name,
-            image: image_of(conductor),
-            volumes: bootstrap_volumes.clone(),
-            bootstrap_label: true,
-            command: vec![
-                "bash".into(),
-                "-c".into(),
-                format!("sudo -E kolla_set_configs && nova-manage cell_v2 {command}"),
-            ],
-            ..Run::default()
-        })
-    };
-    let cells = nova_manage("nova_list_cells", "list_cells --verbose");
+    let cells = nova_manage_cell_v2(d, "nova_list_cells", "list_cells --verbose");
     assert!(
         cell_uuid(&cells).is_none(),
         "a new deployment has no cell yet:\n{cells}"
     );
-    nova_manage("create_cell_nova", "create_cell");
-    let cells = nova_manage("nova_list_cells", "list_cells --verbose");
+    nova_manage_cell_v2(d, "create_cell_nova", "create_cell");
+    let cells = nova_manage_cell_v2(d, "nova_list_cells", "list_cells --verbose");
     assert!(
         cell_uuid(&cells).is_some(),
         "create_cell made no cell:\n{cells}"
@@ -901,6 +886,23 @@ fn start_nova_cell_services(d: &Deployment) {
         d.service("nova_cell", "nova-conductor"),
     ));
     start_the_fake_compute(d);
+}
+
+/// `nova-manage cell_v2 <command>` in a one-shot container of the conductor's image with the
+/// cell's bootstrap volumes, as get_cell_settings.yml and create_cells.yml run it; its output.
+fn nova_manage_cell_v2(d: &Deployment, name: &'static str, command: &str) -> String {
+    d.node.one_shot(Run {
+        name,
+        image: image_of(d.service("nova_cell", "nova-conductor")),
+        volumes: strings(&d.config.rendered.doc["cell"]["bootstrap_volumes"]),
+        bootstrap_label: true,
+        command: vec![
+            "bash".into(),
+            "-c".into(),
+            format!("sudo -E kolla_set_configs && nova-manage cell_v2 {command}"),
+        ],
+        ..Run::default()
+    })
 }
 
 /// The uuid of the cell that is not cell0 in `nova-manage cell_v2 list_cells` (what
@@ -1042,7 +1044,7 @@ fn check_nova_api(d: &Deployment, token: &str) {
 /// MEMORY_MB inventory. (The cell's host discovery and a server boot need the cells created
 /// before nova-api starts, as kolla-ansible's nova.yml orders it: not done yet.)
 fn check_the_fake_compute_in_placement(d: &Deployment, token: &str) {
-    let host = format!("{}_1", d.config.rendered.str("hostname"));
+    let host = fake_compute_host(d);
     let url = format!(
         "{}/resource_providers?name={host}",
         d.url("placement_internal")
@@ -1123,19 +1125,7 @@ fn discover_the_compute(d: &Deployment) {
             }
         },
     );
-    let conductor = d.service("nova_cell", "nova-conductor");
-    let cells = d.node.one_shot(Run {
-        name: "nova_list_cells",
-        image: image_of(conductor),
-        volumes: strings(&d.config.rendered.doc["cell"]["bootstrap_volumes"]),
-        bootstrap_label: true,
-        command: vec![
-            "bash".into(),
-            "-c".into(),
-            "sudo -E kolla_set_configs && nova-manage cell_v2 list_cells --verbose".into(),
-        ],
-        ..Run::default()
-    });
+    let cells = nova_manage_cell_v2(d, "nova_list_cells", "list_cells --verbose");
     let uuid = cell_uuid(&cells).unwrap_or_else(|| panic!("no cell to discover into:\n{cells}"));
     let discovered = d.node.exec_ok(
         "nova_conductor",
