@@ -15,7 +15,8 @@
 //! 3. deploys kolla-toolbox, mariadb, memcached, rabbitmq, keystone (with keystone-ssh and
 //!    keystone-fernet), glance-api, placement-api, nova-api and, for our tree, nova-scheduler and
 //!    nova's cell (its database, schema and mapping, nova-conductor, a nova-compute with nova's
-//!    FakeDriver) the way kolla-ansible's tasks and handlers do: the same
+//!    FakeDriver), neutron-server and heat (heat-api, heat-api-cfn, heat-engine) the way
+//!    kolla-ansible's tasks and handlers do: the same
 //!    one-shot bootstrap containers with the same environment (KOLLA_BOOTSTRAP, KOLLA_UPGRADE,
 //!    BOOTSTRAP_ARGS, DB_ROOT_PASSWORD, DB_MAX_TIMEOUT, KOLLA_SERVICE_NAME,
 //!    KOLLA_CONFIG_STRATEGY=COPY_ALWAYS), the same volumes, no `--user`, the same `docker exec`
@@ -27,7 +28,10 @@
 //!    provider and inventory in placement, its discovery into the cell (kolla-ansible's
 //!    wait_discover_computes.yml and discover_computes.yml), the scheduler's cell cache
 //!    refreshed (SIGHUP), and conductor, scheduler and compute up in `openstack compute service
-//!    list`.
+//!    list`; then a server booted on the fake compute (an image uploaded to glance, a flavor,
+//!    `server create --nic none` until ACTIVE, its allocation in placement), a network and a
+//!    subnet made in neutron, heat's stack domain usable and a stack of one
+//!    `OS::Heat::RandomString` created.
 //!
 //! What kolla-ansible does through its kolla_toolbox container (the common role starts it
 //! first), kolla-ansible does here too: the tasks of its roles that call its `kolla_toolbox`
@@ -74,7 +78,7 @@ const RELEASE_ARGS: [&str; 2] = ["--openstack-release", "2025.1"];
 /// `KOLLA_INSTALL_TYPE` differs), so every deployment runs the binary ones.
 const INFRA: [&str; 4] = ["kolla-toolbox", "mariadb-server", "memcached", "rabbitmq"];
 /// The OpenStack images, built for the deployment's install type.
-const OPENSTACK: [&str; 9] = [
+const OPENSTACK: [&str; 13] = [
     "keystone",
     "keystone-fernet",
     "keystone-ssh",
@@ -84,6 +88,17 @@ const OPENSTACK: [&str; 9] = [
     "nova-scheduler",
     "nova-conductor",
     "nova-compute",
+    "neutron-server",
+    "heat-api",
+    "heat-api-cfn",
+    "heat-engine",
+];
+const NEUTRON_SERVER_LOG: &str = "/var/log/kolla/neutron/neutron-server.log";
+const HEAT_LOGS: [&str; 4] = [
+    "/var/log/kolla/heat/heat-engine.log",
+    "/var/log/kolla/heat/heat-api-error.log",
+    "/var/log/kolla/heat/heat-api-cfn-error.log",
+    "/var/log/kolla/heat/apache-error.log",
 ];
 const BOOT_LIMIT: Duration = Duration::from_secs(300);
 const HEALTH_LIMIT: Duration = Duration::from_secs(180);
@@ -136,6 +151,10 @@ fn the_test_leaves_kolla_toolbox_s_work_to_it() {
         "nova:bootstrap.yml",
         "nova-cell:bootstrap.yml",
         "nova:register.yml",
+        "neutron:register.yml",
+        "neutron:bootstrap.yml",
+        "heat:register.yml",
+        "heat:bootstrap.yml",
     ] {
         assert!(
             source.contains(&format!("\"{step}")),
@@ -154,7 +173,7 @@ fn deploy_and_check(install_type: &str) {
         tag: TAG.to_string(),
     };
     let scope = Scope {
-        cell: true,
+        cloud: true,
         toolbox_reruns: install_type == "binary",
     };
     let config = render_kolla_ansible_config(install_type, &naming, scope);
@@ -182,7 +201,7 @@ pub(crate) fn kolla_trees_deployment(namespace: &str, tag: &str) -> KollaTreesDe
         tag: tag.to_string(),
     };
     let scope = Scope {
-        cell: false,
+        cloud: false,
         toolbox_reruns: false,
     };
     let config = render_kolla_ansible_config("kolla-tree", &naming, scope);
@@ -241,11 +260,11 @@ fn deploy(config: Config) {
     // service starts: nova-api and the scheduler cache the cell list), role nova's services,
     // role nova-cell's, the compute's discovery, the scheduler's cell cache refreshed.
     step!(d, bootstrap_nova_api);
-    if d.config.scope.cell {
+    if d.config.scope.cloud {
         step!(d, bootstrap_nova_cell);
     }
     step!(d, start_nova_api);
-    if d.config.scope.cell {
+    if d.config.scope.cloud {
         step!(d, start_nova_scheduler);
         step!(d, start_nova_cell_services);
     }
@@ -254,11 +273,18 @@ fn deploy(config: Config) {
     step!(d, check_glance_api, &token);
     step!(d, check_placement_api, &token);
     step!(d, check_nova_api, &token);
-    if d.config.scope.cell {
+    if d.config.scope.cloud {
         step!(d, check_the_fake_compute_in_placement, &token);
         step!(d, discover_the_compute);
         step!(d, refresh_the_scheduler_s_cell_cache);
         step!(d, check_nova_s_services_are_up);
+        // site.yml's "Apply role neutron" comes after nova.yml.
+        step!(d, start_neutron_server);
+        step!(d, boot_a_server, &token);
+        step!(d, create_a_network_and_a_subnet);
+        // "Apply role heat" follows neutron.
+        step!(d, start_heat);
+        step!(d, create_a_stack);
     }
     step!(d, rotate_the_fernet_keys, &token);
     step!(d, upgrade_to_the_same_images);
@@ -957,7 +983,7 @@ fn start_the_fake_compute(d: &Deployment) {
 }
 
 fn wait_until_the_services_are_healthy(d: &Deployment) {
-    let cell: &[&str] = if d.config.scope.cell {
+    let cell: &[&str] = if d.config.scope.cloud {
         &["nova_scheduler", "nova_conductor"]
     } else {
         &[]
@@ -1250,6 +1276,298 @@ fn check_nova_s_services_are_up(d: &Deployment) {
     );
 }
 
+/// Role neutron's deploy.yml for neutron-server (ML2 with kolla-ansible's defaults, no agents):
+/// register.yml (service-ks-register) and bootstrap.yml's database through kolla_toolbox, then
+/// bootstrap_service.yml's bootstrap_neutron one-shot (KOLLA_BOOTSTRAP: the schema) and the
+/// server's container, healthy by kolla-ansible's healthcheck.
+fn start_neutron_server(d: &Deployment) {
+    kolla_toolbox_steps(d, &["neutron:register.yml", "neutron:bootstrap.yml"]);
+    let server = d.service("neutron", "neutron-server");
+    d.node.one_shot(Run {
+        name: "bootstrap_neutron",
+        image: image_of(server),
+        env: vec![
+            ("KOLLA_BOOTSTRAP".into(), String::new()),
+            (
+                "NEUTRON_BOOTSTRAP_SERVICES".into(),
+                d.config.rendered.str("neutron_bootstrap_services"),
+            ),
+        ],
+        volumes: strings(&server["volumes"]),
+        bootstrap_label: true,
+        ..Run::default()
+    });
+    d.node.start(service_run("neutron_server", server));
+    d.node
+        .wait_healthy_showing("neutron_server", &[NEUTRON_SERVER_LOG]);
+}
+
+/// Issue 26's server: an image uploaded to glance (a file made in kolla_toolbox), a flavor,
+/// `openstack server create --nic none` through nova-api, scheduled by nova-scheduler (placement's
+/// allocation candidates), built by the conductor and the fake compute over rabbitmq, ACTIVE on
+/// the fake compute's host; placement holds the flavor's allocation for it; nova-api's server
+/// view (which asks neutron for the server's security groups) answers.
+fn boot_a_server(d: &Deployment, token: &str) {
+    d.node.exec_ok(
+        "kolla_toolbox",
+        &["bash", "-c", "head -c 1M /dev/zero > /tmp/kb-image.raw"],
+    );
+    let image = toolbox_openstack_json(
+        d,
+        &[
+            "image",
+            "create",
+            "--disk-format",
+            "raw",
+            "--container-format",
+            "bare",
+            "--file",
+            "/tmp/kb-image.raw",
+            "kb-image",
+        ],
+    );
+    assert_eq!(image["status"], "active", "the uploaded image: {image:#}");
+    assert_eq!(image["size"], 1 << 20, "the uploaded image: {image:#}");
+    toolbox_openstack_json(
+        d,
+        &[
+            "flavor", "create", "--vcpus", "1", "--ram", "128", "--disk", "1", "kb-tiny",
+        ],
+    );
+    // `--nic none` needs compute API 2.37.
+    const COMPUTE_API: [&str; 2] = ["--os-compute-api-version", "2.37"];
+    let created = toolbox_openstack_json(
+        d,
+        &[
+            &COMPUTE_API[..],
+            &[
+                "server",
+                "create",
+                "--flavor",
+                "kb-tiny",
+                "--image",
+                "kb-image",
+                "--nic",
+                "none",
+                "kb-server",
+            ],
+        ]
+        .concat(),
+    );
+    let id = created["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("server create: no id in {created:#}"))
+        .to_string();
+    let mut server = Value::Null;
+    wait_for("kb-server ACTIVE", BOOT_LIMIT, || {
+        server = toolbox_openstack_json(d, &[&COMPUTE_API[..], &["server", "show", &id]].concat());
+        match server["status"].as_str() {
+            Some("ACTIVE") => Ok(()),
+            Some("ERROR") => panic!(
+                "kb-server went to ERROR: {:#}\n{}\n{}",
+                server["fault"],
+                nova_logs(d),
+                neutron_logs(d)
+            ),
+            _ => Err(format!("{server:#}\n{}", nova_logs(d))),
+        }
+    });
+    assert_eq!(
+        server["OS-EXT-SRV-ATTR:host"],
+        fake_compute_host(d).as_str(),
+        "kb-server's host: {server:#}"
+    );
+    let allocations = keystone_api(
+        &d.node,
+        token,
+        "GET",
+        &format!("{}/allocations/{id}", d.url("placement_internal")),
+        None,
+    );
+    let resources: Vec<&Value> = allocations["allocations"]
+        .as_object()
+        .into_iter()
+        .flat_map(|a| a.values())
+        .map(|provider| &provider["resources"])
+        .collect();
+    assert_eq!(
+        resources,
+        [&json!({"VCPU": 1, "MEMORY_MB": 128, "DISK_GB": 1})],
+        "kb-server's allocations in placement: {allocations:#}"
+    );
+}
+
+/// `openstack network create` and `subnet create` through neutron-server (a VXLAN tenant
+/// network by kolla-ansible's ml2_conf.ini; the subnet is a documentation range: nothing is
+/// wired, no agent runs).
+fn create_a_network_and_a_subnet(d: &Deployment) {
+    let network = toolbox_openstack_json(d, &["network", "create", "kb-net"]);
+    assert_eq!(network["status"], "ACTIVE", "kb-net: {network:#}");
+    assert_eq!(
+        network["provider:network_type"], "vxlan",
+        "kb-net: {network:#}"
+    );
+    let subnet = toolbox_openstack_json(
+        d,
+        &[
+            "subnet",
+            "create",
+            "--network",
+            "kb-net",
+            "--subnet-range",
+            "192.0.2.0/24",
+            "kb-subnet",
+        ],
+    );
+    assert_eq!(subnet["cidr"], "192.0.2.0/24", "kb-subnet: {subnet:#}");
+    assert_eq!(subnet["network_id"], network["id"], "kb-subnet: {subnet:#}");
+}
+
+/// Role heat's deploy.yml: register.yml (heat and heat-cfn in the catalog, the heat user, the
+/// stack owner and stack user roles, the admin a stack owner) and bootstrap.yml's database
+/// through kolla_toolbox, bootstrap_service.yml's bootstrap_heat one-shot (the schema, and heat's
+/// stack domain and its admin, made by the image with the admin's `OS_*` credentials kolla-ansible
+/// passes), then heat-api, heat-api-cfn and heat-engine, healthy by kolla-ansible's healthchecks.
+/// The domain's admin can then log into it with HEAT_DOMAIN_ADMIN_PASSWORD.
+fn start_heat(d: &Deployment) {
+    kolla_toolbox_steps(d, &["heat:register.yml", "heat:bootstrap.yml"]);
+    bootstrap_heat(d);
+    for (container, service) in [
+        ("heat_api", "heat-api"),
+        ("heat_api_cfn", "heat-api-cfn"),
+        ("heat_engine", "heat-engine"),
+    ] {
+        d.node
+            .start(service_run(container, d.service("heat", service)));
+    }
+    for container in ["heat_api", "heat_api_cfn", "heat_engine"] {
+        d.node.wait_healthy_showing(container, &HEAT_LOGS);
+    }
+    let domain_admin_password = d.config.rendered.str("heat_domain_admin_password");
+    // heat-engine logs in as the domain's admin, scoped to the domain, to make stack users.
+    let auth_body = json!({"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": "heat_domain_admin", "domain": {"name": "heat_user_domain"},
+            "password": domain_admin_password}}},
+        "scope": {"domain": {"name": "heat_user_domain"}}}})
+    .to_string();
+    let (status, headers, body) = http(
+        &d.node,
+        "keystone",
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            &auth_body,
+            &d.tokens_url(),
+        ],
+    );
+    assert_eq!(
+        status, 201,
+        "heat_domain_admin's token for heat_user_domain:\n{headers}\n{body}"
+    );
+}
+
+/// bootstrap_service.yml's bootstrap_heat one-shot (deploy and upgrade alike): KOLLA_BOOTSTRAP
+/// with the admin's `OS_*` credentials and HEAT_DOMAIN_ADMIN_PASSWORD.
+fn bootstrap_heat(d: &Deployment) {
+    let api = d.service("heat", "heat-api");
+    let doc = &d.config.rendered.doc;
+    let auth = &doc["openstack_auth"];
+    let field = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    d.node.one_shot(Run {
+        name: "bootstrap_heat",
+        image: image_of(api),
+        env: [
+            ("KOLLA_BOOTSTRAP", String::new()),
+            ("OS_AUTH_URL", field(&auth["auth_url"])),
+            ("OS_IDENTITY_API_VERSION", "3".into()),
+            ("OS_INTERFACE", "internal".into()),
+            ("OS_USERNAME", field(&auth["username"])),
+            ("OS_PASSWORD", field(&auth["password"])),
+            ("OS_PROJECT_NAME", field(&auth["project_name"])),
+            ("OS_USER_DOMAIN_NAME", field(&auth["user_domain_name"])),
+            ("OS_REGION_NAME", field(&doc["openstack_region_name"])),
+            (
+                "HEAT_DOMAIN_ADMIN_PASSWORD",
+                d.config.rendered.str("heat_domain_admin_password"),
+            ),
+        ]
+        .map(|(k, v)| (k.to_string(), v))
+        .to_vec(),
+        volumes: strings(&api["volumes"]),
+        bootstrap_label: true,
+        ..Run::default()
+    });
+}
+
+/// A heat stack of one `OS::Heat::RandomString`, through heat-api's REST API (kolla_toolbox has
+/// no heat client, as kolla's has none): heat-engine creates it over rabbitmq
+/// (CREATE_COMPLETE) and its output is the string, of the length asked for.
+fn create_a_stack(d: &Deployment) {
+    let token = toolbox_openstack_json(d, &["token", "issue"]);
+    let (id, project) = (
+        token["id"].as_str().unwrap_or_default(),
+        token["project_id"].as_str().unwrap_or_default(),
+    );
+    let stacks = format!("{}/v1/{project}/stacks", d.url("heat_internal"));
+    let template = json!({
+        "heat_template_version": "2018-08-31",
+        "resources": {"random": {"type": "OS::Heat::RandomString", "properties": {"length": 12}}},
+        "outputs": {"value": {"value": {"get_attr": ["random", "value"]}}},
+    });
+    let created = keystone_api(
+        &d.node,
+        id,
+        "POST",
+        &stacks,
+        Some(json!({"stack_name": "kb-stack", "template": template})),
+    );
+    let stack_id = created["stack"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("stack create: no id in {created:#}"))
+        .to_string();
+    let mut stack = Value::Null;
+    wait_for("kb-stack CREATE_COMPLETE", BOOT_LIMIT, || {
+        stack = keystone_api(
+            &d.node,
+            id,
+            "GET",
+            &format!("{stacks}/kb-stack/{stack_id}"),
+            None,
+        )["stack"]
+            .clone();
+        match stack["stack_status"].as_str() {
+            Some("CREATE_COMPLETE") => Ok(()),
+            Some("CREATE_FAILED") => panic!(
+                "kb-stack failed: {}\n{}",
+                stack["stack_status_reason"],
+                heat_logs(d)
+            ),
+            _ => Err(format!("{stack:#}\n{}", heat_logs(d))),
+        }
+    });
+    let value = stack["outputs"][0]["output_value"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(value.chars().count(), 12, "kb-stack's output: {stack:#}");
+}
+
+/// The last lines of heat-engine's and heat-api's logs (kolla_logs), for a failure.
+fn heat_logs(d: &Deployment) -> String {
+    HEAT_LOGS
+        .iter()
+        .map(|file| d.node.kolla_log(file))
+        .collect()
+}
+
+/// The last lines of neutron-server's log (kolla_logs), for a failure.
+fn neutron_logs(d: &Deployment) -> String {
+    d.node.kolla_log(NEUTRON_SERVER_LOG)
+}
+
 /// The last lines of nova's scheduler, conductor and compute logs (kolla_logs), for a failure.
 fn nova_logs(d: &Deployment) -> String {
     let mut logs = String::new();
@@ -1343,6 +1661,23 @@ fn upgrade_to_the_same_images(d: &Deployment) {
     let placement = d.service("placement", "placement-api");
     upgrade("bootstrap_placement", placement, &[("KOLLA_UPGRADE", "")]);
     upgrade("bootstrap_placement", placement, &[("KOLLA_OSM", "")]);
+    if d.config.scope.cloud {
+        // rolling_upgrade.yml's two phases; heat's upgrade.yml runs its bootstrap again (the
+        // stack domain and its admin are found, not made twice).
+        let neutron = d.service("neutron", "neutron-server");
+        for phase in ["NEUTRON_DB_EXPAND", "NEUTRON_DB_CONTRACT"] {
+            upgrade(
+                "bootstrap_neutron",
+                neutron,
+                &[
+                    ("KOLLA_UPGRADE", ""),
+                    (phase, ""),
+                    ("NEUTRON_ROLLING_UPGRADE_SERVICES", ""),
+                ],
+            );
+        }
+        bootstrap_heat(d);
+    }
     // rabbitmq's upgrade reads the running version.
     let version = d.node.exec_ok("rabbitmq", &["rabbitmqctl", "--version"]);
     assert!(
@@ -1438,11 +1773,13 @@ fn check_privileged_containers_get_what_the_sandbox_allows(d: &Deployment) {
 }
 
 fn check_the_containers_run_as_the_images_users(d: &Deployment) {
-    let cell: &[(&str, &str)] = if d.config.scope.cell {
+    let cell: &[(&str, &str)] = if d.config.scope.cloud {
         &[
             ("nova_scheduler", "nova"),
             ("nova_conductor", "nova"),
             ("nova_compute_fake_1", "nova"),
+            ("neutron_server", "neutron"),
+            ("heat_engine", "heat"),
             ("kolla_toolbox", "ansible"),
         ]
     } else {
@@ -1478,9 +1815,10 @@ struct Config {
 /// What a deployment covers beyond the steps every tree's images go through.
 #[derive(Clone, Copy)]
 struct Scope {
-    /// nova's cell (scheduler, conductor, the fake compute): our tree's images; kolla's tree's
+    /// The cloud past nova-api: nova's cell (scheduler, conductor, the fake compute),
+    /// neutron-server, a server booted, a network made: our tree's images; kolla's tree's
     /// selection stops at nova-api.
-    cell: bool,
+    cloud: bool,
     /// Each kolla_toolbox step a second time, which must change nothing. The kolla-toolbox image
     /// (one template, whatever the install type) and kolla-ansible's modules are the same in
     /// every deployment of a test run, so one of them checks it: our tree's binary one.
@@ -1903,7 +2241,20 @@ impl Node {
     /// Waits (bounded) for Docker to report the container healthy: kolla-ansible's healthcheck
     /// command, run by the engine as the image's user.
     fn wait_healthy(&self, container: &str) {
+        self.wait_healthy_showing(container, &[]);
+    }
+
+    /// `wait_healthy`, whose failure also shows the last lines of `log_files` (in kolla_logs,
+    /// read through kolla_toolbox, which mounts the volume too: a service that exited cannot
+    /// show its own).
+    fn wait_healthy_showing(&self, container: &str, log_files: &[&str]) {
         let name = self.name(container);
+        let service_logs = || {
+            log_files
+                .iter()
+                .map(|file| self.kolla_log(file))
+                .collect::<String>()
+        };
         wait_for(&format!("{container} healthy"), HEALTH_LIMIT, || {
             let state = docker_ok(&[
                 "inspect",
@@ -1914,18 +2265,26 @@ impl Node {
             let state = state.trim();
             assert!(
                 state.starts_with("running"),
-                "{container} is not running ({state}):\n{}",
-                self.logs(&name)
+                "{container} is not running ({state}):\n{}{}",
+                self.logs(&name),
+                service_logs()
             );
             if state == "running healthy" {
                 return Ok(());
             }
             let health = docker_ok(&["inspect", "--format", "{{json .State.Health}}", &name]);
             Err(format!(
-                "{state}\nhealth: {health}\nlogs:\n{}",
-                self.logs(&name)
+                "{state}\nhealth: {health}\nlogs:\n{}{}",
+                self.logs(&name),
+                service_logs()
             ))
         });
+    }
+
+    /// The last lines of a log file in kolla_logs (`/var/log/kolla/...`), read in kolla_toolbox.
+    fn kolla_log(&self, file: &str) -> String {
+        let out = self.exec("kolla_toolbox", &["tail", "-n", "40", file]);
+        format!("--- {file}\n{}", text(&out))
     }
 }
 

@@ -37,6 +37,7 @@ const REQUIRED: &[&str] = &[
     "neutron-metadata-agent",
     "heat-base",
     "heat-api",
+    "heat-api-cfn",
     "heat-engine",
     "horizon",
     "mariadb-server",
