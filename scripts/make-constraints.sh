@@ -17,7 +17,10 @@ case "$release" in
         neutron==26.0.0 openstack-heat==24.0.0 horizon==25.3.0)
     # kolla-toolbox's Ansible: the newest series for each Python.
     # kolla-toolbox's extra libraries (influxdb, pyudev: kolla's image has them).
-    extra=('ansible-core>=2.15,<2.19' 'setuptools<81' pip wheel influxdb pyudev)
+    # horizon 25.3.0's SCSS imports Font Awesome 4's font-awesome.scss, but its requirements
+    # give XStatic-Font-Awesome no upper bound (6.x has no such file: `compress` fails).
+    extra=('ansible-core>=2.15,<2.19' 'setuptools<81' pip wheel influxdb pyudev
+        'xstatic-font-awesome<5')
     ;;
 *)
     echo "make-constraints: no recipe for release $release" >&2

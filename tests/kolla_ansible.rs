@@ -15,7 +15,7 @@
 //! 3. deploys kolla-toolbox, mariadb, memcached, rabbitmq, keystone (with keystone-ssh and
 //!    keystone-fernet), glance-api, placement-api, nova-api and, for our tree, nova-scheduler and
 //!    nova's cell (its database, schema and mapping, nova-conductor, a nova-compute with nova's
-//!    FakeDriver), neutron-server and heat (heat-api, heat-api-cfn, heat-engine) the way
+//!    FakeDriver), neutron-server, heat (heat-api, heat-api-cfn, heat-engine) and horizon the way
 //!    kolla-ansible's tasks and handlers do: the same
 //!    one-shot bootstrap containers with the same environment (KOLLA_BOOTSTRAP, KOLLA_UPGRADE,
 //!    BOOTSTRAP_ARGS, DB_ROOT_PASSWORD, DB_MAX_TIMEOUT, KOLLA_SERVICE_NAME,
@@ -31,7 +31,7 @@
 //!    list`; then a server booted on the fake compute (an image uploaded to glance, a flavor,
 //!    `server create --nic none` until ACTIVE, its allocation in placement), a network and a
 //!    subnet made in neutron, heat's stack domain usable and a stack of one
-//!    `OS::Heat::RandomString` created.
+//!    `OS::Heat::RandomString` created, and horizon logged into by headless Chromium.
 //!
 //! What kolla-ansible does through its kolla_toolbox container (the common role starts it
 //! first), kolla-ansible does here too: the tasks of its roles that call its `kolla_toolbox`
@@ -78,7 +78,7 @@ const RELEASE_ARGS: [&str; 2] = ["--openstack-release", "2025.1"];
 /// `KOLLA_INSTALL_TYPE` differs), so every deployment runs the binary ones.
 const INFRA: [&str; 4] = ["kolla-toolbox", "mariadb-server", "memcached", "rabbitmq"];
 /// The OpenStack images, built for the deployment's install type.
-const OPENSTACK: [&str; 13] = [
+const OPENSTACK: [&str; 14] = [
     "keystone",
     "keystone-fernet",
     "keystone-ssh",
@@ -92,6 +92,7 @@ const OPENSTACK: [&str; 13] = [
     "heat-api",
     "heat-api-cfn",
     "heat-engine",
+    "horizon",
 ];
 const NEUTRON_SERVER_LOG: &str = "/var/log/kolla/neutron/neutron-server.log";
 const HEAT_LOGS: [&str; 4] = [
@@ -285,6 +286,9 @@ fn deploy(config: Config) {
         // "Apply role heat" follows neutron.
         step!(d, start_heat);
         step!(d, create_a_stack);
+        // "Apply role horizon" follows heat.
+        step!(d, start_horizon);
+        step!(d, log_into_horizon_in_a_browser);
     }
     step!(d, rotate_the_fernet_keys, &token);
     step!(d, upgrade_to_the_same_images);
@@ -1501,6 +1505,80 @@ fn bootstrap_heat(d: &Deployment) {
         bootstrap_label: true,
         ..Run::default()
     });
+}
+
+/// Role horizon's deploy.yml with kolla-ansible's defaults (sessions in memcached, so no
+/// database and no bootstrap): the horizon container with its ENABLE_* and FORCE_GENERATE,
+/// healthy once Apache serves the dashboard (the image collects and compresses the static files
+/// first).
+fn start_horizon(d: &Deployment) {
+    d.node
+        .start(service_run("horizon", d.service("horizon", "horizon")));
+    d.node
+        .wait_healthy_showing("horizon", &["/var/log/kolla/horizon/horizon-error.log"]);
+}
+
+/// issue 26's browser: headless Chromium (Debian's, driven by selenium from PyPI:
+/// scripts/setup-browser.sh) inside the node's network namespace opens horizon's login page,
+/// logs in as kolla-ansible's admin and must reach the project overview, which counts the
+/// server booted above; screenshots of both pages are kept in target/test-artifacts (not
+/// committed).
+fn log_into_horizon_in_a_browser(d: &Deployment) {
+    let python = Path::new(REPO).join("target/browser-venv/bin/python");
+    assert!(
+        python.exists(),
+        "no selenium venv at {}: run scripts/setup-browser.sh (scripts/test.sh does)",
+        python.display()
+    );
+    let artifacts = Path::new(REPO).join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let screenshots = artifacts.join(format!("horizon-{}", d.config.label));
+    let pid = docker_ok(&["inspect", "-f", "{{.State.Pid}}", &d.node.holder]);
+    let auth = &d.config.rendered.doc["openstack_auth"];
+    let out = Command::new("nsenter")
+        .arg(format!("--net=/proc/{}/ns/net", pid.trim()))
+        .arg(&python)
+        .arg(Path::new(REPO).join("tests/kolla-ansible/horizon_login.py"))
+        .arg(format!("{}/", d.url("horizon_internal")))
+        .arg(auth["username"].as_str().unwrap_or_default())
+        .arg(auth["password"].as_str().unwrap_or_default())
+        .arg(&screenshots)
+        .output()
+        .expect("run tests/kolla-ansible/horizon_login.py");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "horizon_login.py: no JSON ({e}):\n{}\n{}",
+            text(&out),
+            d.node.kolla_log("/var/log/kolla/horizon/horizon-error.log")
+        )
+    });
+    let login_title = report["login"]["title"].as_str().unwrap_or_default();
+    assert!(
+        login_title.contains("Login"),
+        "horizon's login page: {report:#}"
+    );
+    let after = &report["after_login"];
+    let url = after["url"].as_str().unwrap_or_default();
+    let title = after["title"].as_str().unwrap_or_default();
+    assert!(
+        url.ends_with("/project/") && title.contains("Overview"),
+        "logging into horizon as {} must reach the project overview: {report:#}\n{}",
+        auth["username"],
+        d.node.kolla_log("/var/log/kolla/horizon/horizon-error.log")
+    );
+    // The overview counts what this deployment made: the server booted above, its flavor's RAM.
+    let page = after["text"].as_str().unwrap_or_default();
+    for seen in ["Instances\nUsed 1 of", "RAM\nUsed 128MB of"] {
+        assert!(
+            page.contains(seen),
+            "horizon's overview shows {seen:?}: {page}"
+        );
+    }
+    eprintln!(
+        "horizon {}: logged in, \"{title}\" at {url}; screenshots {}-login.png, -overview.png",
+        d.config.label,
+        screenshots.display()
+    );
 }
 
 /// A heat stack of one `OS::Heat::RandomString`, through heat-api's REST API (kolla_toolbox has
