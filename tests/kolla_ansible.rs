@@ -575,19 +575,7 @@ fn get_an_admin_token(d: &Deployment) -> String {
         "scope": {"project": {"name": auth["project_name"],
                               "domain": {"name": auth["domain_name"]}}}}})
     .to_string();
-    let (status, headers, body) = http(
-        &d.node,
-        "keystone",
-        &[
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "--data",
-            &auth_body,
-            &d.tokens_url(),
-        ],
-    );
+    let (status, headers, body) = post_to_the_tokens_url(d, &auth_body);
     assert_eq!(status, 201, "POST /v3/auth/tokens:\n{headers}\n{body}");
     headers
         .lines()
@@ -597,6 +585,24 @@ fn get_an_admin_token(d: &Deployment) -> String {
                 .then(|| value.trim().to_string())
         })
         .expect("an X-Subject-Token")
+}
+
+/// `POST /v3/auth/tokens` with a JSON `auth` body (a login: no keystone write); status, headers,
+/// body.
+fn post_to_the_tokens_url(d: &Deployment, auth_body: &str) -> (u32, String, String) {
+    http(
+        &d.node,
+        "keystone",
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            auth_body,
+            &d.tokens_url(),
+        ],
+    )
 }
 
 /// keystone's register.yml (its services through service-ks-register, the default user role)
@@ -1455,19 +1461,7 @@ fn start_heat(d: &Deployment) {
             "password": domain_admin_password}}},
         "scope": {"domain": {"name": "heat_user_domain"}}}})
     .to_string();
-    let (status, headers, body) = http(
-        &d.node,
-        "keystone",
-        &[
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "--data",
-            &auth_body,
-            &d.tokens_url(),
-        ],
-    );
+    let (status, headers, body) = post_to_the_tokens_url(d, &auth_body);
     assert_eq!(
         status, 201,
         "heat_domain_admin's token for heat_user_domain:\n{headers}\n{body}"

@@ -36,15 +36,6 @@ if [[ -v KOLLA_OSM ]]; then
     exit $?
 fi
 
-# Apache: Debian's apache2 takes its run-time settings from /etc/apache2/envvars (sourced here,
-# so that they reach the exec'd command), and will not start over the pid file a previous run of
-# the container left behind.
-if [[ -f /etc/apache2/envvars ]]; then
-    # envvars reads variables that may be unset: kolla_start runs with nounset.
-    set +o nounset
-    # shellcheck source=/dev/null
-    . /etc/apache2/envvars
-    set -o nounset
-    mkdir -p "${APACHE_RUN_DIR}" "${APACHE_LOCK_DIR}" "${APACHE_LOG_DIR}"
-fi
-rm -f /run/httpd/httpd.pid /run/apache2/apache2.pid
+# Apache's run-time settings and stale pid files (base/httpd_setup.sh).
+# shellcheck source=/dev/null
+. /usr/local/bin/kolla_httpd_setup
