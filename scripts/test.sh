@@ -2,7 +2,7 @@
 # The project's test command (README "Tests"; CI runs exactly this): formatting, lints, the
 # engines (dockerd and podman, installed and started if missing), then the unit, CLI and
 # real-engine tests, the package caches' (scripts/setup-caches.sh) included. A clean run took
-# 2739 s on 2 cores (2026-12-07, fresh clone of abcef53 from a bare state: services stopped,
+# 3053 s on 2 cores (2026-12-08, fresh clone of ee5dc0f from a bare state: services stopped,
 # engine images, registry storage and package caches emptied, engine packages uninstalled).
 set -euo pipefail
 cd "$(dirname "$0")/.."
